@@ -1,0 +1,83 @@
+"""sqlite-ml: machine learning inside SQLite, from plain SQL functions.
+
+>>> import sqlite3, sqlite_ml
+>>> conn = sqlite3.connect("data.db")
+>>> sqlite_ml.register(conn)
+>>> conn.execute("SELECT sqml_load_dataset('iris')").fetchone()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import SqmlError
+
+if TYPE_CHECKING:
+    from .functions import Session
+
+__all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
+
+_modes: dict[int, str] = {}
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Create or migrate the sqml schema in ``conn`` and register every ``sqml_*`` function.
+
+    Idempotent. The connection's own settings (row_factory, isolation level, text
+    factory) are left as they were.
+    """
+    from . import binding, store
+    from .functions import FUNCTIONS, Session
+
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(f"register() needs a sqlite3.Connection, got {type(conn).__name__}")
+    # Our queries expect plain tuples and str; the caller's factories are restored after.
+    row_factory, text_factory = conn.row_factory, conn.text_factory
+    conn.row_factory, conn.text_factory = None, str
+    try:
+        store.ensure_schema(conn)
+    finally:
+        conn.row_factory, conn.text_factory = row_factory, text_factory
+    binder = binding.binder_for(conn)
+    session = Session(conn)
+    for function in FUNCTIONS:
+        binder.bind(
+            conn,
+            function.name,
+            _with_plain_rows(session, function.bound_to(session)),
+            deterministic=function.deterministic,
+            direct_only=function.direct_only,
+        )
+    _modes[id(conn)] = binder.mode
+
+
+def _with_plain_rows(session: Session, call: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a function with the connection's row and text factories at their defaults."""
+
+    def run(*args: Any) -> Any:
+        conn = session.conn
+        row_factory, text_factory = conn.row_factory, conn.text_factory
+        if row_factory is None and text_factory is str:
+            return call(*args)
+        conn.row_factory, conn.text_factory = None, str
+        try:
+            return call(*args)
+        finally:
+            conn.row_factory, conn.text_factory = row_factory, text_factory
+
+    return run
+
+
+def binding_mode(conn: sqlite3.Connection) -> str | None:
+    """'capi' (our own SQL error messages) or 'stdlib' (generic ones), once registered."""
+    return _modes.get(id(conn))
+
+
+def last_error(conn: sqlite3.Connection) -> str | None:
+    """In 'stdlib' mode, the real message of the last sqml function that failed on ``conn``."""
+    from .binding import _stdlib_binder
+
+    return _stdlib_binder.last_errors.get(id(conn))

@@ -1,0 +1,270 @@
+"""How SQL functions are attached to a stdlib ``sqlite3.Connection``.
+
+Python's ``sqlite3.Connection.create_function`` turns every exception into the fixed text
+"user-defined function raised exception" (CPython issue 98893), so a user would never
+see why a call failed. The ``capi`` binder registers our functions through SQLite's own
+C API instead (``sqlite3_create_function_v2`` via ctypes), on the very ``sqlite3*``
+handle the connection owns and with symbols resolved from the library that Python's
+``_sqlite3`` module itself is linked to, so errors carry our message
+(``sqlite3_result_error``). It is never a second SQLite copy in the process: the binder
+checks that the library it found reports the same version as ``sqlite3.sqlite_version``
+and that the handle it read is the connection's (same file, same change count).
+
+Where that cannot be set up, the ``stdlib`` binder is used with a one-time warning; the
+precise message of the last failure is then kept for ``sqlite_ml.last_error(conn)``.
+``SQLITE_ML_BINDING=stdlib`` forces it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import sqlite3
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from .errors import SqmlError
+
+SqlCallable = Callable[..., Any]
+
+_SQLITE_UTF8 = 1
+_SQLITE_DETERMINISTIC = 0x800
+_SQLITE_DIRECTONLY = 0x80000
+_SQLITE_TRANSIENT = ctypes.c_void_p(-1)
+_INTEGER, _FLOAT, _TEXT, _BLOB, _NULL = 1, 2, 3, 4, 5
+
+_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+_DESTROY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def error_message(error: BaseException, function_name: str) -> str:
+    if isinstance(error, SqmlError):
+        return error.message
+    return f"{function_name}: unexpected {type(error).__name__}: {error}"
+
+
+class _CApi:
+    """The subset of SQLite's C API we call, bound to the library ``_sqlite3`` uses."""
+
+    def __init__(self) -> None:
+        import _sqlite3
+
+        path = getattr(_sqlite3, "__file__", None)
+        if not path:
+            raise OSError("the _sqlite3 module is built into the interpreter")
+        lib = ctypes.CDLL(path)
+        p, i, d, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_double, ctypes.c_int64
+
+        def bind(name: str, restype: Any, *argtypes: Any) -> Any:
+            function = getattr(lib, name)  # AttributeError when not exported
+            function.restype = restype
+            function.argtypes = list(argtypes)
+            return function
+
+        self.libversion = bind("sqlite3_libversion", ctypes.c_char_p)
+        self.db_filename = bind("sqlite3_db_filename", ctypes.c_char_p, p, ctypes.c_char_p)
+        self.total_changes = bind("sqlite3_total_changes", i, p)
+        self.create_function = bind(
+            "sqlite3_create_function_v2", i, p, ctypes.c_char_p, i, i, p, _FUNC, p, p, _DESTROY
+        )
+        self.value_type = bind("sqlite3_value_type", i, p)
+        self.value_int64 = bind("sqlite3_value_int64", i64, p)
+        self.value_double = bind("sqlite3_value_double", d, p)
+        self.value_text = bind("sqlite3_value_text", p, p)
+        self.value_blob = bind("sqlite3_value_blob", p, p)
+        self.value_bytes = bind("sqlite3_value_bytes", i, p)
+        self.result_null = bind("sqlite3_result_null", None, p)
+        self.result_int64 = bind("sqlite3_result_int64", None, p, i64)
+        self.result_double = bind("sqlite3_result_double", None, p, d)
+        self.result_text = bind("sqlite3_result_text", None, p, ctypes.c_char_p, i, p)
+        self.result_blob = bind("sqlite3_result_blob", None, p, ctypes.c_char_p, i, p)
+        self.result_error = bind("sqlite3_result_error", None, p, ctypes.c_char_p, i)
+        self.result_error_nomem = bind("sqlite3_result_error_nomem", None, p)
+        version = self.libversion().decode()
+        if version != sqlite3.sqlite_version:
+            raise OSError(
+                f"found SQLite {version} but the sqlite3 module uses {sqlite3.sqlite_version}"
+            )
+
+    def handle(self, conn: sqlite3.Connection) -> int:
+        """The connection's ``sqlite3*``: the first field after the object header."""
+        if not isinstance(conn, sqlite3.Connection):
+            raise TypeError("not a sqlite3.Connection")
+        db = ctypes.c_void_p.from_address(id(conn) + object.__basicsize__).value
+        if not db:
+            raise OSError("the connection has no open database handle")
+        main = next(row for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+        filename = (self.db_filename(db, b"main") or b"").decode("utf-8", "surrogateescape")
+        if filename != (main[2] or "") or self.total_changes(db) != conn.total_changes:
+            raise OSError("the handle found does not belong to this connection")
+        return int(db)
+
+
+# Closures SQLite may still call, by registration token; dropped by SQLite's xDestroy.
+_live_callbacks: dict[int, Any] = {}
+_tokens = itertools.count(1)
+
+
+@_DESTROY
+def _forget_callback(token: int | None) -> None:
+    _live_callbacks.pop(token or 0, None)
+
+
+class CApiBinder:
+    mode = "capi"
+
+    def __init__(self) -> None:
+        self.api = _CApi()
+
+    def check(self, conn: sqlite3.Connection) -> None:
+        self.api.handle(conn)
+
+    def bind(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        function: SqlCallable,
+        deterministic: bool = False,
+        direct_only: bool = False,
+    ) -> None:
+        api = self.api
+        db = api.handle(conn)
+        read_value = self._reader()
+        write_result = self._writer()
+
+        def trampoline(context: int, argc: int, argv: int) -> None:
+            try:
+                values = (ctypes.c_void_p * argc).from_address(argv) if argc else ()
+                result = function(*[read_value(value or 0) for value in values])
+                write_result(context, result)
+            except MemoryError:
+                api.result_error_nomem(context)
+            except BaseException as error:  # noqa: BLE001 - nothing may unwind into SQLite
+                message = error_message(error, name).encode("utf-8", "replace")
+                api.result_error(context, message, len(message))
+
+        callback = _FUNC(trampoline)
+        token = next(_tokens)
+        _live_callbacks[token] = callback
+        flags = _SQLITE_UTF8
+        if deterministic:
+            flags |= _SQLITE_DETERMINISTIC
+        if direct_only and sqlite3.sqlite_version_info >= (3, 30, 0):
+            flags |= _SQLITE_DIRECTONLY
+        rc = api.create_function(
+            db, name.encode(), -1, flags, token, callback, None, None, _forget_callback
+        )
+        if rc != 0:
+            _live_callbacks.pop(token, None)
+            raise sqlite3.OperationalError(f"could not register {name} (SQLite error {rc})")
+
+    def _reader(self) -> Callable[[int], Any]:
+        api = self.api
+
+        def read_value(value: int) -> Any:
+            kind = api.value_type(value)
+            if kind == _TEXT:
+                size = api.value_bytes(value)
+                return ctypes.string_at(api.value_text(value), size).decode("utf-8", "replace")
+            if kind == _INTEGER:
+                return api.value_int64(value)
+            if kind == _FLOAT:
+                return api.value_double(value)
+            if kind == _BLOB:
+                size = api.value_bytes(value)
+                return ctypes.string_at(api.value_blob(value), size) if size else b""
+            return None
+
+        return read_value
+
+    def _writer(self) -> Callable[[int, Any], None]:
+        api = self.api
+
+        def write_result(context: int, result: Any) -> None:
+            if result is None:
+                api.result_null(context)
+            elif isinstance(result, str):
+                data = result.encode("utf-8")
+                api.result_text(context, data, len(data), _SQLITE_TRANSIENT)
+            elif isinstance(result, bool):
+                api.result_int64(context, int(result))
+            elif isinstance(result, int):
+                api.result_int64(context, result)
+            elif isinstance(result, float):
+                api.result_double(context, result)
+            elif isinstance(result, (bytes, bytearray, memoryview)):
+                data = bytes(result)
+                api.result_blob(context, data, len(data), _SQLITE_TRANSIENT)
+            else:
+                raise TypeError(f"cannot return a {type(result).__name__} to SQL")
+
+        return write_result
+
+
+class StdlibBinder:
+    """``create_function``: works everywhere, but SQLite only sees a generic error text."""
+
+    mode = "stdlib"
+
+    def __init__(self) -> None:
+        self.last_errors: dict[int, str] = {}
+
+    def check(self, conn: sqlite3.Connection) -> None:
+        pass
+
+    def bind(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        function: SqlCallable,
+        deterministic: bool = False,
+        direct_only: bool = False,
+    ) -> None:
+        key = id(conn)
+        last_errors = self.last_errors
+
+        def wrapper(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except Exception as error:
+                last_errors[key] = error_message(error, name)
+                raise
+
+        conn.create_function(name, -1, wrapper, deterministic=deterministic)
+
+
+_binder: CApiBinder | StdlibBinder | None = None
+_stdlib_binder = StdlibBinder()
+
+
+def binder_for(conn: sqlite3.Connection) -> CApiBinder | StdlibBinder:
+    """The C-API binder when it works for this connection, else the stdlib one."""
+    global _binder
+    if os.environ.get("SQLITE_ML_BINDING", "").lower() == "stdlib":
+        return _stdlib_binder
+    if _binder is None:
+        try:
+            _binder = CApiBinder()
+        except (OSError, AttributeError, ImportError) as error:
+            warnings.warn(
+                f"sqlite-ml: SQLite's C API is not reachable ({error}); SQL errors from sqml "
+                "functions will read 'user-defined function raised exception' "
+                "(sqlite_ml.last_error(conn) gives the real message)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _binder = _stdlib_binder
+    if isinstance(_binder, CApiBinder):
+        try:
+            _binder.check(conn)
+        except (OSError, TypeError, StopIteration) as error:
+            warnings.warn(
+                f"sqlite-ml: cannot use SQLite's C API on this connection ({error}); "
+                "falling back to Python's create_function",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return _stdlib_binder
+    return _binder

@@ -1,0 +1,120 @@
+"""Data access: the only place that turns user-supplied names into SQL.
+
+Every table or column name is quoted as an identifier here, so a name holding quotes,
+brackets, spaces, semicolons or unicode is a name and never SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import SqmlError, choices, shorten
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a name as an SQLite identifier ("" doubles any embedded quote)."""
+    if not isinstance(name, str) or name == "":
+        raise SqmlError(f"invalid identifier {shorten(name)}: a non-empty text name is required")
+    if "\x00" in name:
+        raise SqmlError(f"invalid identifier {shorten(name)}: names cannot contain NUL characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table or view that the user named, as found in the schema."""
+
+    name: str
+    kind: str  # 'table' or 'view'
+    columns: tuple[str, ...]
+
+
+def user_relations(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'sqml\\_%' ESCAPE '\\' "
+        "ORDER BY name"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
+    """Look a table or view up by exact name; a clear error lists the ones that exist."""
+    if not isinstance(name, str) or not name:
+        raise SqmlError(
+            f"dataset must be the name of a table or view, got {shorten(name)}; "
+            f"available: {choices(user_relations(conn)) or 'none'}"
+        )
+    # SQLite matches names without regard to ASCII case; an exact match wins. Temporary
+    # tables and views live in their own schema and shadow the main one, as in SQL.
+    row = conn.execute(
+        "SELECT name, type FROM ("
+        " SELECT name, type, 0 AS place FROM sqlite_temp_master"
+        " UNION ALL SELECT name, type, 1 AS place FROM sqlite_master"
+        ") WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"
+        " ORDER BY name = ? DESC, place LIMIT 1",
+        (name, name),
+    ).fetchone()
+    if row is None:
+        raise SqmlError(
+            f"unknown dataset '{shorten(name)}': no table or view has that name; "
+            f"available: {choices(user_relations(conn)) or 'none'}"
+        )
+    try:
+        cursor = conn.execute(f"SELECT * FROM {quote_identifier(row[0])} LIMIT 0")  # noqa: S608
+    except sqlite3.Error as error:
+        raise SqmlError(f"cannot read dataset '{shorten(name)}': {error}") from error
+    columns = tuple(description[0] for description in cursor.description)
+    return Relation(name=row[0], kind=row[1], columns=columns)
+
+
+def read_columns(
+    conn: sqlite3.Connection, relation: Relation, columns: Sequence[str]
+) -> list[tuple[object, ...]]:
+    """All rows of the named columns, in rowid order for tables (stable across reads)."""
+    selected = ", ".join(quote_identifier(column) for column in columns)
+    order = " ORDER BY rowid" if relation.kind == "table" and _has_rowid(conn, relation) else ""
+    sql = f"SELECT {selected} FROM {quote_identifier(relation.name)}{order}"  # noqa: S608
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.Error as error:
+        raise SqmlError(f"cannot read dataset '{shorten(relation.name)}': {error}") from error
+
+
+def _has_rowid(conn: sqlite3.Connection, relation: Relation) -> bool:
+    try:
+        conn.execute(f"SELECT rowid FROM {quote_identifier(relation.name)} LIMIT 0")  # noqa: S608
+    except sqlite3.OperationalError:
+        return False  # WITHOUT ROWID table
+    return True
+
+
+def require_column(relation: Relation, column: object, role: str) -> str:
+    """The relation's own spelling of ``column`` (SQLite column names ignore ASCII case)."""
+    if isinstance(column, str):
+        if column in relation.columns:
+            return column
+        folded = [name for name in relation.columns if name.lower() == column.lower()]
+        if len(folded) == 1:
+            return folded[0]
+    raise SqmlError(
+        f"unknown {role} column '{shorten(column)}' in dataset '{shorten(relation.name)}'; "
+        f"available columns: {choices(relation.columns)}"
+    )
+
+
+def replace_table(
+    conn: sqlite3.Connection,
+    table: str,
+    column_types: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[object]],
+) -> None:
+    """Drop and recreate ``table`` with the given columns and rows (caller holds a savepoint)."""
+    quoted = quote_identifier(table)
+    definition = ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in column_types)
+    conn.execute(f"DROP TABLE IF EXISTS {quoted}")
+    conn.execute(f"CREATE TABLE {quoted} ({definition})")
+    placeholders = ", ".join("?" for _ in column_types)
+    conn.executemany(f"INSERT INTO {quoted} VALUES ({placeholders})", rows)  # noqa: S608

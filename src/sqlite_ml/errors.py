@@ -1,0 +1,27 @@
+"""The one exception type every layer raises for a user-facing problem.
+
+Its message is what the SQL caller sees: it names the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class SqmlError(Exception):
+    """A misuse or failure that the user can act on; ``str(error)`` is the full message."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def choices(values: Iterable[str]) -> str:
+    """Format allowed values the same way in every message: 'a', 'b', 'c'."""
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """A bad value quoted for a message, cut so a huge argument cannot flood it."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

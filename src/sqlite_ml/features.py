@@ -1,0 +1,253 @@
+"""Feature schema: how a user's columns become the numeric matrix a model sees.
+
+Built once from the training rows and stored with the model, it is what every prediction
+is checked against. Numeric columns (including text that all parses as numbers, as CSV
+imports leave it) pass through with NULL as NaN, which the model pipeline imputes. TEXT
+columns are one-hot encoded over their most frequent categories; a category unseen in
+training, or NULL, encodes as all zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SqmlError, shorten
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+MAX_CATEGORIES = 100
+
+
+def _as_number(value: object) -> float | None:
+    """The number a cell holds, None for missing; raises ValueError for non-numeric text."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        stripped = value.strip()
+        if not stripped:
+            return None
+        return float(stripped)
+    raise ValueError(value)
+
+
+def _category(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        # 3 and 3.0 are one SQLite value; make them one category too.
+        return str(int(value))
+    return str(value)
+
+
+@dataclass
+class Feature:
+    name: str
+    kind: str
+    categories: list[str] = field(default_factory=list)
+
+    def width(self) -> int:
+        return 1 if self.kind == NUMERIC else len(self.categories)
+
+
+def infer_feature(name: str, values: Sequence[object]) -> Feature:
+    """Decide how to use one column from its training values."""
+    has_text = False
+    for value in values:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raise SqmlError(
+                f"column '{shorten(name)}' holds BLOB values, which cannot be used as a feature; "
+                "train on a view that leaves it out or converts it"
+            )
+        if isinstance(value, str):
+            has_text = True
+    if has_text:
+        try:
+            for value in values:
+                _as_number(value)
+        except ValueError:
+            counts = Counter(c for c in map(_category, values) if c is not None)
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+    return Feature(name, NUMERIC)
+
+
+class FeatureSchema:
+    """The model's inputs, plus what its target looked like (``label_kind``: numeric or text)."""
+
+    def __init__(self, features: Sequence[Feature], target: str = "", label_kind: str = NUMERIC):
+        self.target = target
+        self.label_kind = label_kind
+        self.features = list(features)
+        self.names = [feature.name for feature in self.features]
+        self._offsets: list[int] = []
+        offset = 0
+        for feature in self.features:
+            self._offsets.append(offset)
+            offset += feature.width()
+        self.width = offset
+        self._category_index = [
+            {category: i for i, category in enumerate(feature.categories)}
+            for feature in self.features
+        ]
+
+    @classmethod
+    def infer(
+        cls,
+        names: Sequence[str],
+        columns: Sequence[Sequence[object]],
+        target: str,
+        label_kind: str,
+    ) -> FeatureSchema:
+        features = [
+            infer_feature(name, values) for name, values in zip(names, columns, strict=True)
+        ]
+        return cls(features, target, label_kind)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": 1,
+                "target": self.target,
+                "label_kind": self.label_kind,
+                "features": [
+                    {"name": f.name, "kind": f.kind, "categories": f.categories}
+                    for f in self.features
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSchema:
+        data = json.loads(text)
+        features = [
+            Feature(f["name"], f["kind"], list(f.get("categories", []))) for f in data["features"]
+        ]
+        return cls(features, data.get("target", ""), data.get("label_kind", NUMERIC))
+
+    def types(self) -> dict[str, str]:
+        return {feature.name: feature.kind for feature in self.features}
+
+    def encode_columns(self, columns: Sequence[Sequence[object]], n_rows: int) -> np.ndarray:
+        """Training rows, given column by column, as a float matrix."""
+        matrix = np.zeros((n_rows, self.width), dtype=np.float64)
+        for position, (feature, values) in enumerate(zip(self.features, columns, strict=True)):
+            start = self._offsets[position]
+            if feature.kind == NUMERIC:
+                matrix[:, start] = [_number_or_nan(v) for v in values]
+            else:
+                index = self._category_index[position]
+                for row, value in enumerate(values):
+                    hit = index.get(_category(value))  # type: ignore[arg-type]
+                    if hit is not None:
+                        matrix[row, start + hit] = 1.0
+        return matrix
+
+    def encode_records(self, records: Iterable[Any], batch: bool = False) -> np.ndarray:
+        """Prediction input (JSON objects keyed by column, or arrays in column order)."""
+        rows = [
+            self._encode_record(record, f" (item {i})" if batch else "")
+            for i, record in enumerate(records)
+        ]
+        if not rows:
+            return np.zeros((0, self.width), dtype=np.float64)
+        return np.asarray(rows, dtype=np.float64)
+
+    def _encode_record(self, record: Any, where: str) -> list[float]:
+        if isinstance(record, Mapping):
+            missing = [name for name in self.names if name not in record]
+            if missing:
+                raise SqmlError(
+                    f"features{where} lack {_quoted(missing)}; "
+                    f"the model expects {_quoted(self.names)}"
+                )
+            values: Sequence[Any] = [record[name] for name in self.names]
+        elif isinstance(record, list):
+            if len(record) != len(self.names):
+                raise SqmlError(
+                    f"features{where} is an array of {len(record)} values but the "
+                    f"model expects {len(self.names)}, in this order: {_quoted(self.names)}"
+                )
+            values = record
+        else:
+            raise SqmlError(
+                f"features{where} must be a JSON object keyed by column name or a "
+                f"JSON array in training-column order, got {shorten(json.dumps(record))}"
+            )
+        encoded = [0.0] * self.width
+        for slot, (feature, value) in enumerate(zip(self.features, values, strict=True)):
+            start = self._offsets[slot]
+            if feature.kind == NUMERIC:
+                try:
+                    number = _as_number(value)
+                except (ValueError, TypeError):
+                    number = math.inf
+                if number is None:
+                    encoded[start] = math.nan
+                elif not math.isfinite(number):
+                    raise SqmlError(
+                        f"feature '{feature.name}'{where} expects a number or null, "
+                        f"got {shorten(json.dumps(value))}"
+                    )
+                else:
+                    encoded[start] = number
+            else:
+                if isinstance(value, (dict, list)):
+                    raise SqmlError(
+                        f"feature '{feature.name}'{where} expects a text category or "
+                        f"null, got {shorten(json.dumps(value))}"
+                    )
+                hit = self._category_index[slot].get(_category(value))  # type: ignore[arg-type]
+                if hit is not None:
+                    encoded[start + hit] = 1.0
+        return encoded
+
+
+def _number_or_nan(value: object) -> float:
+    number = _as_number(value)
+    return math.nan if number is None else number
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def numbers_or_error(column: str, values: Sequence[object]) -> np.ndarray:
+    """A regression target as floats; non-numeric text is an error naming the value."""
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):
+        try:
+            number = _as_number(value)
+        except (ValueError, TypeError):
+            raise SqmlError(
+                f"target column '{column}' holds {shorten(value)!r}, but regression needs "
+                "numbers; use prediction type 'classification' for labels"
+            ) from None
+        out[i] = math.nan if number is None else number
+    return out
+
+
+def is_missing_target(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+TEXT_LABELS = "text"
+
+
+def encode_labels(values: Sequence[object]) -> tuple[np.ndarray, str]:
+    """Class labels as stored: numbers stay numbers, any text makes them all text."""
+    if any(isinstance(value, (bytes, bytearray, memoryview)) for value in values):
+        raise SqmlError("the target column holds BLOB values; class labels must be numbers or text")
+    if any(isinstance(value, str) for value in values):
+        return np.array([_category(value) for value in values], dtype=object), TEXT_LABELS
+    return np.array([float(value) for value in values], dtype=np.float64), NUMERIC  # type: ignore[arg-type]

@@ -1,0 +1,147 @@
+"""SQL surface: one thin function per ``sqml_*`` SQL function.
+
+Each checks its SQL arguments, calls the domain and turns the answer into an SQL value
+(REAL, TEXT, JSON text) or raises ``SqmlError`` with a message for the user.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sklearn
+
+from . import datasets, training
+from ._version import __version__
+from .errors import SqmlError
+from .prediction import DeployedModels, parse_features, predict_many, predict_one
+
+
+class Session:
+    """What a connection's SQL functions share. It refers to the connection by address
+    only: SQLite calls our functions only while the connection is open, and holding it
+    strongly from callbacks SQLite keeps would stop it from ever being freed."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn_address = id(conn)
+        self.deployed = DeployedModels()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return ctypes.cast(self._conn_address, ctypes.py_object).value
+
+
+@dataclass(frozen=True)
+class SqlFunction:
+    name: str
+    implementation: Callable[..., Any]  # (session, *sql_args)
+    arguments: tuple[str, ...]
+    optional: int = 0
+    deterministic: bool = False
+    direct_only: bool = False  # writes tables: never callable from a view or trigger
+
+    def usage(self) -> str:
+        required = self.arguments[: len(self.arguments) - self.optional]
+        optional = self.arguments[len(required) :]
+        text = ", ".join(required)
+        for argument in optional:
+            text += f" [, {argument}"
+        return f"{self.name}({text}{']' * len(optional)})"
+
+    def bound_to(self, session: Session) -> Callable[..., Any]:
+        minimum = len(self.arguments) - self.optional
+        maximum = len(self.arguments)
+        implementation = self.implementation
+
+        def call(*args: Any) -> Any:
+            if not minimum <= len(args) <= maximum:
+                expected = str(minimum) if minimum == maximum else f"{minimum} to {maximum}"
+                raise SqmlError(
+                    f"{self.name} takes {expected} arguments, got {len(args)}; "
+                    f"usage: {self.usage()}"
+                )
+            return implementation(session, *args)
+
+        return call
+
+
+def _version(session: Session) -> str:
+    return __version__
+
+
+def _python_version(session: Session) -> str:
+    return sys.version
+
+
+def _sklearn_version(session: Session) -> str:
+    return sklearn.__version__
+
+
+def _load_dataset(session: Session, name: Any, table: Any = None) -> str:
+    return json.dumps(datasets.load_dataset(session.conn, name, table))
+
+
+def _train(
+    session: Session,
+    experiment_name: Any,
+    prediction_type: Any,
+    algorithm: Any,
+    dataset: Any,
+    target: Any,
+    test_size: Any = 0.25,
+    split_strategy: Any = "shuffle",
+) -> str:
+    conn = session.conn
+    request = training.validate(
+        conn,
+        experiment_name,
+        prediction_type,
+        algorithm,
+        dataset,
+        target,
+        test_size,
+        split_strategy,
+    )
+    return json.dumps(training.train(conn, request))
+
+
+def _predict(session: Session, experiment_name: Any, features: Any) -> Any:
+    model = session.deployed.model_for(session.conn, experiment_name)
+    return predict_one(model, parse_features(features))
+
+
+def _predict_batch(session: Session, experiment_name: Any, features: Any) -> str:
+    model = session.deployed.model_for(session.conn, experiment_name)
+    return json.dumps(predict_many(model, parse_features(features, "batch features")))
+
+
+FUNCTIONS = (
+    SqlFunction("sqml_version", _version, (), deterministic=True),
+    SqlFunction("sqml_python_version", _python_version, (), deterministic=True),
+    SqlFunction("sqml_sklearn_version", _sklearn_version, (), deterministic=True),
+    SqlFunction(
+        "sqml_load_dataset", _load_dataset, ("name", "table"), optional=1, direct_only=True
+    ),
+    SqlFunction(
+        "sqml_train",
+        _train,
+        (
+            "experiment_name",
+            "prediction_type",
+            "algorithm",
+            "dataset",
+            "target",
+            "test_size",
+            "split_strategy",
+        ),
+        optional=2,
+        direct_only=True,
+    ),
+    SqlFunction("sqml_predict", _predict, ("experiment_name", "features")),
+    SqlFunction("sqml_predict_batch", _predict_batch, ("experiment_name", "features")),
+)

@@ -1,0 +1,40 @@
+"""Metrics recorded for every model; ``score`` is the one that decides deployment."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    accuracy = float(skm.accuracy_score(y_true, y_pred))
+    weighted = {"average": "weighted", "zero_division": 0}
+    return {
+        "score": accuracy,
+        "accuracy": accuracy,
+        "f1": float(skm.f1_score(y_true, y_pred, **weighted)),
+        "precision": float(skm.precision_score(y_true, y_pred, **weighted)),
+        "recall": float(skm.recall_score(y_true, y_pred, **weighted)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    mse = float(skm.mean_squared_error(y_true, y_pred))
+    r2 = float(skm.r2_score(y_true, y_pred)) if len(y_true) >= 2 else math.nan
+    return {
+        "score": r2,
+        "r2": r2,
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "max_error": float(skm.max_error(y_true, y_pred)),
+    }
+
+
+def compute(prediction_type: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    if prediction_type == "classification":
+        return classification_metrics(y_true, y_pred)
+    return regression_metrics(y_true, y_pred)

@@ -1,0 +1,154 @@
+"""Domain: predicting with an experiment's deployed model, loaded once and cached.
+
+Loaded models are shared by every connection of the process, keyed by the SHA-256 of
+their stored blob (content-addressed, so an entry can never be stale). Each connection
+remembers which model every experiment it predicted with had deployed, and asks the
+database again only when the file changed: ``PRAGMA data_version`` moves when another
+connection or process commits, ``total_changes`` when this connection writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import persistence, store
+from .errors import SqmlError, shorten
+from .features import TEXT_LABELS, FeatureSchema
+
+_MAX_CACHED_MODELS = 32
+
+
+@dataclass
+class LoadedModel:
+    model_id: int
+    estimator: Any
+    schema: FeatureSchema
+
+    def predict(self, matrix: np.ndarray) -> list[Any]:
+        predictions = self.estimator.predict(matrix)
+        if self.schema.label_kind == TEXT_LABELS:
+            return [str(value) for value in predictions]
+        return [float(value) for value in predictions]
+
+
+class _ModelCache:
+    def __init__(self) -> None:
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0  # deserializations so far, for tests and diagnostics
+
+    def get(self, digest: str | None) -> LoadedModel | None:
+        if digest is None:
+            return None
+        with self._lock:
+            model = self._models.get(digest)
+            if model is not None:
+                self._models.move_to_end(digest)
+            return model
+
+    def load(self, conn: sqlite3.Connection, model_id: int) -> LoadedModel:
+        blob, _format, schema_json = store.model_blob(conn, model_id)
+        digest = persistence.digest(blob)
+        cached = self.get(digest)
+        if cached is not None:
+            return cached
+        if not schema_json:
+            raise SqmlError(
+                f"model {model_id} has no feature schema (it was made by sqlite-ml 0.1.x); "
+                "retrain the experiment with this version of sqlite-ml"
+            )
+        estimator = persistence.loads(blob, model_id)
+        model = LoadedModel(model_id, estimator, FeatureSchema.from_json(schema_json))
+        with self._lock:
+            self.loads += 1
+            self._models[digest] = model
+            while len(self._models) > _MAX_CACHED_MODELS:
+                self._models.popitem(last=False)
+        return model
+
+
+MODELS = _ModelCache()
+
+
+class DeployedModels:
+    """One connection's view of which model each experiment has deployed."""
+
+    def __init__(self) -> None:
+        self._by_experiment: dict[str, LoadedModel] = {}
+        self._seen: tuple[int, int] | None = None
+
+    def _database_changed(self, conn: sqlite3.Connection) -> bool:
+        version = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+        changed = version != self._seen
+        self._seen = version
+        return changed
+
+    def model_for(self, conn: sqlite3.Connection, experiment_name: object) -> LoadedModel:
+        if self._database_changed(conn):
+            self._by_experiment.clear()
+        if isinstance(experiment_name, str):
+            model = self._by_experiment.get(experiment_name)
+            if model is not None:
+                return model
+        model = self._resolve(conn, experiment_name)
+        self._by_experiment[model_name(experiment_name)] = model
+        return model
+
+    def _resolve(self, conn: sqlite3.Connection, experiment_name: object) -> LoadedModel:
+        name = model_name(experiment_name)
+        experiment = store.find_experiment(conn, name)
+        if experiment is None:
+            known = store.experiment_names(conn)
+            listed = ", ".join(f"'{n}'" for n in known[:20]) or "none yet"
+            raise SqmlError(f"unknown experiment '{shorten(name)}'; experiments: {listed}")
+        active = store.active_model(conn, experiment.id)
+        if active is None:
+            raise SqmlError(
+                f"experiment '{shorten(name)}' has no deployed model yet; "
+                "train one successfully with sqml_train first"
+            )
+        return MODELS.get(active.digest) or MODELS.load(conn, active.model_id)
+
+
+def model_name(experiment_name: object) -> str:
+    if not isinstance(experiment_name, str):
+        raise SqmlError(f"experiment name must be text, got {shorten(experiment_name)!r}")
+    return experiment_name
+
+
+def parse_features(text: object, what: str = "features") -> Any:
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    if not isinstance(text, str):
+        raise SqmlError(
+            f"{what} must be JSON text (an object keyed by column name or an array in "
+            f"training-column order), got {shorten(text)!r}"
+        )
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise SqmlError(f"{what} is not valid JSON ({error}): {shorten(text)}") from None
+
+
+def predict_one(model: LoadedModel, features: Any) -> Any:
+    matrix = model.schema.encode_records([features])
+    return model.predict(matrix)[0]
+
+
+def predict_many(model: LoadedModel, items: Any) -> list[Any]:
+    if not isinstance(items, list):
+        raise SqmlError(
+            "batch features must be a JSON array of objects or arrays, got "
+            f"{shorten(json.dumps(items))}"
+        )
+    if not items:
+        return []
+    matrix = model.schema.encode_records(items, batch=True)
+    return model.predict(matrix)

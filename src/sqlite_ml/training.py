@@ -1,0 +1,316 @@
+"""Domain: what a training run is, from validated arguments to a stored, maybe deployed model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import sqlite3
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sklearn
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from . import metrics, persistence, store
+from ._version import __version__
+from .catalogue import estimator_class, make_estimator, require_prediction_type
+from .data import Relation, find_relation, read_columns, require_column
+from .errors import SqmlError, choices, shorten
+from .features import (
+    NUMERIC,
+    FeatureSchema,
+    encode_labels,
+    is_missing_target,
+    numbers_or_error,
+)
+
+SPLIT_STRATEGIES = ("shuffle",)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    experiment_name: str
+    prediction_type: str
+    algorithm: str
+    dataset: Relation
+    target: str
+    test_size: float
+    split_strategy: str
+    estimator_cls: type[Any]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [column for column in self.dataset.columns if column != self.target]
+
+
+def require_experiment_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise SqmlError(f"experiment name must be non-empty text, got {shorten(name)!r}")
+    return name
+
+
+def validate(
+    conn: sqlite3.Connection,
+    experiment_name: object,
+    prediction_type: object,
+    algorithm: object,
+    dataset: object,
+    target: object,
+    test_size: object,
+    split_strategy: object,
+) -> TrainRequest:
+    """Check every argument before anything is written."""
+    name = require_experiment_name(experiment_name)
+    kind = require_prediction_type(prediction_type)
+    estimator_cls = estimator_class(kind, algorithm)
+    if (
+        isinstance(test_size, bool)
+        or not isinstance(test_size, (int, float))
+        or not 0 < test_size < 1
+    ):
+        raise SqmlError(
+            f"test_size must be a number strictly between 0 and 1, got {shorten(test_size)!r}"
+        )
+    if split_strategy not in SPLIT_STRATEGIES:
+        raise SqmlError(
+            f"unknown split strategy '{shorten(split_strategy)}'; "
+            f"available: {choices(SPLIT_STRATEGIES)}"
+        )
+    relation = find_relation(conn, dataset)
+    target_column = require_column(relation, target, "target")
+    experiment = store.find_experiment(conn, name)
+    if experiment is not None and experiment.prediction_type != kind:
+        raise SqmlError(
+            f"experiment '{name}' has prediction type '{experiment.prediction_type}', "
+            f"not '{kind}'; an experiment keeps its prediction type (use another name)"
+        )
+    request = TrainRequest(
+        name,
+        kind,
+        str(algorithm),
+        relation,
+        target_column,
+        float(test_size),
+        str(split_strategy),
+        estimator_cls,
+    )
+    if not request.feature_columns:
+        raise SqmlError(
+            f"dataset '{relation.name}' has no column besides the target '{target_column}'"
+        )
+    duplicates = sorted(
+        {c for c in request.feature_columns if request.feature_columns.count(c) > 1}
+    )
+    if duplicates:
+        raise SqmlError(
+            f"dataset '{relation.name}' has several columns named {choices(duplicates)}; "
+            "give them distinct names in a view"
+        )
+    return request
+
+
+@dataclass
+class PreparedData:
+    matrix: np.ndarray
+    labels: np.ndarray
+    schema: FeatureSchema
+    digest: str
+
+
+def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
+    """Read the dataset, drop rows without a target, and encode features and labels."""
+    features = request.feature_columns
+    rows = read_columns(conn, request.dataset, [*features, request.target])
+    rows = [row for row in rows if not is_missing_target(row[-1])]
+    if len(rows) < 2:
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' has {len(rows)} row(s) with a non-NULL "
+            f"target '{request.target}'; at least 2 are needed to train and test"
+        )
+    columns: list[Sequence[object]] = list(zip(*rows, strict=True))
+    target_values = columns[-1]
+    if request.prediction_type == "classification":
+        labels, label_kind = encode_labels(target_values)
+    else:
+        labels, label_kind = numbers_or_error(request.target, target_values), NUMERIC
+        keep = ~np.isnan(labels)
+        if not keep.all():  # empty strings in a numeric target count as missing
+            columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
+            labels = labels[keep]
+    schema = FeatureSchema.infer(features, columns[:-1], request.target, label_kind)
+    matrix = schema.encode_columns(columns[:-1], len(labels))
+    hasher = hashlib.sha256(matrix.tobytes())
+    hasher.update(json.dumps(labels.tolist()).encode())
+    return PreparedData(matrix, labels, schema, hasher.hexdigest())
+
+
+def build_pipeline(request: TrainRequest, seed: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("model", make_estimator(request.estimator_cls, seed)),
+        ]
+    )
+
+
+def library_versions() -> dict[str, str]:
+    import skops
+
+    return {
+        "sqlite_ml": __version__,
+        "python": sys.version.split()[0],
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "skops": skops.__version__,
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def _start_run(conn: sqlite3.Connection, request: TrainRequest) -> tuple[store.Experiment, int]:
+    with store.savepoint(conn):
+        experiment = store.find_experiment(conn, request.experiment_name)
+        if experiment is None:
+            experiment = store.create_experiment(
+                conn, request.experiment_name, request.prediction_type, secrets.randbelow(2**31)
+            )
+        elif experiment.random_state is None:  # made by sqlite-ml 0.1.x
+            seed = secrets.randbelow(2**31)
+            store.set_experiment_random_state(conn, experiment.id, seed)
+            experiment = store.Experiment(
+                experiment.id, experiment.name, experiment.prediction_type, seed
+            )
+        run_id = store.create_run(
+            conn,
+            experiment.id,
+            {
+                "algorithm": request.algorithm,
+                "dataset": request.dataset.name,
+                "target": request.target,
+                "test_size": request.test_size,
+                "split_strategy": request.split_strategy,
+                "seed": experiment.random_state,
+                "library_versions": json.dumps(library_versions()),
+            },
+        )
+    return experiment, run_id
+
+
+def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
+    """Run one training: a run row first, then a model, metrics and maybe a deployment.
+
+    A failure after the run row exists leaves it 'failed' with the error text and writes
+    no model, metric or deployment.
+    """
+    experiment, run_id = _start_run(conn, request)
+    seed = experiment.random_state
+    assert seed is not None
+    try:
+        return _fit_and_record(conn, request, experiment, run_id, seed)
+    except Exception as error:
+        message = (
+            error.message if isinstance(error, SqmlError) else f"{type(error).__name__}: {error}"
+        )
+        with store.savepoint(conn):
+            store.update_run(
+                conn, run_id, {"status": "failed", "error": message, "finished_at": store.now()}
+            )
+        raise SqmlError(f"training run {run_id} failed: {message}") from error
+
+
+def _fit_and_record(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    experiment: store.Experiment,
+    run_id: int,
+    seed: int,
+) -> dict[str, Any]:
+    data = prepare(conn, request)
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.matrix, data.labels, test_size=request.test_size, random_state=seed, shuffle=True
+    )
+    pipeline = build_pipeline(request, seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        started = time.perf_counter()
+        pipeline.fit(x_train, y_train)
+        fit_time = time.perf_counter() - started
+        started = time.perf_counter()
+        predicted = pipeline.predict(x_test)
+        score_time = time.perf_counter() - started
+        values = metrics.compute(request.prediction_type, y_test, predicted)
+    score = values["score"]
+    if not math.isfinite(score):
+        raise SqmlError(
+            f"the score on the test split is not a number ({len(y_test)} test row(s)); "
+            "use a larger dataset or test_size"
+        )
+    values = {name: value for name, value in values.items() if math.isfinite(value)}
+    blob = persistence.dumps(pipeline)
+    digest = persistence.digest(blob)
+    warning_text = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+
+    with store.savepoint(conn):
+        model_id = store.insert_model(conn, run_id, blob, digest, data.schema.to_json())
+        store.insert_metrics(conn, model_id, values)
+        active = store.active_model(conn, experiment.id)
+        deployed = active is None or active.score is None or score > active.score
+        if deployed:
+            store.deploy(conn, experiment.id, model_id, "automatic")
+        store.update_run(
+            conn,
+            run_id,
+            {
+                "status": "success",
+                "finished_at": store.now(),
+                "fit_time": fit_time,
+                "score_time": score_time,
+                "data_rows": len(data.labels),
+                "train_rows": len(y_train),
+                "test_rows": len(y_test),
+                "data_digest": data.digest,
+                "feature_names": json.dumps(data.schema.names),
+                "feature_types": json.dumps(data.schema.types()),
+                "hyperparams": json.dumps(_plain(pipeline.named_steps["model"].get_params())),
+                "warnings": json.dumps(warning_text) if warning_text else None,
+            },
+        )
+    return {
+        "experiment_name": request.experiment_name,
+        "prediction_type": request.prediction_type,
+        "algorithm": request.algorithm,
+        "deployed": deployed,
+        "score": score,
+        "run_id": run_id,
+        "model_id": model_id,
+        "metrics": values,
+        "seed": seed,
+        "train_rows": len(y_train),
+        "test_rows": len(y_test),
+        "fit_time": fit_time,
+    }
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters as JSON values (estimator objects and the like become their repr)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[key] = value
+        elif isinstance(value, (list, tuple)) and all(
+            isinstance(v, (bool, int, float, str)) for v in value
+        ):
+            out[key] = list(value)
+        else:
+            out[key] = repr(value)
+    return out
