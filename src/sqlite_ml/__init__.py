@@ -44,13 +44,9 @@ def register(conn: sqlite3.Connection) -> None:
     binder = binding.binder_for(conn)
     session = Session(conn)
     for function in FUNCTIONS:
-        binder.bind(
-            conn,
-            function.name,
-            _with_plain_rows(session, function.bound_to(session)),
-            deterministic=function.deterministic,
-            direct_only=function.direct_only,
-        )
+        session.calls[function.name] = _with_plain_rows(session, function.bound_to(session))
+        session.flags[function.name] = (function.deterministic, function.direct_only)
+    binder.attach(conn, session)
     _modes[id(conn)] = binder.mode
 
 

@@ -18,12 +18,12 @@ precise message of the last failure is then kept for ``sqlite_ml.last_error(conn
 from __future__ import annotations
 
 import ctypes
-import itertools
 import os
 import sqlite3
 import warnings
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import SqmlError
 
@@ -36,7 +36,6 @@ _SQLITE_TRANSIENT = ctypes.c_void_p(-1)
 _INTEGER, _FLOAT, _TEXT, _BLOB, _NULL = 1, 2, 3, 4, 5
 
 _FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
-_DESTROY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 def error_message(error: BaseException, function_name: str) -> str:
@@ -67,8 +66,9 @@ class _CApi:
         self.db_filename = bind("sqlite3_db_filename", ctypes.c_char_p, p, ctypes.c_char_p)
         self.total_changes = bind("sqlite3_total_changes", i, p)
         self.create_function = bind(
-            "sqlite3_create_function_v2", i, p, ctypes.c_char_p, i, i, p, _FUNC, p, p, _DESTROY
+            "sqlite3_create_function_v2", i, p, ctypes.c_char_p, i, i, p, _FUNC, p, p, p
         )
+        self.context_db_handle = bind("sqlite3_context_db_handle", p, p)
         self.value_type = bind("sqlite3_value_type", i, p)
         self.value_int64 = bind("sqlite3_value_int64", i64, p)
         self.value_double = bind("sqlite3_value_double", d, p)
@@ -102,42 +102,71 @@ class _CApi:
         return int(db)
 
 
-# Closures SQLite may still call, by registration token; dropped by SQLite's xDestroy.
-_live_callbacks: dict[int, Any] = {}
-_tokens = itertools.count(1)
+class Registrable(Protocol):
+    """What a binder attaches: SQL name -> Python callable, plus SQLite flags."""
 
-
-@_DESTROY
-def _forget_callback(token: int | None) -> None:
-    _live_callbacks.pop(token or 0, None)
+    calls: dict[str, SqlCallable]
+    flags: dict[str, tuple[bool, bool]]  # name -> (deterministic, direct_only)
 
 
 class CApiBinder:
+    """One ctypes trampoline per SQL function name, shared by every connection.
+
+    SQLite tells a trampoline which connection calls it (``sqlite3_context_db_handle``);
+    the connection's session is found by that handle. The session is kept alive by the
+    connection itself (as a stdlib function it owns, ``sqml_binding_mode``), so it goes
+    away when the connection does; nothing here needs a destructor callback from SQLite,
+    which could fire during interpreter shutdown.
+    """
+
     mode = "capi"
 
     def __init__(self) -> None:
         self.api = _CApi()
+        self._sessions: dict[int, weakref.ref[Registrable]] = {}
+        self._trampolines: dict[str, Any] = {}
 
     def check(self, conn: sqlite3.Connection) -> None:
         self.api.handle(conn)
 
-    def bind(
-        self,
-        conn: sqlite3.Connection,
-        name: str,
-        function: SqlCallable,
-        deterministic: bool = False,
-        direct_only: bool = False,
-    ) -> None:
+    def attach(self, conn: sqlite3.Connection, session: Registrable) -> None:
+        db = self.api.handle(conn)
+        sessions = self._sessions
+
+        def forget(ref: weakref.ref[Registrable], db: int = db) -> None:
+            if sessions.get(db) is ref:
+                del sessions[db]
+
+        sessions[db] = weakref.ref(session, forget)
+        conn.create_function("sqml_binding_mode", 0, _owner(session, self.mode))
+        for name in session.calls:
+            deterministic, direct_only = session.flags.get(name, (False, False))
+            flags = _SQLITE_UTF8
+            if deterministic:
+                flags |= _SQLITE_DETERMINISTIC
+            if direct_only and sqlite3.sqlite_version_info >= (3, 30, 0):
+                flags |= _SQLITE_DIRECTONLY
+            rc = self.api.create_function(
+                db, name.encode(), -1, flags, None, self._trampoline(name), None, None, None
+            )
+            if rc != 0:
+                raise sqlite3.OperationalError(f"could not register {name} (SQLite error {rc})")
+
+    def _trampoline(self, name: str) -> Any:
+        if name in self._trampolines:
+            return self._trampolines[name]
         api = self.api
-        db = api.handle(conn)
+        sessions = self._sessions
         read_value = self._reader()
         write_result = self._writer()
+        context_db = api.context_db_handle
 
         def trampoline(context: int, argc: int, argv: int) -> None:
             try:
+                session = sessions[context_db(context)]()
+                assert session is not None, "connection session is gone"
                 values = (ctypes.c_void_p * argc).from_address(argv) if argc else ()
-                result = function(*[read_value(value or 0) for value in values])
+                result = session.calls[name](*[read_value(value or 0) for value in values])
                 write_result(context, result)
             except MemoryError:
                 api.result_error_nomem(context)
@@ -145,20 +174,9 @@ class CApiBinder:
                 message = error_message(error, name).encode("utf-8", "replace")
                 api.result_error(context, message, len(message))
 
-        callback = _FUNC(trampoline)
-        token = next(_tokens)
-        _live_callbacks[token] = callback
-        flags = _SQLITE_UTF8
-        if deterministic:
-            flags |= _SQLITE_DETERMINISTIC
-        if direct_only and sqlite3.sqlite_version_info >= (3, 30, 0):
-            flags |= _SQLITE_DIRECTONLY
-        rc = api.create_function(
-            db, name.encode(), -1, flags, token, callback, None, None, _forget_callback
-        )
-        if rc != 0:
-            _live_callbacks.pop(token, None)
-            raise sqlite3.OperationalError(f"could not register {name} (SQLite error {rc})")
+        # Kept for the life of the process: SQLite holds its address for every connection.
+        callback = self._trampolines[name] = _FUNC(trampoline)
+        return callback
 
     def _reader(self) -> Callable[[int], Any]:
         api = self.api
@@ -214,25 +232,33 @@ class StdlibBinder:
     def check(self, conn: sqlite3.Connection) -> None:
         pass
 
-    def bind(
-        self,
-        conn: sqlite3.Connection,
-        name: str,
-        function: SqlCallable,
-        deterministic: bool = False,
-        direct_only: bool = False,
-    ) -> None:
+    def attach(self, conn: sqlite3.Connection, session: Registrable) -> None:
         key = id(conn)
         last_errors = self.last_errors
+        conn.create_function("sqml_binding_mode", 0, _owner(session, self.mode))
+        for name, function in session.calls.items():
+            deterministic, _direct_only = session.flags.get(name, (False, False))
 
-        def wrapper(*args: Any) -> Any:
-            try:
-                return function(*args)
-            except Exception as error:
-                last_errors[key] = error_message(error, name)
-                raise
+            def wrapper(*args: Any, name: str = name, function: SqlCallable = function) -> Any:
+                try:
+                    return function(*args)
+                except Exception as error:
+                    last_errors[key] = error_message(error, name)
+                    raise
 
-        conn.create_function(name, -1, wrapper, deterministic=deterministic)
+            conn.create_function(name, -1, wrapper, deterministic=deterministic)
+
+
+class _owner:  # noqa: N801 - used like a function
+    """``sqml_binding_mode()``: tells the mode; owned by the connection, it also keeps the
+    connection's session alive exactly as long as the connection."""
+
+    def __init__(self, session: Registrable, mode: str):
+        self.session = session
+        self.mode = mode
+
+    def __call__(self) -> str:
+        return self.mode
 
 
 _binder: CApiBinder | StdlibBinder | None = None

@@ -30,6 +30,8 @@ class Session:
     def __init__(self, conn: sqlite3.Connection):
         self._conn_address = id(conn)
         self.deployed = DeployedModels()
+        self.calls: dict[str, Callable[..., Any]] = {}
+        self.flags: dict[str, tuple[bool, bool]] = {}
 
     @property
     def conn(self) -> sqlite3.Connection:

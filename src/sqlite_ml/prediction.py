@@ -21,6 +21,7 @@ import numpy as np
 from . import persistence, store
 from .errors import SqmlError, shorten
 from .features import TEXT_LABELS, FeatureSchema
+from .predictors import Predictor, compile_predictor
 
 _MAX_CACHED_MODELS = 32
 
@@ -30,9 +31,10 @@ class LoadedModel:
     model_id: int
     estimator: Any
     schema: FeatureSchema
+    predictor: Predictor
 
     def predict(self, matrix: np.ndarray) -> list[Any]:
-        predictions = self.estimator.predict(matrix)
+        predictions = self.predictor(matrix)
         if self.schema.label_kind == TEXT_LABELS:
             return [str(value) for value in predictions]
         return [float(value) for value in predictions]
@@ -65,7 +67,9 @@ class _ModelCache:
                 "retrain the experiment with this version of sqlite-ml"
             )
         estimator = persistence.loads(blob, model_id)
-        model = LoadedModel(model_id, estimator, FeatureSchema.from_json(schema_json))
+        model = LoadedModel(
+            model_id, estimator, FeatureSchema.from_json(schema_json), compile_predictor(estimator)
+        )
         with self._lock:
             self.loads += 1
             self._models[digest] = model

@@ -117,10 +117,18 @@ def savepoint(conn: sqlite3.Connection) -> Iterator[None]:
     """All-or-nothing writes that nest inside the caller's own transaction, if any.
 
     Outside a transaction the outermost RELEASE commits; inside one, the caller's COMMIT
-    or ROLLBACK decides, as with any other statement they run.
+    or ROLLBACK decides, as with any other statement they run. SQLite refuses to open a
+    savepoint while a write statement is running (``INSERT INTO t SELECT sqml_train(...)``);
+    there our writes are part of that statement, which SQLite undoes whole if it fails.
     """
     name = f"sqml_{next(_savepoint_names)}"
-    conn.execute(f"SAVEPOINT {name}")
+    try:
+        conn.execute(f"SAVEPOINT {name}")
+    except sqlite3.OperationalError as error:
+        if "statements in progress" not in str(error):
+            raise
+        yield
+        return
     try:
         yield
     except BaseException:
