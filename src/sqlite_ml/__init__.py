@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
 
-_modes: dict[int, str] = {}
+# Sessions by connection address. Each session is owned by its connection (through a
+# function the connection keeps), so an entry dies with its connection and a new
+# connection at a reused address never sees a closed one's session.
+_sessions: dict[int, weakref.ref[Session]] = {}
 
 
 def register(conn: sqlite3.Connection) -> None:
@@ -39,15 +43,16 @@ def register(conn: sqlite3.Connection) -> None:
     conn.row_factory, conn.text_factory = None, str
     try:
         store.ensure_schema(conn)
+        binder = binding.binder_for(conn)
+        session = Session(conn)
+        for function in FUNCTIONS:
+            session.calls[function.name] = _with_plain_rows(session, function.bound_to(session))
+            session.flags[function.name] = (function.deterministic, function.direct_only)
+        binder.attach(conn, session)
     finally:
         conn.row_factory, conn.text_factory = row_factory, text_factory
-    binder = binding.binder_for(conn)
-    session = Session(conn)
-    for function in FUNCTIONS:
-        session.calls[function.name] = _with_plain_rows(session, function.bound_to(session))
-        session.flags[function.name] = (function.deterministic, function.direct_only)
-    binder.attach(conn, session)
-    _modes[id(conn)] = binder.mode
+    session.mode = binder.mode
+    _sessions[id(conn)] = weakref.ref(session)
 
 
 def _with_plain_rows(session: Session, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,13 +72,18 @@ def _with_plain_rows(session: Session, call: Callable[..., Any]) -> Callable[...
     return run
 
 
+def _session_of(conn: sqlite3.Connection) -> Session | None:
+    ref = _sessions.get(id(conn))
+    return ref() if ref is not None else None
+
+
 def binding_mode(conn: sqlite3.Connection) -> str | None:
     """'capi' (our own SQL error messages) or 'stdlib' (generic ones), once registered."""
-    return _modes.get(id(conn))
+    session = _session_of(conn)
+    return session.mode if session is not None else None
 
 
 def last_error(conn: sqlite3.Connection) -> str | None:
-    """In 'stdlib' mode, the real message of the last sqml function that failed on ``conn``."""
-    from .binding import _stdlib_binder
-
-    return _stdlib_binder.last_errors.get(id(conn))
+    """The full message of the last sqml function that failed on ``conn`` (any mode)."""
+    session = _session_of(conn)
+    return session.last_error if session is not None else None

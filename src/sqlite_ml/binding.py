@@ -11,7 +11,7 @@ checks that the library it found reports the same version as ``sqlite3.sqlite_ve
 and that the handle it read is the connection's (same file, same change count).
 
 Where that cannot be set up, the ``stdlib`` binder is used with a one-time warning; the
-precise message of the last failure is then kept for ``sqlite_ml.last_error(conn)``.
+precise message of the last failure is kept for ``sqlite_ml.last_error(conn)``.
 ``SQLITE_ML_BINDING=stdlib`` forces it.
 """
 
@@ -107,6 +107,7 @@ class Registrable(Protocol):
 
     calls: dict[str, SqlCallable]
     flags: dict[str, tuple[bool, bool]]  # name -> (deterministic, direct_only)
+    last_error: str | None  # the full message of the last failure, for every face to show
 
 
 class CApiBinder:
@@ -162,6 +163,7 @@ class CApiBinder:
         context_db = api.context_db_handle
 
         def trampoline(context: int, argc: int, argv: int) -> None:
+            session = None
             try:
                 session = sessions[context_db(context)]()
                 assert session is not None, "connection session is gone"
@@ -171,7 +173,10 @@ class CApiBinder:
             except MemoryError:
                 api.result_error_nomem(context)
             except BaseException as error:  # noqa: BLE001 - nothing may unwind into SQLite
-                message = error_message(error, name).encode("utf-8", "replace")
+                text = error_message(error, name)
+                if session is not None:
+                    session.last_error = text
+                message = text.encode("utf-8", "replace")
                 api.result_error(context, message, len(message))
 
         # Kept for the life of the process: SQLite holds its address for every connection.
@@ -226,15 +231,10 @@ class StdlibBinder:
 
     mode = "stdlib"
 
-    def __init__(self) -> None:
-        self.last_errors: dict[int, str] = {}
-
     def check(self, conn: sqlite3.Connection) -> None:
         pass
 
     def attach(self, conn: sqlite3.Connection, session: Registrable) -> None:
-        key = id(conn)
-        last_errors = self.last_errors
         conn.create_function("sqml_binding_mode", 0, _owner(session, self.mode))
         for name, function in session.calls.items():
             deterministic, _direct_only = session.flags.get(name, (False, False))
@@ -243,7 +243,7 @@ class StdlibBinder:
                 try:
                     return function(*args)
                 except Exception as error:
-                    last_errors[key] = error_message(error, name)
+                    session.last_error = error_message(error, name)
                     raise
 
             conn.create_function(name, -1, wrapper, deterministic=deterministic)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sklearn import dummy, ensemble, linear_model, neighbors, neural_network, svm, tree
 
-from .errors import SqmlError, choices, shorten
+from .errors import SqmlError, choices, describe
 
 ALGORITHMS: dict[str, dict[str, type[Any]]] = {
     "classification": {
@@ -52,7 +52,7 @@ PREDICTION_TYPES = tuple(ALGORITHMS)
 def require_prediction_type(prediction_type: object) -> str:
     if prediction_type not in ALGORITHMS:
         raise SqmlError(
-            f"unknown prediction type '{shorten(prediction_type)}'; "
+            f"unknown prediction type {describe(prediction_type)}; "
             f"available: {choices(PREDICTION_TYPES)}"
         )
     assert isinstance(prediction_type, str)
@@ -63,7 +63,7 @@ def estimator_class(prediction_type: str, algorithm: object) -> type[Any]:
     available = ALGORITHMS[prediction_type]
     if not isinstance(algorithm, str) or algorithm not in available:
         raise SqmlError(
-            f"unknown algorithm '{shorten(algorithm)}' for prediction type '{prediction_type}'; "
+            f"unknown algorithm {describe(algorithm)} for prediction type '{prediction_type}'; "
             f"available: {choices(available)}"
         )
     return available[algorithm]

@@ -10,15 +10,22 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import SqmlError, choices, shorten
+from .errors import SqmlError, choices, describe, shorten
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(name: str) -> str:
+    """Fold case the way SQLite compares identifiers: ASCII letters only."""
+    return name.translate(_ASCII_LOWER)
 
 
 def quote_identifier(name: str) -> str:
     """Quote a name as an SQLite identifier ("" doubles any embedded quote)."""
     if not isinstance(name, str) or name == "":
-        raise SqmlError(f"invalid identifier {shorten(name)}: a non-empty text name is required")
+        raise SqmlError(f"invalid identifier {describe(name)}: a non-empty text name is required")
     if "\x00" in name:
-        raise SqmlError(f"invalid identifier {shorten(name)}: names cannot contain NUL characters")
+        raise SqmlError(f"invalid identifier {describe(name)}: names cannot contain NUL characters")
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -44,7 +51,7 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
     """Look a table or view up by exact name; a clear error lists the ones that exist."""
     if not isinstance(name, str) or not name:
         raise SqmlError(
-            f"dataset must be the name of a table or view, got {shorten(name)}; "
+            f"dataset must be the name of a table or view, got {describe(name)}; "
             f"available: {choices(user_relations(conn)) or 'none'}"
         )
     # SQLite matches names without regard to ASCII case; an exact match wins. Temporary
@@ -59,13 +66,13 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
     ).fetchone()
     if row is None:
         raise SqmlError(
-            f"unknown dataset '{shorten(name)}': no table or view has that name; "
+            f"unknown dataset {describe(name)}: no table or view has that name; "
             f"available: {choices(user_relations(conn)) or 'none'}"
         )
     try:
         cursor = conn.execute(f"SELECT * FROM {quote_identifier(row[0])} LIMIT 0")  # noqa: S608
     except sqlite3.Error as error:
-        raise SqmlError(f"cannot read dataset '{shorten(name)}': {error}") from error
+        raise SqmlError(f"cannot read dataset {describe(name)}: {error}") from error
     columns = tuple(description[0] for description in cursor.description)
     return Relation(name=row[0], kind=row[1], columns=columns)
 
@@ -96,11 +103,11 @@ def require_column(relation: Relation, column: object, role: str) -> str:
     if isinstance(column, str):
         if column in relation.columns:
             return column
-        folded = [name for name in relation.columns if name.lower() == column.lower()]
+        folded = [n for n in relation.columns if ascii_lower(n) == ascii_lower(column)]
         if len(folded) == 1:
             return folded[0]
     raise SqmlError(
-        f"unknown {role} column '{shorten(column)}' in dataset '{shorten(relation.name)}'; "
+        f"unknown {role} column {describe(column)} in dataset '{shorten(relation.name)}'; "
         f"available columns: {choices(relation.columns)}"
     )
 

@@ -10,7 +10,7 @@ from sklearn import datasets as skd
 
 from . import store
 from .data import quote_identifier, replace_table
-from .errors import SqmlError, choices, shorten
+from .errors import SqmlError, choices, describe
 
 LOADERS: dict[str, Callable[[], Any]] = {
     "iris": skd.load_iris,
@@ -23,15 +23,15 @@ LOADERS: dict[str, Callable[[], Any]] = {
 
 def load_dataset(conn: sqlite3.Connection, name: object, table: object = None) -> dict[str, Any]:
     if name not in LOADERS:
-        raise SqmlError(f"unknown dataset '{shorten(name)}'; available: {choices(LOADERS)}")
+        raise SqmlError(f"unknown dataset {describe(name)}; available: {choices(LOADERS)}")
     assert isinstance(name, str)
     if table is None:
         table = f"dataset_{name}"
     if not isinstance(table, str) or not table.strip():
-        raise SqmlError(f"table must be a non-empty name, got {shorten(table)!r}")
+        raise SqmlError(f"table must be a non-empty name, got {describe(table)}")
     if table.lower().startswith(("sqml_", "sqlite_")):
         raise SqmlError(
-            f"table '{shorten(table)}' would collide with sqlite-ml's or SQLite's own tables "
+            f"table {describe(table)} would collide with sqlite-ml's or SQLite's own tables "
             "(names starting with 'sqml_' or 'sqlite_'); choose another name"
         )
     bunch = LOADERS[name]()
@@ -56,6 +56,14 @@ def load_dataset(conn: sqlite3.Connection, name: object, table: object = None) -
 
 def _refuse_foreign_table(conn: sqlite3.Connection, table: str, columns: list[str]) -> None:
     """Reloading a dataset replaces its table; any other table of that name is left alone."""
+    temporary = conn.execute(
+        "SELECT type FROM sqlite_temp_master WHERE name = ? COLLATE NOCASE", (table,)
+    ).fetchone()
+    if temporary is not None:
+        raise SqmlError(
+            f"a temporary {temporary[0]} named {describe(table)} exists and would shadow the "
+            "dataset table; choose another table name"
+        )
     existing = conn.execute(
         "SELECT type, name FROM sqlite_master WHERE name = ? COLLATE NOCASE", (table,)
     ).fetchone()
@@ -63,11 +71,11 @@ def _refuse_foreign_table(conn: sqlite3.Connection, table: str, columns: list[st
         return
     if existing[0] != "table":
         raise SqmlError(
-            f"'{shorten(table)}' already exists as a {existing[0]}; choose another table name"
+            f"{describe(table)} already exists as a {existing[0]}; choose another table name"
         )
     present = [row[1] for row in conn.execute(f"PRAGMA table_info({quote_identifier(table)})")]
     if present != columns:
         raise SqmlError(
-            f"table '{shorten(table)}' already exists with other columns; sqml_load_dataset only "
+            f"table {describe(table)} already exists with other columns; sqml_load_dataset only "
             "replaces a table it wrote itself: choose another table name or drop it first"
         )

@@ -25,3 +25,14 @@ def shorten(value: object, limit: int = 80) -> str:
     """A bad value quoted for a message, cut so a huge argument cannot flood it."""
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe(value: object, limit: int = 80) -> str:
+    """A SQL argument as a message shows it: 'text' quoted, NULL, numbers, BLOB sizes."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + shorten(value, limit) + "'"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"a BLOB of {len(bytes(value))} bytes"
+    return shorten(repr(value), limit)

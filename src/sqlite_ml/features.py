@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SqmlError, shorten
+from .data import ascii_lower
+from .errors import SqmlError, describe, shorten
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -37,7 +38,10 @@ def _as_number(value: object) -> float | None:
         stripped = value.strip()
         if not stripped:
             return None
-        return float(stripped)
+        number = float(stripped)
+        if not math.isfinite(number):  # 'inf', 'NaN' and the like are words, not data
+            raise ValueError(value)
+        return number
     raise ValueError(value)
 
 
@@ -66,7 +70,7 @@ def infer_feature(name: str, values: Sequence[object]) -> Feature:
     for value in values:
         if isinstance(value, (bytes, bytearray, memoryview)):
             raise SqmlError(
-                f"column '{shorten(name)}' holds BLOB values, which cannot be used as a feature; "
+                f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
                 "train on a view that leaves it out or converts it"
             )
         if isinstance(value, str):
@@ -135,6 +139,11 @@ class FeatureSchema:
         ]
         return cls(features, data.get("target", ""), data.get("label_kind", NUMERIC))
 
+    def feature_at(self, column: int) -> Feature:
+        """The feature that a column of the encoded matrix comes from."""
+        position = int(np.searchsorted(self._offsets, column, side="right")) - 1
+        return self.features[position]
+
     def types(self) -> dict[str, str]:
         return {feature.name: feature.kind for feature in self.features}
 
@@ -166,6 +175,9 @@ class FeatureSchema:
     def _encode_record(self, record: Any, where: str) -> list[float]:
         if isinstance(record, Mapping):
             missing = [name for name in self.names if name not in record]
+            if missing:
+                record = _fold_case(record, missing)
+                missing = [name for name in self.names if name not in record]
             if missing:
                 raise SqmlError(
                     f"features{where} lack {_quoted(missing)}; "
@@ -213,6 +225,19 @@ class FeatureSchema:
         return encoded
 
 
+def _fold_case(record: Mapping[str, Any], missing: Sequence[str]) -> Mapping[str, Any]:
+    """Column names in SQLite ignore ASCII case, so JSON keys may too (when unambiguous)."""
+    by_folded: dict[str, list[str]] = {}
+    for key in record:
+        by_folded.setdefault(ascii_lower(key), []).append(key)
+    found = dict(record)
+    for name in missing:
+        keys = by_folded.get(ascii_lower(name), [])
+        if len(keys) == 1:
+            found[name] = record[keys[0]]
+    return found
+
+
 def _number_or_nan(value: object) -> float:
     number = _as_number(value)
     return math.nan if number is None else number
@@ -230,7 +255,7 @@ def numbers_or_error(column: str, values: Sequence[object]) -> np.ndarray:
             number = _as_number(value)
         except (ValueError, TypeError):
             raise SqmlError(
-                f"target column '{column}' holds {shorten(value)!r}, but regression needs "
+                f"target column '{column}' holds {describe(value)}, but regression needs "
                 "numbers; use prediction type 'classification' for labels"
             ) from None
         out[i] = math.nan if number is None else number

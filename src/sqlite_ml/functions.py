@@ -32,6 +32,8 @@ class Session:
         self.deployed = DeployedModels()
         self.calls: dict[str, Callable[..., Any]] = {}
         self.flags: dict[str, tuple[bool, bool]] = {}
+        self.last_error: str | None = None
+        self.mode = ""
 
     @property
     def conn(self) -> sqlite3.Connection:

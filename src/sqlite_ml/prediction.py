@@ -4,7 +4,8 @@ Loaded models are shared by every connection of the process, keyed by the SHA-25
 their stored blob (content-addressed, so an entry can never be stale). Each connection
 remembers which model every experiment it predicted with had deployed, and asks the
 database again only when the file changed: ``PRAGMA data_version`` moves when another
-connection or process commits, ``total_changes`` when this connection writes.
+connection or process commits, ``total_changes`` when this connection writes; inside a
+transaction (where a rollback moves neither) it asks on every call.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import persistence, store
-from .errors import SqmlError, shorten
+from .errors import SqmlError, describe, shorten
 from .features import TEXT_LABELS, FeatureSchema
 from .predictors import Predictor, compile_predictor
 
@@ -86,13 +87,20 @@ class DeployedModels:
 
     def __init__(self) -> None:
         self._by_experiment: dict[str, LoadedModel] = {}
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, bool] | None = None
 
     def _database_changed(self, conn: sqlite3.Connection) -> bool:
-        version = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+        in_transaction = conn.in_transaction
+        version = (
+            conn.execute("PRAGMA data_version").fetchone()[0],
+            conn.total_changes,
+            in_transaction,
+        )
         changed = version != self._seen
         self._seen = version
-        return changed
+        # Inside a transaction a ROLLBACK (TO a savepoint) can undo a deployment without
+        # moving either counter, so there the deployment is looked up on every call.
+        return changed or in_transaction
 
     def model_for(self, conn: sqlite3.Connection, experiment_name: object) -> LoadedModel:
         if self._database_changed(conn):
@@ -111,11 +119,11 @@ class DeployedModels:
         if experiment is None:
             known = store.experiment_names(conn)
             listed = ", ".join(f"'{n}'" for n in known[:20]) or "none yet"
-            raise SqmlError(f"unknown experiment '{shorten(name)}'; experiments: {listed}")
+            raise SqmlError(f"unknown experiment {describe(name)}; experiments: {listed}")
         active = store.active_model(conn, experiment.id)
         if active is None:
             raise SqmlError(
-                f"experiment '{shorten(name)}' has no deployed model yet; "
+                f"experiment {describe(name)} has no deployed model yet; "
                 "train one successfully with sqml_train first"
             )
         return MODELS.get(active.digest) or MODELS.load(conn, active.model_id)
@@ -123,7 +131,7 @@ class DeployedModels:
 
 def model_name(experiment_name: object) -> str:
     if not isinstance(experiment_name, str):
-        raise SqmlError(f"experiment name must be text, got {shorten(experiment_name)!r}")
+        raise SqmlError(f"experiment name must be text, got {describe(experiment_name)}")
     return experiment_name
 
 
@@ -133,7 +141,7 @@ def parse_features(text: object, what: str = "features") -> Any:
     if not isinstance(text, str):
         raise SqmlError(
             f"{what} must be JSON text (an object keyed by column name or an array in "
-            f"training-column order), got {shorten(text)!r}"
+            f"training-column order), got {describe(text)}"
         )
     try:
         return json.loads(text)

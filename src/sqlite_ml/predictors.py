@@ -69,8 +69,9 @@ def compile_predictor(pipeline: Pipeline) -> Predictor:
 
 
 def _linear_classifier(model: Any, preprocess: Callable[[np.ndarray], np.ndarray]) -> Predictor:
-    coef_t = np.asarray(model.coef_, dtype=np.float64).T
-    intercept = np.asarray(model.intercept_, dtype=np.float64)
+    # RidgeClassifier keeps a 1-D coef_ for two classes; the others a (1, p) or (k, p) one.
+    coef_t = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64)).T
+    intercept = np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64))
     classes = np.asarray(model.classes_)
 
     def predict(matrix: np.ndarray) -> np.ndarray:

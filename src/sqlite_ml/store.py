@@ -195,6 +195,7 @@ class ActiveModel:
     model_id: int
     digest: str | None
     score: float | None
+    format: str | None  # None: written by sqlite-ml 0.1.x (a pickle we never load)
 
 
 def find_experiment(conn: sqlite3.Connection, name: str) -> Experiment | None:
@@ -284,7 +285,8 @@ def active_model(conn: sqlite3.Connection, experiment_id: int) -> ActiveModel | 
     row = conn.execute(
         """SELECT d.id, d.model_id, m.digest,
                   (SELECT value FROM sqml_metrics
-                    WHERE model_id = d.model_id AND name = 'score' ORDER BY id DESC LIMIT 1)
+                    WHERE model_id = d.model_id AND name = 'score' ORDER BY id DESC LIMIT 1),
+                  m.format
              FROM sqml_deployments AS d JOIN sqml_models AS m ON m.id = d.model_id
             WHERE d.experiment_id = ? AND d.active
             ORDER BY d.id DESC LIMIT 1""",

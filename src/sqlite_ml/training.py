@@ -25,7 +25,7 @@ from . import metrics, persistence, store
 from ._version import __version__
 from .catalogue import estimator_class, make_estimator, require_prediction_type
 from .data import Relation, find_relation, read_columns, require_column
-from .errors import SqmlError, choices, shorten
+from .errors import SqmlError, choices, describe
 from .features import (
     NUMERIC,
     FeatureSchema,
@@ -55,7 +55,7 @@ class TrainRequest:
 
 def require_experiment_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise SqmlError(f"experiment name must be non-empty text, got {shorten(name)!r}")
+        raise SqmlError(f"experiment name must be non-empty text, got {describe(name)}")
     return name
 
 
@@ -79,11 +79,11 @@ def validate(
         or not 0 < test_size < 1
     ):
         raise SqmlError(
-            f"test_size must be a number strictly between 0 and 1, got {shorten(test_size)!r}"
+            f"test_size must be a number strictly between 0 and 1, got {describe(test_size)}"
         )
     if split_strategy not in SPLIT_STRATEGIES:
         raise SqmlError(
-            f"unknown split strategy '{shorten(split_strategy)}'; "
+            f"unknown split strategy {describe(split_strategy)}; "
             f"available: {choices(SPLIT_STRATEGIES)}"
         )
     relation = find_relation(conn, dataset)
@@ -149,6 +149,13 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             labels = labels[keep]
     schema = FeatureSchema.infer(features, columns[:-1], request.target, label_kind)
     matrix = schema.encode_columns(columns[:-1], len(labels))
+    infinite = np.isinf(matrix).any(axis=0)
+    if infinite.any():
+        column = schema.feature_at(int(np.argmax(infinite))).name
+        raise SqmlError(
+            f"column '{column}' holds an infinite value; replace it (or filter it out in a "
+            "view) before training"
+        )
     hasher = hashlib.sha256(matrix.tobytes())
     hasher.update(json.dumps(labels.tolist()).encode())
     return PreparedData(matrix, labels, schema, hasher.hexdigest())
@@ -264,7 +271,12 @@ def _fit_and_record(
         model_id = store.insert_model(conn, run_id, blob, digest, data.schema.to_json())
         store.insert_metrics(conn, model_id, values)
         active = store.active_model(conn, experiment.id)
-        deployed = active is None or active.score is None or score > active.score
+        deployed = (
+            active is None
+            or active.format != persistence.FORMAT  # a 0.1.x pickle can never be served
+            or active.score is None
+            or score > active.score
+        )
         if deployed:
             store.deploy(conn, experiment.id, model_id, "automatic")
         store.update_run(
