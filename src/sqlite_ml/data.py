@@ -118,10 +118,20 @@ def replace_table(
     column_types: Sequence[tuple[str, str]],
     rows: Sequence[Sequence[object]],
 ) -> None:
-    """Drop and recreate ``table`` with the given columns and rows (caller holds a savepoint)."""
-    quoted = quote_identifier(table)
+    """Drop and recreate ``main.table`` with the given columns and rows.
+
+    Every statement names the ``main`` schema: an unqualified DROP could otherwise reach a
+    table of that name in an attached database. The caller holds a savepoint.
+    """
+    quoted = "main." + quote_identifier(table)
     definition = ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in column_types)
-    conn.execute(f"DROP TABLE IF EXISTS {quoted}")
-    conn.execute(f"CREATE TABLE {quoted} ({definition})")
     placeholders = ", ".join("?" for _ in column_types)
-    conn.executemany(f"INSERT INTO {quoted} VALUES ({placeholders})", rows)  # noqa: S608
+    try:
+        conn.execute(f"DROP TABLE IF EXISTS {quoted}")
+        conn.execute(f"CREATE TABLE {quoted} ({definition})")
+        conn.executemany(f"INSERT INTO {quoted} VALUES ({placeholders})", rows)  # noqa: S608
+    except sqlite3.OperationalError as error:
+        raise SqmlError(
+            f"cannot replace table {describe(table)}: {error} (is the statement that calls "
+            "sqml_load_dataset reading it?)"
+        ) from error

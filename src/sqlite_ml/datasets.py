@@ -73,7 +73,7 @@ def _refuse_foreign_table(conn: sqlite3.Connection, table: str, columns: list[st
         raise SqmlError(
             f"{describe(table)} already exists as a {existing[0]}; choose another table name"
         )
-    present = [row[1] for row in conn.execute(f"PRAGMA table_info({quote_identifier(table)})")]
+    present = [row[1] for row in conn.execute(f"PRAGMA main.table_info({quote_identifier(table)})")]
     if present != columns:
         raise SqmlError(
             f"table {describe(table)} already exists with other columns; sqml_load_dataset only "

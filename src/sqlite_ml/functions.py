@@ -10,6 +10,7 @@ import ctypes
 import json
 import sqlite3
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,9 @@ class SqlFunction:
         minimum = len(self.arguments) - self.optional
         maximum = len(self.arguments)
         implementation = self.implementation
+        # Weak: the session stores this function, and a cycle would keep the session (and
+        # what binding_mode() and last_error() report) alive after the connection closes.
+        session_ref = weakref.ref(session)
 
         def call(*args: Any) -> Any:
             if not minimum <= len(args) <= maximum:
@@ -69,7 +73,7 @@ class SqlFunction:
                     f"{self.name} takes {expected} arguments, got {len(args)}; "
                     f"usage: {self.usage()}"
                 )
-            return implementation(session, *args)
+            return implementation(session_ref(), *args)
 
         return call
 

@@ -62,12 +62,12 @@ class _ModelCache:
         cached = self.get(digest)
         if cached is not None:
             return cached
+        estimator = persistence.loads(blob, model_id)  # refuses 0.1.x pickles first
         if not schema_json:
             raise SqmlError(
-                f"model {model_id} has no feature schema (it was made by sqlite-ml 0.1.x); "
-                "retrain the experiment with this version of sqlite-ml"
+                f"model {model_id} has no feature schema (it was not made by this version of "
+                "sqlite-ml); retrain the experiment"
             )
-        estimator = persistence.loads(blob, model_id)
         model = LoadedModel(
             model_id, estimator, FeatureSchema.from_json(schema_json), compile_predictor(estimator)
         )

@@ -113,13 +113,14 @@ def now() -> str:
 
 
 @contextmanager
-def savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+def savepoint(conn: sqlite3.Connection) -> Iterator[bool]:
     """All-or-nothing writes that nest inside the caller's own transaction, if any.
 
     Outside a transaction the outermost RELEASE commits; inside one, the caller's COMMIT
     or ROLLBACK decides, as with any other statement they run. SQLite refuses to open a
     savepoint while a write statement is running (``INSERT INTO t SELECT sqml_train(...)``);
     there our writes are part of that statement, which SQLite undoes whole if it fails.
+    Yields whether the block got a savepoint of its own.
     """
     name = f"sqml_{next(_savepoint_names)}"
     try:
@@ -127,10 +128,10 @@ def savepoint(conn: sqlite3.Connection) -> Iterator[None]:
     except sqlite3.OperationalError as error:
         if "statements in progress" not in str(error):
             raise
-        yield
+        yield False
         return
     try:
-        yield
+        yield True
     except BaseException:
         conn.execute(f"ROLLBACK TO {name}")
         conn.execute(f"RELEASE {name}")

@@ -184,8 +184,12 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _start_run(conn: sqlite3.Connection, request: TrainRequest) -> tuple[store.Experiment, int]:
-    with store.savepoint(conn):
+def _start_run(
+    conn: sqlite3.Connection, request: TrainRequest
+) -> tuple[store.Experiment, int, bool]:
+    """Create the experiment (if new) and a pending run; also tells whether the run row
+    will survive a failure (it cannot inside a statement that writes)."""
+    with store.savepoint(conn) as isolated:
         experiment = store.find_experiment(conn, request.experiment_name)
         if experiment is None:
             experiment = store.create_experiment(
@@ -210,7 +214,7 @@ def _start_run(conn: sqlite3.Connection, request: TrainRequest) -> tuple[store.E
                 "library_versions": json.dumps(library_versions()),
             },
         )
-    return experiment, run_id
+    return experiment, run_id, isolated
 
 
 def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
@@ -219,7 +223,7 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
     A failure after the run row exists leaves it 'failed' with the error text and writes
     no model, metric or deployment.
     """
-    experiment, run_id = _start_run(conn, request)
+    experiment, run_id, isolated = _start_run(conn, request)
     seed = experiment.random_state
     assert seed is not None
     try:
@@ -232,6 +236,12 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
             store.update_run(
                 conn, run_id, {"status": "failed", "error": message, "finished_at": store.now()}
             )
+        if not isolated:
+            raise SqmlError(
+                f"training failed: {message} (called inside a statement that writes, so the "
+                "run record is undone with that statement; run SELECT sqml_train(...) on its "
+                "own to keep a record of failed runs)"
+            ) from error
         raise SqmlError(f"training run {run_id} failed: {message}") from error
 
 

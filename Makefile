@@ -1,0 +1,52 @@
+# sqlite-ml developer commands. Quick start: `make demo`, then `make test`.
+#
+# The first run creates .venv with $(PYTHON) and installs the package in editable mode
+# with its test tools; it reinstalls whenever pyproject.toml changes (stamp file below).
+# Only that pip install needs the network; every other target works offline.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sqlite-ml-installed
+DEMO_DB ?= demo.db
+
+.DEFAULT_GOAL := help
+.PHONY: help install .venv demo test lint format clean
+
+help:
+	@echo "make demo     create .venv if needed, install, run the demo into $(DEMO_DB)"
+	@echo "make test     install, then ruff check, ruff format --check, mypy and pytest"
+	@echo "make lint     ruff check, ruff format --check and mypy only"
+	@echo "make format   apply ruff's fixes and formatting to src and tests"
+	@echo "make install  create .venv and pip install -e '.[test]' (again when pyproject.toml changes)"
+	@echo "make clean    remove .venv, caches, build outputs and $(DEMO_DB)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install .venv: $(STAMP)
+
+demo: install
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB)-journal
+	$(BIN)/python -m sqlite_ml.demo $(DEMO_DB)
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+format: install
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB)-journal
+	find src tests examples -name __pycache__ -type d -prune -exec rm -rf {} +
