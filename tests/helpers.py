@@ -95,18 +95,25 @@ class Db:
             (experiment,),
         )
 
-    def reference(self, model_id: int) -> Callable[[Any], Any]:
-        """scikit-learn's own predict with a stored model, for one feature record."""
+    def stored_model(self, model_id: int) -> tuple[Any, FeatureSchema]:
         blob, schema_json = self.conn.execute(
             "SELECT data, feature_schema FROM sqml_models WHERE id = ?", (model_id,)
         ).fetchone()
-        estimator = persistence.loads(bytes(blob), model_id)
-        schema = FeatureSchema.from_json(schema_json)
+        return persistence.loads(bytes(blob), model_id), FeatureSchema.from_json(schema_json)
+
+    def reference(self, model_id: int) -> Callable[[Any], Any]:
+        """scikit-learn's own predict with a stored model, for one feature record."""
+        estimator, schema = self.stored_model(model_id)
 
         def predict(features: Any) -> Any:
             return estimator.predict(schema.encode_records([features]))[0]
 
         return predict
+
+    def reference_batch(self, model_id: int, records: list[Any]) -> list[Any]:
+        """scikit-learn's own predict with a stored model, for many records at once."""
+        estimator, schema = self.stored_model(model_id)
+        return list(estimator.predict(schema.encode_records(records, batch=True)))
 
 
 def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

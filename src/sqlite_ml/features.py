@@ -100,6 +100,7 @@ class FeatureSchema:
             self._offsets.append(offset)
             offset += feature.width()
         self.width = offset
+        self._numeric = [feature.kind == NUMERIC for feature in self.features]
         self._category_index = [
             {category: i for i, category in enumerate(feature.categories)}
             for feature in self.features
@@ -174,16 +175,10 @@ class FeatureSchema:
 
     def _encode_record(self, record: Any, where: str) -> list[float]:
         if isinstance(record, Mapping):
-            missing = [name for name in self.names if name not in record]
-            if missing:
-                record = _fold_case(record, missing)
-                missing = [name for name in self.names if name not in record]
-            if missing:
-                raise SqmlError(
-                    f"features{where} lack {_quoted(missing)}; "
-                    f"the model expects {_quoted(self.names)}"
-                )
-            values: Sequence[Any] = [record[name] for name in self.names]
+            try:
+                values: Sequence[Any] = [record[name] for name in self.names]
+            except KeyError:
+                values = self._values_by_name(record, where)
         elif isinstance(record, list):
             if len(record) != len(self.names):
                 raise SqmlError(
@@ -197,32 +192,55 @@ class FeatureSchema:
                 f"JSON array in training-column order, got {shorten(json.dumps(record))}"
             )
         encoded = [0.0] * self.width
-        for slot, (feature, value) in enumerate(zip(self.features, values, strict=True)):
-            start = self._offsets[slot]
-            if feature.kind == NUMERIC:
-                try:
-                    number = _as_number(value)
-                except (ValueError, TypeError):
-                    number = math.inf
-                if number is None:
-                    encoded[start] = math.nan
-                elif not math.isfinite(number):
-                    raise SqmlError(
-                        f"feature '{feature.name}'{where} expects a number or null, "
-                        f"got {shorten(json.dumps(value))}"
-                    )
+        offsets = self._offsets
+        for slot, value in enumerate(values):
+            if self._numeric[slot]:
+                kind = type(value)
+                if kind is float and value - value == 0:  # finite
+                    encoded[offsets[slot]] = value
+                elif value is None:
+                    encoded[offsets[slot]] = math.nan
                 else:
-                    encoded[start] = number
+                    encoded[offsets[slot]] = self._number(slot, value, where)
             else:
                 if isinstance(value, (dict, list)):
                     raise SqmlError(
-                        f"feature '{feature.name}'{where} expects a text category or "
+                        f"feature '{self.names[slot]}'{where} expects a text category or "
                         f"null, got {shorten(json.dumps(value))}"
                     )
                 hit = self._category_index[slot].get(_category(value))  # type: ignore[arg-type]
                 if hit is not None:
-                    encoded[start + hit] = 1.0
+                    encoded[offsets[slot] + hit] = 1.0
         return encoded
+
+    def encode_record(self, record: Any) -> list[float]:
+        """One prediction input as a row of floats (NaN where a value is missing)."""
+        return self._encode_record(record, "")
+
+    def _values_by_name(self, record: Mapping[str, Any], where: str) -> list[Any]:
+        missing = [name for name in self.names if name not in record]
+        record = _fold_case(record, missing)
+        missing = [name for name in self.names if name not in record]
+        if missing:
+            raise SqmlError(
+                f"features{where} lack {_quoted(missing)}; the model expects {_quoted(self.names)}"
+            )
+        return [record[name] for name in self.names]
+
+    def _number(self, slot: int, value: Any, where: str) -> float:
+        """A numeric feature that is not a plain finite float: int, numeric text, or bad."""
+        try:
+            number = _as_number(value)
+        except (ValueError, TypeError, OverflowError):
+            number = math.inf
+        if number is None:
+            return math.nan
+        if not math.isfinite(number):
+            raise SqmlError(
+                f"feature '{self.names[slot]}'{where} expects a number or null, "
+                f"got {shorten(json.dumps(value))}"
+            )
+        return number
 
 
 def _fold_case(record: Mapping[str, Any], missing: Sequence[str]) -> Mapping[str, Any]:

@@ -22,7 +22,7 @@ import numpy as np
 from . import persistence, store
 from .errors import SqmlError, describe, shorten
 from .features import TEXT_LABELS, FeatureSchema
-from .predictors import Predictor, compile_predictor
+from .predictors import Predictor, RowPredictor, compile_predictor, compile_row_predictor
 
 _MAX_CACHED_MODELS = 32
 
@@ -33,12 +33,17 @@ class LoadedModel:
     estimator: Any
     schema: FeatureSchema
     predictor: Predictor
+    row_predictor: RowPredictor
 
     def predict(self, matrix: np.ndarray) -> list[Any]:
         predictions = self.predictor(matrix)
         if self.schema.label_kind == TEXT_LABELS:
             return [str(value) for value in predictions]
         return [float(value) for value in predictions]
+
+    def predict_row(self, row: list[float]) -> Any:
+        prediction = self.row_predictor(row)
+        return str(prediction) if self.schema.label_kind == TEXT_LABELS else float(prediction)
 
 
 class _ModelCache:
@@ -68,8 +73,13 @@ class _ModelCache:
                 f"model {model_id} has no feature schema (it was not made by this version of "
                 "sqlite-ml); retrain the experiment"
             )
+        predictor = compile_predictor(estimator)
         model = LoadedModel(
-            model_id, estimator, FeatureSchema.from_json(schema_json), compile_predictor(estimator)
+            model_id,
+            estimator,
+            FeatureSchema.from_json(schema_json),
+            predictor,
+            compile_row_predictor(estimator, predictor),
         )
         with self._lock:
             self.loads += 1
@@ -150,8 +160,7 @@ def parse_features(text: object, what: str = "features") -> Any:
 
 
 def predict_one(model: LoadedModel, features: Any) -> Any:
-    matrix = model.schema.encode_records([features])
-    return model.predict(matrix)[0]
+    return model.predict_row(model.schema.encode_record(features))
 
 
 def predict_many(model: LoadedModel, items: Any) -> list[Any]:
