@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 from sklearn.impute import SimpleImputer
@@ -75,3 +77,21 @@ def test_a_row_on_the_decision_boundary_is_decided_as_scikit_learn_does():
     row_predict = compile_row_predictor(pipeline, exact)
     for row in ([1.0, 1.0], [0.5, 0.5], [2.0, 0.0], [0.0, 2.0], [float("nan"), 1.0]):
         assert row_predict(row) == pipeline.predict(np.array([row]))[0]
+
+
+def test_batch_applies_the_same_rules_as_single_rows(noisy):
+    db, rows = noisy
+    rows = [row for row in rows if None not in row]
+    db.train("amount", "regression", "ridge", "noisy_amount", "amount")
+    mixed = [
+        [None, *rows[0][1:]],  # missing: imputed
+        [str(value) for value in rows[1]],  # numbers as text
+        {"A": rows[2][0], "b": rows[2][1], "c": 0, "d": 1, "e": True, "f": None},  # case, int, bool
+    ]
+    singles = [db.predict("amount", item) for item in mixed]
+    assert db.predict_batch("amount", mixed) == pytest.approx(singles, rel=1e-9)
+    for bad, shown in (("nan", '"nan"'), ("inf", '"inf"'), (float("inf"), "Infinity")):
+        items = [rows[0], [bad, *rows[1][1:]]]
+        with pytest.raises(sqlite3.OperationalError, match=r"feature 'a' \(item 1\)") as error:
+            db.predict_batch("amount", items)
+        assert shown in str(error.value)

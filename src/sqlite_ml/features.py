@@ -101,6 +101,7 @@ class FeatureSchema:
             offset += feature.width()
         self.width = offset
         self._numeric = [feature.kind == NUMERIC for feature in self.features]
+        self._all_numeric = all(self._numeric)
         self._category_index = [
             {category: i for i, category in enumerate(feature.categories)}
             for feature in self.features
@@ -165,6 +166,11 @@ class FeatureSchema:
 
     def encode_records(self, records: Iterable[Any], batch: bool = False) -> np.ndarray:
         """Prediction input (JSON objects keyed by column, or arrays in column order)."""
+        records = list(records)
+        if self._all_numeric and records:
+            matrix = self._encode_numeric_records(records, batch)
+            if matrix is not None:
+                return matrix
         rows = [
             self._encode_record(record, f" (item {i})" if batch else "")
             for i, record in enumerate(records)
@@ -212,6 +218,33 @@ class FeatureSchema:
                 if hit is not None:
                     encoded[offsets[slot] + hit] = 1.0
         return encoded
+
+    def _encode_numeric_records(self, records: list[Any], batch: bool) -> np.ndarray | None:
+        """All-numeric models: let numpy convert the whole batch at once. Rows with a
+        missing value, and any batch numpy cannot take as it is, go through the per-record
+        encoder, which applies every rule (and words every error) the same way."""
+        names, width = self.names, len(self.names)
+        rows: list[Any] = []
+        for record in records:
+            kind = type(record)
+            if kind is dict:
+                try:
+                    rows.append([record[name] for name in names])
+                except KeyError:
+                    return None
+            elif kind is list and len(record) == width:
+                rows.append(record)
+            else:
+                return None
+        try:
+            matrix = np.array(rows, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if matrix.shape != (len(records), self.width) or np.isinf(matrix).any():
+            return None
+        for i in np.flatnonzero(np.isnan(matrix).any(axis=1)):
+            matrix[i] = self._encode_record(records[i], f" (item {i})" if batch else "")
+        return matrix
 
     def encode_record(self, record: Any) -> list[float]:
         """One prediction input as a row of floats (NaN where a value is missing)."""

@@ -39,7 +39,7 @@ class LoadedModel:
         predictions = self.predictor(matrix)
         if self.schema.label_kind == TEXT_LABELS:
             return [str(value) for value in predictions]
-        return [float(value) for value in predictions]
+        return np.asarray(predictions, dtype=np.float64).tolist()
 
     def predict_row(self, row: list[float]) -> Any:
         prediction = self.row_predictor(row)
