@@ -90,7 +90,10 @@ def test_batch_applies_the_same_rules_as_single_rows(noisy):
     ]
     singles = [db.predict("amount", item) for item in mixed]
     assert db.predict_batch("amount", mixed) == pytest.approx(singles, rel=1e-9)
-    for bad, shown in (("nan", '"nan"'), ("inf", '"inf"'), (float("inf"), "Infinity")):
+    assert db.predict_batch("amount", [["NaN", *rows[0][1:]]]) == pytest.approx(
+        [db.predict("amount", [None, *rows[0][1:]])], rel=1e-9
+    )
+    for bad, shown in (("abc", '"abc"'), ("inf", '"inf"'), (float("inf"), "Infinity")):
         items = [rows[0], [bad, *rows[1][1:]]]
         with pytest.raises(sqlite3.OperationalError, match=r"feature 'a' \(item 1\)") as error:
             db.predict_batch("amount", items)

@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import SqmlError, choices, describe, shorten
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -77,17 +79,71 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
     return Relation(name=row[0], kind=row[1], columns=columns)
 
 
-def read_columns(
-    conn: sqlite3.Connection, relation: Relation, columns: Sequence[str]
-) -> list[tuple[object, ...]]:
-    """All rows of the named columns, in rowid order for tables (stable across reads)."""
-    selected = ", ".join(quote_identifier(column) for column in columns)
+def _rows_with_target(relation: Relation, target: str) -> str:
+    return f" FROM {quote_identifier(relation.name)} WHERE {quote_identifier(target)} IS NOT NULL"
+
+
+def _row_filter(conn: sqlite3.Connection, relation: Relation, target: str) -> str:
+    """The rows with a target, in rowid order for tables (the same order on every read)."""
     order = " ORDER BY rowid" if relation.kind == "table" and _has_rowid(conn, relation) else ""
-    sql = f"SELECT {selected} FROM {quote_identifier(relation.name)}{order}"  # noqa: S608
+    return _rows_with_target(relation, target) + order
+
+
+def _read_error(relation: Relation, error: Exception) -> SqmlError:
+    return SqmlError(f"cannot read dataset '{shorten(relation.name)}': {error}")
+
+
+def count_rows_with_target(conn: sqlite3.Connection, relation: Relation, target: str) -> int:
+    try:
+        row = conn.execute(f"SELECT count(*){_rows_with_target(relation, target)}").fetchone()  # noqa: S608
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    return int(row[0])
+
+
+def holds_text(conn: sqlite3.Connection, relation: Relation, column: str, target: str) -> bool:
+    """Whether any row with a target has TEXT or a BLOB in ``column``."""
+    sql = (
+        f"SELECT EXISTS (SELECT 1{_rows_with_target(relation, target)}"  # noqa: S608
+        f" AND typeof({quote_identifier(column)}) IN ('text', 'blob'))"
+    )
+    try:
+        return bool(conn.execute(sql).fetchone()[0])
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+
+
+def read_numeric_matrix(
+    conn: sqlite3.Connection, relation: Relation, columns: Sequence[str], target: str, rows: int
+) -> np.ndarray | None:
+    """The rows with a target straight into float64, NULL as NaN, with numpy filling the
+    array from the cursor (no per-row Python lists). None when a value is not a number
+    numpy reads as one (text such as 'abc' or ''): the caller then reads Python values."""
+    selected = ", ".join(quote_identifier(column) for column in columns)
+    sql = f"SELECT {selected}{_row_filter(conn, relation, target)}"  # noqa: S608
+    try:
+        cursor = conn.execute(sql)
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    try:
+        return np.fromiter(cursor, dtype=np.dtype((np.float64, len(columns))), count=rows)
+    except (TypeError, ValueError, OverflowError):
+        cursor.close()
+        return None
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+
+
+def read_rows(
+    conn: sqlite3.Connection, relation: Relation, columns: Sequence[str], target: str
+) -> list[tuple[object, ...]]:
+    """The rows with a non-NULL target, as Python values, in a stable order."""
+    selected = ", ".join(quote_identifier(column) for column in columns)
+    sql = f"SELECT {selected}{_row_filter(conn, relation, target)}"  # noqa: S608
     try:
         return conn.execute(sql).fetchall()
     except sqlite3.Error as error:
-        raise SqmlError(f"cannot read dataset '{shorten(relation.name)}': {error}") from error
+        raise _read_error(relation, error) from error
 
 
 def _has_rowid(conn: sqlite3.Connection, relation: Relation) -> bool:

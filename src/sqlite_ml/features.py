@@ -39,7 +39,9 @@ def _as_number(value: object) -> float | None:
         if not stripped:
             return None
         number = float(stripped)
-        if not math.isfinite(number):  # 'inf', 'NaN' and the like are words, not data
+        if math.isnan(number):  # 'NaN', as some tools write a missing number
+            return None
+        if math.isinf(number):  # 'inf' is a word here, not a measurement
             raise ValueError(value)
         return number
     raise ValueError(value)
@@ -311,10 +313,6 @@ def numbers_or_error(column: str, values: Sequence[object]) -> np.ndarray:
             ) from None
         out[i] = math.nan if number is None else number
     return out
-
-
-def is_missing_target(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 TEXT_LABELS = "text"

@@ -24,13 +24,21 @@ from sklearn.preprocessing import StandardScaler
 from . import metrics, persistence, store
 from ._version import __version__
 from .catalogue import estimator_class, make_estimator, require_prediction_type
-from .data import Relation, find_relation, read_columns, require_column
+from .data import (
+    Relation,
+    count_rows_with_target,
+    find_relation,
+    holds_text,
+    read_numeric_matrix,
+    read_rows,
+    require_column,
+)
 from .errors import SqmlError, choices, describe
 from .features import (
     NUMERIC,
+    Feature,
     FeatureSchema,
     encode_labels,
-    is_missing_target,
     numbers_or_error,
 )
 
@@ -128,16 +136,42 @@ class PreparedData:
 
 
 def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
-    """Read the dataset, drop rows without a target, and encode features and labels."""
-    features = request.feature_columns
-    rows = read_columns(conn, request.dataset, [*features, request.target])
-    rows = [row for row in rows if not is_missing_target(row[-1])]
-    if len(rows) < 2:
+    """Read the rows that have a target and encode their features and labels.
+
+    All-numeric data (the common case, and the big one) is read by numpy straight from
+    the cursor into one float64 array; data with TEXT (categories, text labels, numbers
+    stored as text) or infinities goes through Python values and the feature schema's rules.
+    """
+    features, target = request.feature_columns, request.target
+    count = count_rows_with_target(conn, request.dataset, target)
+    if count < 2:
         raise SqmlError(
-            f"dataset '{request.dataset.name}' has {len(rows)} row(s) with a non-NULL "
-            f"target '{request.target}'; at least 2 are needed to train and test"
+            f"dataset '{request.dataset.name}' has {count} row(s) with a non-NULL "
+            f"target '{target}'; at least 2 are needed to train and test"
         )
+    text_labels = request.prediction_type == "classification" and holds_text(
+        conn, request.dataset, target, target
+    )
+    if not text_labels:
+        block = read_numeric_matrix(conn, request.dataset, [*features, target], target, count)
+        if block is not None and not np.isinf(block).any():
+            # A view of the block: the split copies the rows it picks anyway.
+            matrix, labels = block[:, :-1], block[:, -1].copy()
+            keep = ~np.isnan(labels)  # a target of '' or 'NaN' text is missing
+            if not keep.all():
+                matrix, labels = matrix[keep], labels[keep]
+            if len(labels) >= 2:
+                features_schema = [Feature(name, NUMERIC) for name in features]
+                schema = FeatureSchema(features_schema, target, NUMERIC)
+                return PreparedData(matrix, labels, schema, _digest(matrix, labels))
+    return _prepare_from_rows(conn, request)
+
+
+def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
+    features = request.feature_columns
+    rows = read_rows(conn, request.dataset, [*features, request.target], request.target)
     columns: list[Sequence[object]] = list(zip(*rows, strict=True))
+    del rows
     target_values = columns[-1]
     if request.prediction_type == "classification":
         labels, label_kind = encode_labels(target_values)
@@ -147,6 +181,11 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
         if not keep.all():  # empty strings in a numeric target count as missing
             columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
             labels = labels[keep]
+    if len(labels) < 2:
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' has {len(labels)} row(s) with a usable "
+            f"target '{request.target}'; at least 2 are needed to train and test"
+        )
     schema = FeatureSchema.infer(features, columns[:-1], request.target, label_kind)
     matrix = schema.encode_columns(columns[:-1], len(labels))
     infinite = np.isinf(matrix).any(axis=0)
@@ -156,9 +195,19 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             f"column '{column}' holds an infinite value; replace it (or filter it out in a "
             "view) before training"
         )
-    hasher = hashlib.sha256(matrix.tobytes())
-    hasher.update(json.dumps(labels.tolist()).encode())
-    return PreparedData(matrix, labels, schema, hasher.hexdigest())
+    return PreparedData(matrix, labels, schema, _digest(matrix, labels))
+
+
+def _digest(matrix: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of the encoded training data, the same whichever way it was read."""
+    hasher = hashlib.sha256()
+    for start in range(0, len(matrix), 65536):  # in slices: no full copy of the matrix
+        hasher.update(np.ascontiguousarray(matrix[start : start + 65536]).data)
+    if labels.dtype == object:
+        hasher.update(json.dumps(labels.tolist()).encode())
+    else:
+        hasher.update(np.ascontiguousarray(labels, dtype=np.float64).data)
+    return hasher.hexdigest()
 
 
 def build_pipeline(request: TrainRequest, seed: int) -> Pipeline:
@@ -256,16 +305,22 @@ def _fit_and_record(
     x_train, x_test, y_train, y_test = train_test_split(
         data.matrix, data.labels, test_size=request.test_size, random_state=seed, shuffle=True
     )
+    data.matrix = np.empty((0, data.matrix.shape[1]))  # the split holds its own copies now
     pipeline = build_pipeline(request, seed)
+    # Impute and scale the split's copies in place while fitting and scoring (two fewer
+    # copies of the data at the peak); the stored pipeline copies its input again.
+    pipeline.set_params(impute__copy=False, scale__copy=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         started = time.perf_counter()
         pipeline.fit(x_train, y_train)
         fit_time = time.perf_counter() - started
+        del x_train
         started = time.perf_counter()
         predicted = pipeline.predict(x_test)
         score_time = time.perf_counter() - started
         values = metrics.compute(request.prediction_type, y_test, predicted)
+    pipeline.set_params(impute__copy=True, scale__copy=True)
     score = values["score"]
     if not math.isfinite(score):
         raise SqmlError(
