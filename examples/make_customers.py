@@ -9,8 +9,8 @@ Deterministic (fixed numpy seed). Run from the repository root to refresh both c
 
     .venv/bin/python examples/make_customers.py
 
-It writes ``examples/customers.sql`` and the packaged copy
-``src/sqlite_ml/data/customers.sql`` that ``python -m sqlite_ml.demo`` loads.
+It writes ``src/sqlite_ml/data/customers.sql``, packaged with sqlite-ml, which
+``python -m sqlite_ml.demo`` loads.
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ ROWS = 400
 UNKNOWN_LABELS = 8  # recent sign-ups: churn not known yet, so NULL
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUTS = [
-    ROOT / "examples" / "customers.sql",
-    ROOT / "src" / "sqlite_ml" / "data" / "customers.sql",
-]
+OUTPUTS = [ROOT / "src" / "sqlite_ml" / "data" / "customers.sql"]
 
 PLANS = ["basic", "pro", "enterprise"]
 PLAN_SHARE = [0.5, 0.35, 0.15]

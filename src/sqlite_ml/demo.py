@@ -112,17 +112,9 @@ def sql(statement: str) -> None:
 
 
 def customers_sql() -> str:
-    """The bundled example table, from the installed package or else from the repository."""
+    """The bundled example table, packaged with sqlite-ml (sqlite_ml/data/customers.sql)."""
     packaged = resources.files("sqlite_ml").joinpath("data").joinpath("customers.sql")
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    repository = Path(__file__).resolve().parents[2] / "examples" / "customers.sql"
-    if not repository.is_file():
-        raise FileNotFoundError(
-            "customers.sql is neither packaged (sqlite_ml/data/customers.sql) nor in a "
-            f"source checkout ({repository}); reinstall sqlite-ml or run from the repository"
-        )
-    return repository.read_text(encoding="utf-8")
+    return packaged.read_text(encoding="utf-8")
 
 
 def sql_error_text(conn: sqlite3.Connection, error: sqlite3.Error) -> str:
