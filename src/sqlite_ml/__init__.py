@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import SqmlError
@@ -34,44 +33,18 @@ def register(conn: sqlite3.Connection) -> None:
     factory) are left as they were.
     """
     from . import binding, store
-    from .functions import FUNCTIONS, Session
+    from .data import plain_rows
+    from .functions import new_session
 
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"register() needs a sqlite3.Connection, got {type(conn).__name__}")
-    # Our queries expect plain tuples and str; the caller's factories are restored after.
-    row_factory, text_factory = conn.row_factory, conn.text_factory
-    conn.row_factory, conn.text_factory = None, str
-    try:
+    with plain_rows(conn):
         store.ensure_schema(conn)
         binder = binding.binder_for(conn)
-        session = Session(conn)
-        for function in FUNCTIONS:
-            session.calls[function.name] = _with_plain_rows(session, function.bound_to(session))
-            session.flags[function.name] = (function.deterministic, function.direct_only)
+        session = new_session(conn)
         binder.attach(conn, session)
-    finally:
-        conn.row_factory, conn.text_factory = row_factory, text_factory
     session.mode = binder.mode
     _sessions[id(conn)] = weakref.ref(session)
-
-
-def _with_plain_rows(session: Session, call: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a function with the connection's row and text factories at their defaults."""
-
-    session_ref = weakref.ref(session)  # weak for the same reason as in bound_to
-
-    def run(*args: Any) -> Any:
-        conn = session_ref().conn  # type: ignore[union-attr]
-        row_factory, text_factory = conn.row_factory, conn.text_factory
-        if row_factory is None and text_factory is str:
-            return call(*args)
-        conn.row_factory, conn.text_factory = None, str
-        try:
-            return call(*args)
-        finally:
-            conn.row_factory, conn.text_factory = row_factory, text_factory
-
-    return run
 
 
 def _session_of(conn: sqlite3.Connection) -> Session | None:

@@ -7,12 +7,29 @@ brackets, spaces, semicolons or unicode is a name and never SQL.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import SqmlError, choices, describe, shorten
+
+
+@contextmanager
+def plain_rows(conn: sqlite3.Connection) -> Iterator[None]:
+    """Our queries expect tuples and str: the caller's row and text factories are set
+    aside while they run and put back after, whatever happens."""
+    row_factory, text_factory = conn.row_factory, conn.text_factory
+    if row_factory is None and text_factory is str:
+        yield
+        return
+    conn.row_factory, conn.text_factory = None, str
+    try:
+        yield
+    finally:
+        conn.row_factory, conn.text_factory = row_factory, text_factory
+
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 

@@ -19,6 +19,7 @@ import sklearn
 
 from . import datasets, training
 from ._version import __version__
+from .data import plain_rows
 from .errors import SqmlError
 from .prediction import DeployedModels, parse_features, predict_many, predict_one
 
@@ -73,7 +74,10 @@ class SqlFunction:
                     f"{self.name} takes {expected} arguments, got {len(args)}; "
                     f"usage: {self.usage()}"
                 )
-            return implementation(session_ref(), *args)
+            session = session_ref()
+            assert session is not None  # the connection that calls us keeps it alive
+            with plain_rows(session.conn):
+                return implementation(session, *args)
 
         return call
 
@@ -153,3 +157,12 @@ FUNCTIONS = (
     SqlFunction("sqml_predict", _predict, ("experiment_name", "features")),
     SqlFunction("sqml_predict_batch", _predict_batch, ("experiment_name", "features")),
 )
+
+
+def new_session(conn: sqlite3.Connection) -> Session:
+    """A connection's session with every SQL function bound to it, ready to attach."""
+    session = Session(conn)
+    for function in FUNCTIONS:
+        session.calls[function.name] = function.bound_to(session)
+        session.flags[function.name] = (function.deterministic, function.direct_only)
+    return session
