@@ -39,9 +39,14 @@ _FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 
 
 def error_message(error: BaseException, function_name: str) -> str:
+    """The text SQLite shows; NUL would end it early there, so it is spelled out."""
     if isinstance(error, SqmlError):
-        return error.message
-    return f"{function_name}: unexpected {type(error).__name__}: {error}"
+        text = error.message
+    elif isinstance(error, sqlite3.Error):  # the database's own words: read-only, locked, ...
+        text = f"{function_name}: {error}"
+    else:
+        text = f"{function_name}: unexpected {type(error).__name__}: {error}"
+    return text.replace("\x00", "\\0")
 
 
 class _CApi:

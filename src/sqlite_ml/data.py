@@ -52,29 +52,38 @@ def quote_identifier(name: str) -> str:
 class Relation:
     """A table or view that the user named, as found in the schema."""
 
-    name: str
+    name: str  # as the user wrote it (for messages and the run record)
     kind: str  # 'table' or 'view'
     columns: tuple[str, ...]
+    sql_name: str = ""  # quoted, schema-qualified when the user named an attached schema
+
+    @property
+    def quoted(self) -> str:
+        return self.sql_name or quote_identifier(self.name)
 
 
 def user_relations(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'sqml\\_%' ESCAPE '\\' "
-        "ORDER BY name"
+        "SELECT name FROM (SELECT name, type FROM sqlite_temp_master"
+        " UNION SELECT name, type FROM sqlite_master) WHERE type IN ('table', 'view')"
+        " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'sqml\\_%' ESCAPE '\\'"
+        " ORDER BY name"
     ).fetchall()
     return [row[0] for row in rows]
 
 
 def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
-    """Look a table or view up by exact name; a clear error lists the ones that exist."""
+    """Look a table or view up by name; a clear error lists the ones that exist.
+
+    SQLite matches names without regard to ASCII case; an exact match wins. Temporary
+    tables and views shadow main ones, as in SQL. ``schema.name`` names a table or view of
+    an attached database (or of ``main``/``temp``) when no table is literally called that.
+    """
     if not isinstance(name, str) or not name:
         raise SqmlError(
             f"dataset must be the name of a table or view, got {describe(name)}; "
             f"available: {choices(user_relations(conn)) or 'none'}"
         )
-    # SQLite matches names without regard to ASCII case; an exact match wins. Temporary
-    # tables and views live in their own schema and shadow the main one, as in SQL.
     row = conn.execute(
         "SELECT name, type FROM ("
         " SELECT name, type, 0 AS place FROM sqlite_temp_master"
@@ -83,21 +92,48 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
         " ORDER BY name = ? DESC, place LIMIT 1",
         (name, name),
     ).fetchone()
-    if row is None:
-        raise SqmlError(
-            f"unknown dataset {describe(name)}: no table or view has that name; "
-            f"available: {choices(user_relations(conn)) or 'none'}"
-        )
+    if row is not None:
+        found, kind, sql_name = row[0], row[1], quote_identifier(row[0])
+    else:
+        qualified = _find_qualified(conn, name)
+        if qualified is None:
+            raise SqmlError(
+                f"unknown dataset {describe(name)}: no table or view has that name; "
+                f"available: {choices(user_relations(conn)) or 'none'} (or 'schema.name' for "
+                "an attached database)"
+            )
+        found, kind, sql_name = qualified
     try:
-        cursor = conn.execute(f"SELECT * FROM {quote_identifier(row[0])} LIMIT 0")  # noqa: S608
+        cursor = conn.execute(f"SELECT * FROM {sql_name} LIMIT 0")  # noqa: S608
     except sqlite3.Error as error:
         raise SqmlError(f"cannot read dataset {describe(name)}: {error}") from error
     columns = tuple(description[0] for description in cursor.description)
-    return Relation(name=row[0], kind=row[1], columns=columns)
+    return Relation(name=found, kind=kind, columns=columns, sql_name=sql_name)
+
+
+def _find_qualified(conn: sqlite3.Connection, name: str) -> tuple[str, str, str] | None:
+    """``schema.table`` in an attached database: (name as given, kind, qualified SQL)."""
+    schema, dot, table = name.partition(".")
+    if not dot or not table:
+        return None
+    schemas = {ascii_lower(row[1]): row[1] for row in conn.execute("PRAGMA database_list")}
+    real_schema = schemas.get(ascii_lower(schema))
+    if real_schema is None:
+        return None
+    master = "sqlite_temp_master" if real_schema == "temp" else "sqlite_master"
+    row = conn.execute(
+        f"SELECT name, type FROM {quote_identifier(real_schema)}.{master}"  # noqa: S608
+        " WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"
+        " ORDER BY name = ? DESC LIMIT 1",
+        (table, table),
+    ).fetchone()
+    if row is None:
+        return None
+    return name, row[1], f"{quote_identifier(real_schema)}.{quote_identifier(row[0])}"
 
 
 def _rows_with_target(relation: Relation, target: str) -> str:
-    return f" FROM {quote_identifier(relation.name)} WHERE {quote_identifier(target)} IS NOT NULL"
+    return f" FROM {relation.quoted} WHERE {quote_identifier(target)} IS NOT NULL"
 
 
 def _row_filter(conn: sqlite3.Connection, relation: Relation, target: str) -> str:
@@ -165,7 +201,7 @@ def read_rows(
 
 def _has_rowid(conn: sqlite3.Connection, relation: Relation) -> bool:
     try:
-        conn.execute(f"SELECT rowid FROM {quote_identifier(relation.name)} LIMIT 0")  # noqa: S608
+        conn.execute(f"SELECT rowid FROM {relation.quoted} LIMIT 0")  # noqa: S608
     except sqlite3.OperationalError:
         return False  # WITHOUT ROWID table
     return True

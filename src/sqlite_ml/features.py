@@ -23,6 +23,7 @@ from .errors import SqmlError, describe, shorten
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+TEXT_LABELS = "text"
 MAX_CATEGORIES = 100
 
 
@@ -137,11 +138,30 @@ class FeatureSchema:
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSchema:
+        """Read a stored schema; ValueError says what is wrong with a damaged one."""
         data = json.loads(text)
-        features = [
-            Feature(f["name"], f["kind"], list(f.get("categories", []))) for f in data["features"]
-        ]
-        return cls(features, data.get("target", ""), data.get("label_kind", NUMERIC))
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise ValueError("not a version 1 feature schema object")
+        if not isinstance(data.get("features"), list) or not data["features"]:
+            raise ValueError("'features' is not a non-empty list")
+        features = []
+        for item in data["features"]:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ValueError(f"a feature has no text name: {shorten(json.dumps(item))}")
+            kind = item.get("kind")
+            categories = item.get("categories", [])
+            if kind not in (NUMERIC, CATEGORICAL):
+                raise ValueError(f"feature '{item['name']}' has unknown kind {kind!r}")
+            if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+                raise ValueError(f"feature '{item['name']}' has malformed categories")
+            features.append(Feature(item["name"], kind, list(categories)))
+        names = [feature.name for feature in features]
+        if len(set(names)) != len(names):
+            raise ValueError("feature names repeat")
+        label_kind = data.get("label_kind", NUMERIC)
+        if label_kind not in (NUMERIC, TEXT_LABELS):
+            raise ValueError(f"unknown label kind {label_kind!r}")
+        return cls(features, str(data.get("target", "")), label_kind)
 
     def feature_at(self, column: int) -> Feature:
         """The feature that a column of the encoded matrix comes from."""
@@ -315,13 +335,26 @@ def numbers_or_error(column: str, values: Sequence[object]) -> np.ndarray:
     return out
 
 
-TEXT_LABELS = "text"
-
-
 def encode_labels(values: Sequence[object]) -> tuple[np.ndarray, str]:
     """Class labels as stored: numbers stay numbers, any text makes them all text."""
     if any(isinstance(value, (bytes, bytearray, memoryview)) for value in values):
         raise SqmlError("the target column holds BLOB values; class labels must be numbers or text")
     if any(isinstance(value, str) for value in values):
         return np.array([_category(value) for value in values], dtype=object), TEXT_LABELS
-    return np.array([float(value) for value in values], dtype=np.float64), NUMERIC  # type: ignore[arg-type]
+    labels = np.array([float(value) for value in values], dtype=np.float64)  # type: ignore[arg-type]
+    check_numeric_labels(labels)
+    return labels, NUMERIC
+
+
+def check_numeric_labels(labels: np.ndarray) -> None:
+    """Numeric class labels must be whole numbers that a float holds exactly."""
+    fractional = labels[labels != np.round(labels)]
+    if len(fractional):
+        raise SqmlError(
+            f"class labels must be whole numbers or text, but the target holds "
+            f"{fractional[0]!r}; use prediction type 'regression', or store the labels as TEXT"
+        )
+    if len(labels) and float(np.abs(labels).max()) >= 2**53:
+        raise SqmlError(
+            "class labels beyond 2^53 cannot be kept exactly as numbers; store them as TEXT"
+        )

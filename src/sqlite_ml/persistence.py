@@ -116,8 +116,9 @@ def declared_types(blob: bytes) -> set[str]:
     return found
 
 
-def loads(blob: bytes, model_id: int) -> Any:
-    """Rebuild a stored model, refusing anything that is not a skops blob of allowed types."""
+def loads(blob: bytes, model_id: int, recorded_digest: str | None = None) -> Any:
+    """Rebuild a stored model, refusing anything that is not a skops blob of allowed types,
+    or (when ``recorded_digest`` is given) whose bytes are not the ones trained."""
     retrain = "retrain the experiment with this version of sqlite-ml"
     if blob[:1] == b"\x80":
         raise SqmlError(
@@ -135,6 +136,11 @@ def loads(blob: bytes, model_id: int) -> Any:
         raise SqmlError(
             f"model {model_id} contains types outside sqlite-ml's allow-list "
             f"({', '.join(refused[:5])}); it was not loaded: {retrain}"
+        )
+    if recorded_digest is not None and digest(blob) != recorded_digest:
+        raise SqmlError(
+            f"model {model_id}'s data does not match the SHA-256 recorded when it was "
+            f"trained (corrupted or tampered with); it was not loaded: {retrain}"
         )
     try:
         return skops_io.loads(blob, trusted=sorted(ALLOWED_TYPES))

@@ -46,47 +46,68 @@ class LoadedModel:
         return str(prediction) if self.schema.label_kind == TEXT_LABELS else float(prediction)
 
 
+CacheKey = tuple[str, str]  # (SHA-256 of the model blob, its feature schema JSON)
+
+
 class _ModelCache:
+    """Loaded models shared by every connection of the process.
+
+    Keyed by the blob's SHA-256 as recorded at training (checked against the blob's real
+    digest when it is loaded) together with the feature schema's exact text, so a
+    database whose schema was edited never gets another database's model, nor the
+    reverse."""
+
     def __init__(self) -> None:
-        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._models: OrderedDict[CacheKey, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0  # deserializations so far, for tests and diagnostics
 
-    def get(self, digest: str | None) -> LoadedModel | None:
-        if digest is None:
-            return None
+    def get(self, key: CacheKey) -> LoadedModel | None:
         with self._lock:
-            model = self._models.get(digest)
+            model = self._models.get(key)
             if model is not None:
-                self._models.move_to_end(digest)
+                self._models.move_to_end(key)
             return model
 
-    def load(self, conn: sqlite3.Connection, model_id: int) -> LoadedModel:
+    def load(self, conn: sqlite3.Connection, active: store.ActiveModel) -> LoadedModel:
+        model_id = active.model_id
         blob, _format, schema_json = store.model_blob(conn, model_id)
+        # Refuses 0.1.x pickles, types outside the allow-list, then bytes not as trained.
+        estimator = persistence.loads(blob, model_id, active.digest)
         digest = persistence.digest(blob)
-        cached = self.get(digest)
-        if cached is not None:
-            return cached
-        estimator = persistence.loads(blob, model_id)  # refuses 0.1.x pickles first
         if not schema_json:
             raise SqmlError(
                 f"model {model_id} has no feature schema (it was not made by this version of "
                 "sqlite-ml); retrain the experiment"
             )
+        schema = schema_for(estimator, schema_json, model_id)
         predictor = compile_predictor(estimator)
         model = LoadedModel(
-            model_id,
-            estimator,
-            FeatureSchema.from_json(schema_json),
-            predictor,
-            compile_row_predictor(estimator, predictor),
+            model_id, estimator, schema, predictor, compile_row_predictor(estimator, predictor)
         )
         with self._lock:
             self.loads += 1
-            self._models[digest] = model
+            self._models[(digest, schema_json)] = model
             while len(self._models) > _MAX_CACHED_MODELS:
                 self._models.popitem(last=False)
         return model
+
+
+def schema_for(estimator: Any, schema_json: str, model_id: int) -> FeatureSchema:
+    """The stored feature schema, checked for shape and against the model's input width."""
+    try:
+        schema = FeatureSchema.from_json(schema_json)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise SqmlError(
+            f"model {model_id}'s feature schema is damaged ({error}); retrain the experiment"
+        ) from None
+    expected = getattr(estimator, "n_features_in_", schema.width)
+    if schema.width != expected:
+        raise SqmlError(
+            f"model {model_id}'s feature schema describes {schema.width} model inputs but the "
+            f"model takes {expected}; the schema is damaged: retrain the experiment"
+        )
+    return schema
 
 
 MODELS = _ModelCache()
@@ -136,7 +157,11 @@ class DeployedModels:
                 f"experiment {describe(name)} has no deployed model yet; "
                 "train one successfully with sqml_train first"
             )
-        return MODELS.get(active.digest) or MODELS.load(conn, active.model_id)
+        if active.digest is not None and active.schema_json is not None:
+            cached = MODELS.get((active.digest, active.schema_json))
+            if cached is not None:
+                return cached
+        return MODELS.load(conn, active)
 
 
 def model_name(experiment_name: object) -> str:
@@ -157,6 +182,8 @@ def parse_features(text: object, what: str = "features") -> Any:
         return json.loads(text)
     except ValueError as error:
         raise SqmlError(f"{what} is not valid JSON ({error}): {shorten(text)}") from None
+    except RecursionError:
+        raise SqmlError(f"{what} is nested too deeply to be features: {shorten(text)}") from None
 
 
 def predict_one(model: LoadedModel, features: Any) -> Any:

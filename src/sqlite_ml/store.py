@@ -146,38 +146,65 @@ def schema_version(conn: sqlite3.Connection) -> int:
     if not has_meta:
         return 0
     row = conn.execute("SELECT value FROM sqml_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise SqmlError(
+            f"sqml_meta's schema_version is {row[0]!r}, not a version number; the sqlite-ml "
+            "tables of this database are damaged"
+        ) from None
+
+
+def _schema_complete(conn: sqlite3.Connection) -> bool:
+    """Every sqml table and the view exist (a table dropped by hand is made again)."""
+    wanted = {*_BASE_TABLES, "sqml_meta", "sqml_runs_overview"}
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name LIKE 'sqml%'"
+        )
+    }
+    return wanted <= present
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create or migrate the sqml tables; a no-op on an up-to-date database."""
+    """Create or migrate the sqml tables; a no-op (and no write) on an up-to-date database."""
     current = schema_version(conn)
-    if current == SCHEMA_VERSION:
+    if current == SCHEMA_VERSION and _schema_complete(conn):
         return
     if current > SCHEMA_VERSION:
         raise SqmlError(
             f"this database uses sqlite-ml schema version {current}, newer than the "
             f"{SCHEMA_VERSION} this version understands; upgrade sqlite-ml"
         )
-    with savepoint(conn):
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS sqml_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
-        for table, ddl in _BASE_TABLES.items():
-            conn.execute(ddl)
-            existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            for column in _ADDED_COLUMNS[table]:
-                if column.split()[0] not in existing:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-        for index in _INDEXES:
-            conn.execute(index)
-        conn.execute("DROP VIEW IF EXISTS sqml_runs_overview")
-        conn.execute(_RUNS_OVERVIEW)
-        conn.execute(
-            "INSERT INTO sqml_meta(key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+    try:
+        with savepoint(conn):
+            _create_or_migrate(conn)
+    except sqlite3.OperationalError as error:
+        raise SqmlError(
+            f"cannot create or update sqlite-ml's tables (sqml_*) in this database: {error}"
+        ) from error
+
+
+def _create_or_migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS sqml_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for table, ddl in _BASE_TABLES.items():
+        conn.execute(ddl)
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in _ADDED_COLUMNS[table]:
+            if column.split()[0] not in existing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    for index in _INDEXES:
+        conn.execute(index)
+    conn.execute("DROP VIEW IF EXISTS sqml_runs_overview")
+    conn.execute(_RUNS_OVERVIEW)
+    conn.execute(
+        "INSERT INTO sqml_meta(key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
 
 
 @dataclass(frozen=True)
@@ -197,6 +224,7 @@ class ActiveModel:
     digest: str | None
     score: float | None
     format: str | None  # None: written by sqlite-ml 0.1.x (a pickle we never load)
+    schema_json: str | None
 
 
 def find_experiment(conn: sqlite3.Connection, name: str) -> Experiment | None:
@@ -286,8 +314,9 @@ def active_model(conn: sqlite3.Connection, experiment_id: int) -> ActiveModel | 
     row = conn.execute(
         """SELECT d.id, d.model_id, m.digest,
                   (SELECT value FROM sqml_metrics
-                    WHERE model_id = d.model_id AND name = 'score' ORDER BY id DESC LIMIT 1),
-                  m.format
+                    WHERE model_id = d.model_id AND name = 'score'
+                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1),
+                  m.format, m.feature_schema
              FROM sqml_deployments AS d JOIN sqml_models AS m ON m.id = d.model_id
             WHERE d.experiment_id = ? AND d.active
             ORDER BY d.id DESC LIMIT 1""",

@@ -38,6 +38,7 @@ from .features import (
     NUMERIC,
     Feature,
     FeatureSchema,
+    check_numeric_labels,
     encode_labels,
     numbers_or_error,
 )
@@ -64,6 +65,8 @@ class TrainRequest:
 def require_experiment_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise SqmlError(f"experiment name must be non-empty text, got {describe(name)}")
+    if "\x00" in name:
+        raise SqmlError(f"experiment name {describe(name)} contains a NUL character")
     return name
 
 
@@ -160,6 +163,8 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             keep = ~np.isnan(labels)  # a target of '' or 'NaN' text is missing
             if not keep.all():
                 matrix, labels = matrix[keep], labels[keep]
+            if request.prediction_type == "classification":
+                check_numeric_labels(labels)
             if len(labels) >= 2:
                 features_schema = [Feature(name, NUMERIC) for name in features]
                 schema = FeatureSchema(features_schema, target, NUMERIC)
@@ -266,25 +271,52 @@ def _start_run(
     return experiment, run_id, isolated
 
 
+_LOCKED = (
+    "the database is locked by another connection's write, and SQLite cannot wait for it "
+    "from inside the statement that calls sqml_train (that statement already reads the "
+    "database); train again when the other writer is done, or train from one connection "
+    "at a time"
+)
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, SqmlError):
+        return error.message
+    if isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "busy" in str(error)
+    ):
+        return _LOCKED
+    if isinstance(error, sqlite3.Error):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
 def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
     """Run one training: a run row first, then a model, metrics and maybe a deployment.
 
     A failure after the run row exists leaves it 'failed' with the error text and writes
     no model, metric or deployment.
     """
-    experiment, run_id, isolated = _start_run(conn, request)
+    try:
+        experiment, run_id, isolated = _start_run(conn, request)
+    except sqlite3.Error as error:
+        raise SqmlError(f"training did not start: {_why(error)}") from error
     seed = experiment.random_state
     assert seed is not None
     try:
         return _fit_and_record(conn, request, experiment, run_id, seed)
     except Exception as error:
-        message = (
-            error.message if isinstance(error, SqmlError) else f"{type(error).__name__}: {error}"
-        )
-        with store.savepoint(conn):
-            store.update_run(
-                conn, run_id, {"status": "failed", "error": message, "finished_at": store.now()}
-            )
+        message = _why(error)
+        try:
+            with store.savepoint(conn):
+                store.update_run(
+                    conn, run_id, {"status": "failed", "error": message, "finished_at": store.now()}
+                )
+        except sqlite3.Error as recording:
+            raise SqmlError(
+                f"training run {run_id} failed: {message}; recording the failure failed too "
+                f"({_why(recording)}), so the run is still marked 'pending'"
+            ) from error
         if not isolated:
             raise SqmlError(
                 f"training failed: {message} (called inside a statement that writes, so the "
