@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import sqlite3
-import weakref
 from typing import TYPE_CHECKING
 
 from ._version import __version__
+from .binding import WeakRegistry
 from .errors import SqmlError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ __all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
 # Sessions by connection address. Each session is owned by its connection (through a
 # function the connection keeps), so an entry dies with its connection and a new
 # connection at a reused address never sees a closed one's session.
-_sessions: dict[int, weakref.ref[Session]] = {}
+_sessions: WeakRegistry[Session] = WeakRegistry()
 
 
 def register(conn: sqlite3.Connection) -> None:
@@ -44,21 +44,16 @@ def register(conn: sqlite3.Connection) -> None:
         session = new_session(conn)
         binder.attach(conn, session)
     session.mode = binder.mode
-    _sessions[id(conn)] = weakref.ref(session)
-
-
-def _session_of(conn: sqlite3.Connection) -> Session | None:
-    ref = _sessions.get(id(conn))
-    return ref() if ref is not None else None
+    _sessions.put(id(conn), session)
 
 
 def binding_mode(conn: sqlite3.Connection) -> str | None:
     """'capi' (our own SQL error messages) or 'stdlib' (generic ones), once registered."""
-    session = _session_of(conn)
+    session = _sessions.get(id(conn))
     return session.mode if session is not None else None
 
 
 def last_error(conn: sqlite3.Connection) -> str | None:
     """The full message of the last sqml function that failed on ``conn`` (any mode)."""
-    session = _session_of(conn)
+    session = _sessions.get(id(conn))
     return session.last_error if session is not None else None

@@ -23,11 +23,12 @@ import sqlite3
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import SqmlError
 
 SqlCallable = Callable[..., Any]
+T = TypeVar("T")
 
 _SQLITE_UTF8 = 1
 _SQLITE_DETERMINISTIC = 0x800
@@ -107,6 +108,27 @@ class _CApi:
         return int(db)
 
 
+class WeakRegistry(Generic[T]):
+    """Objects by an integer key (a handle or an address), held weakly; an entry leaves
+    when its object dies, unless a newer object took the key meanwhile."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref[T]] = {}
+
+    def put(self, key: int, value: T) -> None:
+        refs = self._refs
+
+        def forget(ref: weakref.ref[T]) -> None:
+            if refs.get(key) is ref:
+                del refs[key]
+
+        refs[key] = weakref.ref(value, forget)
+
+    def get(self, key: int) -> T | None:
+        ref = self._refs.get(key)
+        return ref() if ref is not None else None
+
+
 class Registrable(Protocol):
     """What a binder attaches: SQL name -> Python callable, plus SQLite flags."""
 
@@ -129,7 +151,7 @@ class CApiBinder:
 
     def __init__(self) -> None:
         self.api = _CApi()
-        self._sessions: dict[int, weakref.ref[Registrable]] = {}
+        self._sessions: WeakRegistry[Registrable] = WeakRegistry()
         self._trampolines: dict[str, Any] = {}
 
     def check(self, conn: sqlite3.Connection) -> None:
@@ -137,13 +159,7 @@ class CApiBinder:
 
     def attach(self, conn: sqlite3.Connection, session: Registrable) -> None:
         db = self.api.handle(conn)
-        sessions = self._sessions
-
-        def forget(ref: weakref.ref[Registrable], db: int = db) -> None:
-            if sessions.get(db) is ref:
-                del sessions[db]
-
-        sessions[db] = weakref.ref(session, forget)
+        self._sessions.put(db, session)
         conn.create_function("sqml_binding_mode", 0, _owner(session, self.mode))
         for name in session.calls:
             deterministic, direct_only = session.flags.get(name, (False, False))
@@ -170,7 +186,7 @@ class CApiBinder:
         def trampoline(context: int, argc: int, argv: int) -> None:
             session = None
             try:
-                session = sessions[context_db(context)]()
+                session = sessions.get(context_db(context))
                 assert session is not None, "connection session is gone"
                 values = (ctypes.c_void_p * argc).from_address(argv) if argc else ()
                 result = session.calls[name](*[read_value(value or 0) for value in values])

@@ -71,10 +71,11 @@ class _ModelCache:
 
     def load(self, conn: sqlite3.Connection, active: store.ActiveModel) -> LoadedModel:
         model_id = active.model_id
-        blob, _format, schema_json = store.model_blob(conn, model_id)
+        blob = store.model_blob(conn, model_id)
         # Refuses 0.1.x pickles, types outside the allow-list, then bytes not as trained.
         estimator = persistence.loads(blob, model_id, active.digest)
-        digest = persistence.digest(blob)
+        digest = active.digest or persistence.digest(blob)  # equal once loads() accepted it
+        schema_json = active.schema_json
         if not schema_json:
             raise SqmlError(
                 f"model {model_id} has no feature schema (it was not made by this version of "

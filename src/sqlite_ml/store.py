@@ -343,14 +343,12 @@ def deploy(conn: sqlite3.Connection, experiment_id: int, model_id: int, strategy
     return deployment_id
 
 
-def model_blob(conn: sqlite3.Connection, model_id: int) -> tuple[bytes, str | None, str | None]:
-    """(data, format, feature_schema JSON) of a stored model."""
-    row = conn.execute(
-        "SELECT data, format, feature_schema FROM sqml_models WHERE id = ?", (model_id,)
-    ).fetchone()
+def model_blob(conn: sqlite3.Connection, model_id: int) -> bytes:
+    """The stored bytes of a model."""
+    row = conn.execute("SELECT data FROM sqml_models WHERE id = ?", (model_id,)).fetchone()
     if row is None:
         raise SqmlError(f"model {model_id} is missing from sqml_models")
     data = row[0]
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
-    return bytes(data or b""), row[1], row[2]
+    return bytes(data or b"")

@@ -147,11 +147,7 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     """
     features, target = request.feature_columns, request.target
     count = count_rows_with_target(conn, request.dataset, target)
-    if count < 2:
-        raise SqmlError(
-            f"dataset '{request.dataset.name}' has {count} row(s) with a non-NULL "
-            f"target '{target}'; at least 2 are needed to train and test"
-        )
+    _require_two_rows(request, count)
     text_labels = request.prediction_type == "classification" and holds_text(
         conn, request.dataset, target, target
     )
@@ -172,6 +168,14 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     return _prepare_from_rows(conn, request)
 
 
+def _require_two_rows(request: TrainRequest, rows: int) -> None:
+    if rows < 2:
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' has {rows} row(s) with a usable target "
+            f"'{request.target}'; at least 2 are needed to train and test"
+        )
+
+
 def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     features = request.feature_columns
     rows = read_rows(conn, request.dataset, [*features, request.target], request.target)
@@ -186,11 +190,7 @@ def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> Prepa
         if not keep.all():  # empty strings in a numeric target count as missing
             columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
             labels = labels[keep]
-    if len(labels) < 2:
-        raise SqmlError(
-            f"dataset '{request.dataset.name}' has {len(labels)} row(s) with a usable "
-            f"target '{request.target}'; at least 2 are needed to train and test"
-        )
+    _require_two_rows(request, len(labels))
     schema = FeatureSchema.infer(features, columns[:-1], request.target, label_kind)
     matrix = schema.encode_columns(columns[:-1], len(labels))
     infinite = np.isinf(matrix).any(axis=0)
