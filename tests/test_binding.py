@@ -50,7 +50,7 @@ def test_stdlib_fallback_errors_and_last_error(stdlib):
     assert sqlite_ml.last_error(db.conn).startswith("unknown experiment 'missing'")
     with pytest.raises(sqlite3.OperationalError):
         db.value("SELECT sqml_train('only one')")
-    assert "sqml_train takes 5 to 7 arguments, got 1" in sqlite_ml.last_error(db.conn)
+    assert "sqml_train takes 5 to 8 arguments, got 1" in sqlite_ml.last_error(db.conn)
 
 
 def test_last_error_is_per_connection(stdlib, connect):

@@ -41,9 +41,10 @@ def test_unknown_algorithm(trained):
 
 
 def test_unknown_prediction_type(trained):
-    message = train_error(trained, "new", "clustering", "dummy", "dataset_iris", "target")
-    assert "unknown prediction type 'clustering'" in message
+    message = train_error(trained, "new", "ranking", "dummy", "dataset_iris", "target")
+    assert "unknown prediction type 'ranking'" in message
     assert "'classification'" in message and "'regression'" in message
+    assert "'clustering'" in message
 
 
 def test_unknown_split_strategy(trained):
@@ -104,11 +105,11 @@ def test_experiment_name_must_be_text(trained, name):
 @pytest.mark.parametrize(
     ("call", "expected"),
     [
-        ("sqml_train('a', 'classification', 'dummy', 'dataset_iris')", "sqml_train takes 5 to 7 "),
+        ("sqml_train('a', 'classification', 'dummy', 'dataset_iris')", "sqml_train takes 5 to 8 "),
         (
             "sqml_train('a', 'classification', 'dummy', 'dataset_iris', 'target', 0.2,"
-            " 'shuffle', 'extra')",
-            "sqml_train takes 5 to 7 arguments, got 8",
+            " 'shuffle', '{}', 'extra')",
+            "sqml_train takes 5 to 8 arguments, got 9",
         ),
         ("sqml_predict('existing')", "sqml_predict takes 2 arguments, got 1"),
         ("sqml_predict_batch()", "sqml_predict_batch takes 2 arguments, got 0"),

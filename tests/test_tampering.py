@@ -48,9 +48,9 @@ def tampered_blobs(original: bytes, marker) -> dict[str, tuple[bytes, str]]:
         "flip_tail": (flip(original, len(original) - 40, 40), "retrain"),
         "truncated": (original[: len(original) // 3], "not a skops model archive"),
         "empty": (b"", "not a skops model archive"),
-        "ordered_dict": (
-            skops.io.dumps(collections.OrderedDict(a=1)),
-            "allow-list (collections.OrderedDict)",
+        "counter": (
+            skops.io.dumps(collections.Counter(a=1)),
+            "allow-list (collections.Counter)",
         ),
         "function_transformer": (
             skops.io.dumps(Pipeline([("f", FunctionTransformer(func=os.system))])),
@@ -102,7 +102,7 @@ def test_tampered_models_are_refused_in_a_new_process(tampered, python):
         "flip_tail",
         "truncated",
         "empty",
-        "ordered_dict",
+        "counter",
         "function_transformer",
         "pickle",
     ],

@@ -1,13 +1,26 @@
-"""Algorithms: one line maps a name to a scikit-learn estimator class, per prediction type."""
+"""Algorithms: one line maps a name to an estimator class, per prediction type."""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
-from sklearn import dummy, ensemble, linear_model, neighbors, neural_network, svm, tree
+import lightgbm
+import xgboost
+from sklearn import (
+    cluster,
+    dummy,
+    ensemble,
+    linear_model,
+    mixture,
+    neighbors,
+    neural_network,
+    svm,
+    tree,
+)
 
 from .errors import SqmlError, choices, describe
+from .estimators import BirchClusters, XGBoostClassifier
 
 ALGORITHMS: dict[str, dict[str, type[Any]]] = {
     "classification": {
@@ -24,6 +37,10 @@ ALGORITHMS: dict[str, dict[str, type[Any]]] = {
         "knn": neighbors.KNeighborsClassifier,
         "mlp": neural_network.MLPClassifier,
         "svc": svm.SVC,
+        "hist_gradient_boosting": ensemble.HistGradientBoostingClassifier,
+        "extra_trees": ensemble.ExtraTreesClassifier,
+        "xgboost": XGBoostClassifier,
+        "lightgbm": lightgbm.LGBMClassifier,
     },
     "regression": {
         "dummy": dummy.DummyRegressor,
@@ -43,7 +60,26 @@ ALGORITHMS: dict[str, dict[str, type[Any]]] = {
         "knn": neighbors.KNeighborsRegressor,
         "mlp": neural_network.MLPRegressor,
         "svr": svm.SVR,
+        "hist_gradient_boosting": ensemble.HistGradientBoostingRegressor,
+        "extra_trees": ensemble.ExtraTreesRegressor,
+        "xgboost": xgboost.XGBRegressor,
+        "lightgbm": lightgbm.LGBMRegressor,
     },
+    "clustering": {
+        "kmeans": cluster.KMeans,
+        "mini_batch_kmeans": cluster.MiniBatchKMeans,
+        "birch": BirchClusters,
+        "gaussian_mixture": mixture.GaussianMixture,
+    },
+}
+
+# Defaults that differ from the library's: LightGBM quiet and bit-for-bit repeatable
+# (its documented switches for that); XGBoost repeats exactly with its defaults.
+_DEFAULT_PARAMS: dict[type[Any], dict[str, Any]] = {
+    lightgbm.LGBMClassifier: {"verbose": -1, "deterministic": True, "force_col_wise": True},
+    lightgbm.LGBMRegressor: {"verbose": -1, "deterministic": True, "force_col_wise": True},
+    # One component (the library's default) is one cluster, which no clustering score rates.
+    mixture.GaussianMixture: {"n_components": 3},
 }
 
 PREDICTION_TYPES = tuple(ALGORITHMS)
@@ -69,10 +105,23 @@ def estimator_class(prediction_type: str, algorithm: object) -> type[Any]:
     return available[algorithm]
 
 
-def make_estimator(estimator_cls: type[Any], seed: int) -> Any:
+def make_estimator(
+    estimator_cls: type[Any], seed: int, hyperparams: dict[str, Any] | None = None
+) -> Any:
     """A fresh estimator; seeded when it has randomness, so a run can be repeated exactly."""
     parameters = inspect.signature(estimator_cls).parameters
-    return estimator_cls(random_state=seed) if "random_state" in parameters else estimator_cls()
+    arguments = dict(_DEFAULT_PARAMS.get(estimator_cls, {}))
+    if "random_state" in parameters:
+        arguments["random_state"] = seed
+    estimator = estimator_cls(**arguments)
+    if hyperparams:
+        estimator.set_params(**hyperparams)
+    return estimator
+
+
+def parameter_names(estimator_cls: type[Any]) -> list[str]:
+    """The hyperparameters an algorithm accepts, as its ``get_params`` names them."""
+    return sorted(make_estimator(estimator_cls, 0).get_params(deep=False))
 
 
 def all_estimator_classes() -> list[type[Any]]:

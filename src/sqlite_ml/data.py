@@ -132,21 +132,35 @@ def _find_qualified(conn: sqlite3.Connection, name: str) -> tuple[str, str, str]
     return name, row[1], f"{quote_identifier(real_schema)}.{quote_identifier(row[0])}"
 
 
-def _rows_with_target(relation: Relation, target: str) -> str:
+def _rows_with_target(relation: Relation, target: str | None) -> str:
+    """The rows with a target (every row when there is none: clustering)."""
+    if target is None:
+        return f" FROM {relation.quoted} WHERE 1"
     return f" FROM {relation.quoted} WHERE {quote_identifier(target)} IS NOT NULL"
 
 
-def _row_filter(conn: sqlite3.Connection, relation: Relation, target: str) -> str:
-    """The rows with a target, in rowid order for tables (the same order on every read)."""
-    order = " ORDER BY rowid" if relation.kind == "table" and _has_rowid(conn, relation) else ""
+def _row_filter(
+    conn: sqlite3.Connection, relation: Relation, target: str | None, order_by: str | None = None
+) -> str:
+    """The rows with a target, in rowid order for tables (the same order on every read),
+    or by ``order_by`` first when given."""
+    keys = [quote_identifier(order_by)] if order_by is not None else []
+    if relation.kind == "table" and _has_rowid(conn, relation):
+        keys.append("rowid")
+    order = f" ORDER BY {', '.join(keys)}" if keys else ""
     return _rows_with_target(relation, target) + order
+
+
+def has_rowid(conn: sqlite3.Connection, relation: Relation) -> bool:
+    """Whether the relation is a table with a rowid (views and WITHOUT ROWID tables lack one)."""
+    return relation.kind == "table" and _has_rowid(conn, relation)
 
 
 def _read_error(relation: Relation, error: Exception) -> SqmlError:
     return SqmlError(f"cannot read dataset '{shorten(relation.name)}': {error}")
 
 
-def count_rows_with_target(conn: sqlite3.Connection, relation: Relation, target: str) -> int:
+def count_rows_with_target(conn: sqlite3.Connection, relation: Relation, target: str | None) -> int:
     try:
         row = conn.execute(f"SELECT count(*){_rows_with_target(relation, target)}").fetchone()  # noqa: S608
     except sqlite3.Error as error:
@@ -154,7 +168,9 @@ def count_rows_with_target(conn: sqlite3.Connection, relation: Relation, target:
     return int(row[0])
 
 
-def holds_text(conn: sqlite3.Connection, relation: Relation, column: str, target: str) -> bool:
+def holds_text(
+    conn: sqlite3.Connection, relation: Relation, column: str, target: str | None
+) -> bool:
     """Whether any row with a target has TEXT or a BLOB in ``column``."""
     sql = (
         f"SELECT EXISTS (SELECT 1{_rows_with_target(relation, target)}"  # noqa: S608
@@ -167,13 +183,18 @@ def holds_text(conn: sqlite3.Connection, relation: Relation, column: str, target
 
 
 def read_numeric_matrix(
-    conn: sqlite3.Connection, relation: Relation, columns: Sequence[str], target: str, rows: int
+    conn: sqlite3.Connection,
+    relation: Relation,
+    columns: Sequence[str],
+    target: str | None,
+    rows: int,
+    order_by: str | None = None,
 ) -> np.ndarray | None:
     """The rows with a target straight into float64, NULL as NaN, with numpy filling the
     array from the cursor (no per-row Python lists). None when a value is not a number
     numpy reads as one (text such as 'abc' or ''): the caller then reads Python values."""
     selected = ", ".join(quote_identifier(column) for column in columns)
-    sql = f"SELECT {selected}{_row_filter(conn, relation, target)}"  # noqa: S608
+    sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by)}"  # noqa: S608
     try:
         cursor = conn.execute(sql)
     except sqlite3.Error as error:
@@ -188,11 +209,15 @@ def read_numeric_matrix(
 
 
 def read_rows(
-    conn: sqlite3.Connection, relation: Relation, columns: Sequence[str], target: str
+    conn: sqlite3.Connection,
+    relation: Relation,
+    columns: Sequence[str],
+    target: str | None,
+    order_by: str | None = None,
 ) -> list[tuple[object, ...]]:
     """The rows with a non-NULL target, as Python values, in a stable order."""
     selected = ", ".join(quote_identifier(column) for column in columns)
-    sql = f"SELECT {selected}{_row_filter(conn, relation, target)}"  # noqa: S608
+    sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by)}"  # noqa: S608
     try:
         return conn.execute(sql).fetchall()
     except sqlite3.Error as error:

@@ -5,6 +5,12 @@ is checked against. Numeric columns (including text that all parses as numbers, 
 imports leave it) pass through with NULL as NaN, which the model pipeline imputes. TEXT
 columns are one-hot encoded over their most frequent categories; a category unseen in
 training, or NULL, encodes as all zeros.
+
+A run's ``preprocess`` option can choose per column: ``one_hot`` (also for a numeric
+column of codes), ``ordinal`` (the category's position in sorted order; unseen or NULL
+is missing, then imputed), ``target`` (the mean target per category, from the training
+split only: one column for regression, one per class for classification), ``none``
+(numbers only), and ``impute: error`` (a NULL is refused in training and prediction).
 """
 
 from __future__ import annotations
@@ -22,8 +28,12 @@ from .data import ascii_lower
 from .errors import SqmlError, describe, shorten
 
 NUMERIC = "numeric"
-CATEGORICAL = "categorical"
+CATEGORICAL = "categorical"  # one-hot
+ORDINAL = "ordinal"
+TARGET_ENCODED = "target"
+FEATURE_KINDS = (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED)
 TEXT_LABELS = "text"
+CLUSTER_LABELS = "cluster"
 MAX_CATEGORIES = 100
 
 
@@ -62,22 +72,51 @@ class Feature:
     name: str
     kind: str
     categories: list[str] = field(default_factory=list)
+    # Target encoding: one row of ``outputs`` numbers per category (empty until fitted).
+    values: list[list[float]] = field(default_factory=list)
+    outputs: int = 1
+    required: bool = False  # preprocess impute 'error': NULL is refused
 
     def width(self) -> int:
-        return 1 if self.kind == NUMERIC else len(self.categories)
+        if self.kind == CATEGORICAL:
+            return len(self.categories)
+        return self.outputs if self.kind == TARGET_ENCODED else 1
 
 
-def infer_feature(name: str, values: Sequence[object]) -> Feature:
-    """Decide how to use one column from its training values."""
-    has_text = False
-    for value in values:
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            raise SqmlError(
-                f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
-                "train on a view that leaves it out or converts it"
-            )
-        if isinstance(value, str):
-            has_text = True
+def infer_feature(
+    name: str, values: Sequence[object], encode: str | None = None, outputs: int = 1
+) -> Feature:
+    """Decide how to use one column from its training values (``encode``: the run's
+    preprocess choice for it; None decides from the values)."""
+    if encode in (CATEGORICAL, "one_hot", ORDINAL, TARGET_ENCODED):
+        _refuse_blobs(name, values)
+        counts = Counter(c for c in map(_category, values) if c is not None)
+        if encode == ORDINAL:
+            return Feature(name, ORDINAL, sorted(counts))
+        if encode == TARGET_ENCODED:
+            return Feature(name, TARGET_ENCODED, sorted(counts), outputs=outputs)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+    feature = _infer_automatic(name, values)
+    if encode == "none" and feature.kind != NUMERIC:
+        raise SqmlError(
+            f"column {describe(name)} holds text that is not a number, but its preprocess "
+            "encode is 'none'; choose 'one_hot', 'ordinal' or 'target'"
+        )
+    return feature
+
+
+def _refuse_blobs(name: str, values: Sequence[object]) -> None:
+    if any(isinstance(value, (bytes, bytearray, memoryview)) for value in values):
+        raise SqmlError(
+            f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
+            "train on a view that leaves it out or converts it"
+        )
+
+
+def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
+    _refuse_blobs(name, values)
+    has_text = any(isinstance(value, str) for value in values)
     if has_text:
         try:
             for value in values:
@@ -105,6 +144,8 @@ class FeatureSchema:
         self.width = offset
         self._numeric = [feature.kind == NUMERIC for feature in self.features]
         self._all_numeric = all(self._numeric)
+        self._kinds = [feature.kind for feature in self.features]
+        self._required = [feature.required for feature in self.features]
         self._category_index = [
             {category: i for i, category in enumerate(feature.categories)}
             for feature in self.features
@@ -117,11 +158,63 @@ class FeatureSchema:
         columns: Sequence[Sequence[object]],
         target: str,
         label_kind: str,
+        encodings: Mapping[str, str | None] | None = None,
+        outputs: int = 1,
     ) -> FeatureSchema:
+        encodings = encodings or {}
         features = [
-            infer_feature(name, values) for name, values in zip(names, columns, strict=True)
+            infer_feature(name, values, encodings.get(name), outputs)
+            for name, values in zip(names, columns, strict=True)
         ]
         return cls(features, target, label_kind)
+
+    @property
+    def target_encoded(self) -> bool:
+        return TARGET_ENCODED in self._kinds
+
+    def require(self, names: Iterable[str]) -> FeatureSchema:
+        """The same schema with NULL refused in ``names`` (preprocess impute 'error')."""
+        wanted = set(names)
+        features = [
+            Feature(f.name, f.kind, f.categories, f.values, f.outputs, f.name in wanted)
+            for f in self.features
+        ]
+        return FeatureSchema(features, self.target, self.label_kind)
+
+    def fit_target_encoding(
+        self, columns: Sequence[Sequence[object]], targets: np.ndarray, smoothing: float = 1.0
+    ) -> FeatureSchema:
+        """Target-encoded features fitted on training rows (``columns``, ``targets`` of
+        one number per output each): a category's mean target, pulled towards the overall
+        mean by ``smoothing`` rows' worth of weight."""
+        prior = targets.mean(axis=0)
+        features = []
+        for feature, values in zip(self.features, columns, strict=True):
+            if feature.kind != TARGET_ENCODED:
+                features.append(feature)
+                continue
+            sums = {c: np.zeros(targets.shape[1]) for c in feature.categories}
+            counts = dict.fromkeys(feature.categories, 0)
+            for value, target in zip(values, targets, strict=True):
+                category = _category(value)
+                if category in sums:
+                    sums[category] += target
+                    counts[category] += 1
+            encoded = [
+                [float(v) for v in (sums[c] + smoothing * prior) / (counts[c] + smoothing)]
+                for c in feature.categories
+            ]
+            features.append(
+                Feature(
+                    feature.name,
+                    feature.kind,
+                    feature.categories,
+                    encoded,
+                    feature.outputs,
+                    feature.required,
+                )
+            )
+        return FeatureSchema(features, self.target, self.label_kind)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -129,10 +222,7 @@ class FeatureSchema:
                 "version": 1,
                 "target": self.target,
                 "label_kind": self.label_kind,
-                "features": [
-                    {"name": f.name, "kind": f.kind, "categories": f.categories}
-                    for f in self.features
-                ],
+                "features": [_feature_json(f) for f in self.features],
             }
         )
 
@@ -150,16 +240,16 @@ class FeatureSchema:
                 raise ValueError(f"a feature has no text name: {shorten(json.dumps(item))}")
             kind = item.get("kind")
             categories = item.get("categories", [])
-            if kind not in (NUMERIC, CATEGORICAL):
+            if kind not in FEATURE_KINDS:
                 raise ValueError(f"feature '{item['name']}' has unknown kind {kind!r}")
             if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
                 raise ValueError(f"feature '{item['name']}' has malformed categories")
-            features.append(Feature(item["name"], kind, list(categories)))
+            features.append(_feature_from_json(item, kind, list(categories)))
         names = [feature.name for feature in features]
         if len(set(names)) != len(names):
             raise ValueError("feature names repeat")
         label_kind = data.get("label_kind", NUMERIC)
-        if label_kind not in (NUMERIC, TEXT_LABELS):
+        if label_kind not in (NUMERIC, TEXT_LABELS, CLUSTER_LABELS):
             raise ValueError(f"unknown label kind {label_kind!r}")
         return cls(features, str(data.get("target", "")), label_kind)
 
@@ -178,13 +268,30 @@ class FeatureSchema:
             start = self._offsets[position]
             if feature.kind == NUMERIC:
                 matrix[:, start] = [_number_or_nan(v) for v in values]
-            else:
+            elif feature.kind == CATEGORICAL:
                 index = self._category_index[position]
                 for row, value in enumerate(values):
                     hit = index.get(_category(value))  # type: ignore[arg-type]
                     if hit is not None:
                         matrix[row, start + hit] = 1.0
+            else:
+                for row, value in enumerate(values):
+                    self._encode_coded(position, value, matrix[row], start)
         return matrix
+
+    def _encode_coded(self, slot: int, value: object, out: Any, start: int) -> None:
+        """Ordinal and target encodings of one value into ``out[start:]`` (NaN: missing).
+        A target-encoded feature not fitted yet holds the category's position instead."""
+        hit = self._category_index[slot].get(_category(value))  # type: ignore[arg-type]
+        feature = self.features[slot]
+        if feature.kind == ORDINAL or not feature.values:
+            out[start] = math.nan if hit is None else float(hit)
+            for i in range(1, feature.width()):
+                out[start + i] = math.nan
+            return
+        row = feature.values[hit] if hit is not None else [math.nan] * feature.outputs
+        for i, number in enumerate(row):
+            out[start + i] = number
 
     def encode_records(self, records: Iterable[Any], batch: bool = False) -> np.ndarray:
         """Prediction input (JSON objects keyed by column, or arrays in column order)."""
@@ -222,6 +329,11 @@ class FeatureSchema:
         encoded = [0.0] * self.width
         offsets = self._offsets
         for slot, value in enumerate(values):
+            if value is None and self._required[slot]:
+                raise SqmlError(
+                    f"feature '{self.names[slot]}'{where} is null, but the model was trained "
+                    "with preprocess impute 'error' for it: give it a value"
+                )
             if self._numeric[slot]:
                 kind = type(value)
                 if kind is float and value - value == 0:  # finite
@@ -236,6 +348,9 @@ class FeatureSchema:
                         f"feature '{self.names[slot]}'{where} expects a text category or "
                         f"null, got {shorten(json.dumps(value))}"
                     )
+                if self._kinds[slot] != CATEGORICAL:
+                    self._encode_coded(slot, value, encoded, offsets[slot])
+                    continue
                 hit = self._category_index[slot].get(_category(value))  # type: ignore[arg-type]
                 if hit is not None:
                     encoded[offsets[slot] + hit] = 1.0
@@ -296,6 +411,47 @@ class FeatureSchema:
                 f"got {shorten(json.dumps(value))}"
             )
         return number
+
+
+def _feature_json(feature: Feature) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "name": feature.name,
+        "kind": feature.kind,
+        "categories": feature.categories,
+    }
+    if feature.kind == TARGET_ENCODED:
+        item["values"] = feature.values
+        item["outputs"] = feature.outputs
+    if feature.required:
+        item["required"] = True
+    return item
+
+
+def _feature_from_json(item: dict[str, Any], kind: str, categories: list[str]) -> Feature:
+    name = item["name"]
+    required = item.get("required", False)
+    if not isinstance(required, bool):
+        raise ValueError(f"feature '{name}' has a malformed 'required' flag")
+    if kind != TARGET_ENCODED:
+        return Feature(name, kind, categories, required=required)
+    outputs, values = item.get("outputs"), item.get("values")
+    if (
+        isinstance(outputs, bool)
+        or not isinstance(outputs, int)
+        or outputs < 1
+        or not isinstance(values, list)
+        or len(values) != len(categories)
+        or not all(
+            isinstance(row, list)
+            and len(row) == outputs
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
+            for row in values
+        )
+    ):
+        raise ValueError(f"feature '{name}' has malformed target encoding values")
+    return Feature(
+        name, kind, categories, [list(map(float, row)) for row in values], outputs, required
+    )
 
 
 def _fold_case(record: Mapping[str, Any], missing: Sequence[str]) -> Mapping[str, Any]:

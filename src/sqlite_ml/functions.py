@@ -17,7 +17,7 @@ from typing import Any
 
 import sklearn
 
-from . import datasets, training
+from . import datasets, deployment, training
 from ._version import __version__
 from .data import plain_rows
 from .errors import SqmlError
@@ -107,6 +107,7 @@ def _train(
     target: Any,
     test_size: Any = 0.25,
     split_strategy: Any = "shuffle",
+    options: Any = None,
 ) -> str:
     conn = session.conn
     request = training.validate(
@@ -118,8 +119,17 @@ def _train(
         target,
         test_size,
         split_strategy,
+        options,
     )
     return json.dumps(training.train(conn, request))
+
+
+def _deploy(session: Session, experiment_name: Any, strategy: Any) -> str:
+    return json.dumps(deployment.deploy(session.conn, experiment_name, strategy))
+
+
+def _feature_importance(session: Session, experiment_name: Any) -> str:
+    return deployment.feature_importance(session.conn, experiment_name)
 
 
 def _predict(session: Session, experiment_name: Any, features: Any) -> Any:
@@ -150,10 +160,15 @@ FUNCTIONS = (
             "target",
             "test_size",
             "split_strategy",
+            "options",
         ),
-        optional=2,
+        optional=3,
         direct_only=True,
     ),
+    SqlFunction(
+        "sqml_deploy", _deploy, ("experiment_name", "strategy_or_model_id"), direct_only=True
+    ),
+    SqlFunction("sqml_feature_importance", _feature_importance, ("experiment_name",)),
     SqlFunction("sqml_predict", _predict, ("experiment_name", "features")),
     SqlFunction("sqml_predict_batch", _predict_batch, ("experiment_name", "features")),
 )

@@ -1,4 +1,5 @@
-"""Metrics recorded for every model; ``score`` is the one that decides deployment."""
+"""Metrics recorded for every model; ``score`` decides deployment unless an experiment
+chose another metric (``metric`` option of ``sqml_train``)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,35 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
+def clustering_metrics(x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Internal measures on the preprocessed rows; NaN when there are not 2..n-1 clusters."""
+    clusters = len(np.unique(labels))
+    if not 2 <= clusters < len(labels):
+        return {"score": math.nan, "silhouette": math.nan}
+    silhouette = float(skm.silhouette_score(x, labels))
+    return {
+        "score": silhouette,
+        "silhouette": silhouette,
+        "calinski_harabasz": float(skm.calinski_harabasz_score(x, labels)),
+        "davies_bouldin": float(skm.davies_bouldin_score(x, labels)),
+    }
+
+
 def compute(prediction_type: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     if prediction_type == "classification":
         return classification_metrics(y_true, y_pred)
     return regression_metrics(y_true, y_pred)
+
+
+NAMES = {
+    "classification": ("score", "accuracy", "f1", "precision", "recall", "balanced_accuracy"),
+    "regression": ("score", "r2", "mae", "mse", "rmse", "max_error"),
+    "clustering": ("score", "silhouette", "calinski_harabasz", "davies_bouldin"),
+}
+# Errors and distances: smaller is better. Every other metric: larger is better.
+LOWER_IS_BETTER = ("mae", "mse", "rmse", "max_error", "davies_bouldin")
+
+
+def better(metric: str, candidate: float, incumbent: float) -> bool:
+    """Whether ``candidate`` strictly beats ``incumbent`` on ``metric``."""
+    return candidate < incumbent if metric in LOWER_IS_BETTER else candidate > incumbent

@@ -79,6 +79,18 @@ _SUPPORT_TYPES = frozenset(
         "sklearn.neighbors._ball_tree.BallTree",
         "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
         "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sqlite_ml.preprocessing.ColumnImputer",
+        "sqlite_ml.preprocessing.ColumnScaler",
+        # XGBoost and LightGBM boosters: skops rebuilds each from its __getstate__, which
+        # holds the trees in the library's own data format (XGBoost's raw model bytes,
+        # LightGBM's model text), read back by the library's loader; no code is stored.
+        "builtins.bytearray",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "xgboost.core.Booster",
+        "lightgbm.basic.Booster",
     }
 )
 

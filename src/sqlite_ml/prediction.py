@@ -21,7 +21,7 @@ import numpy as np
 
 from . import persistence, store
 from .errors import SqmlError, describe, shorten
-from .features import TEXT_LABELS, FeatureSchema
+from .features import CLUSTER_LABELS, TEXT_LABELS, FeatureSchema
 from .predictors import Predictor, RowPredictor, compile_predictor, compile_row_predictor
 
 _MAX_CACHED_MODELS = 32
@@ -39,11 +39,15 @@ class LoadedModel:
         predictions = self.predictor(matrix)
         if self.schema.label_kind == TEXT_LABELS:
             return [str(value) for value in predictions]
+        if self.schema.label_kind == CLUSTER_LABELS:  # cluster ids are integers
+            return np.asarray(predictions, dtype=np.int64).tolist()
         return np.asarray(predictions, dtype=np.float64).tolist()
 
     def predict_row(self, row: list[float]) -> Any:
         prediction = self.row_predictor(row)
-        return str(prediction) if self.schema.label_kind == TEXT_LABELS else float(prediction)
+        if self.schema.label_kind == TEXT_LABELS:
+            return str(prediction)
+        return int(prediction) if self.schema.label_kind == CLUSTER_LABELS else float(prediction)
 
 
 CacheKey = tuple[str, str]  # (SHA-256 of the model blob, its feature schema JSON)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .errors import SqmlError
+from .metrics import LOWER_IS_BETTER
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TIMESTAMPS = (
     "created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "
@@ -49,9 +50,10 @@ _BASE_TABLES = {
         active BOOLEAN NOT NULL DEFAULT FALSE)""",
 }
 
-# Columns added by schema version 1 (all nullable, so ALTER TABLE can add them to 0.1.x data).
+# Columns added since 0.1.x (all nullable, so ALTER TABLE can add them to older data):
+# version 1 added the first ones, version 2 those marked so.
 _ADDED_COLUMNS = {
-    "sqml_experiments": ["random_state INTEGER"],
+    "sqml_experiments": ["random_state INTEGER", "metric TEXT"],  # 2: metric
     "sqml_runs": [
         "seed INTEGER",
         "hyperparams TEXT",
@@ -67,10 +69,26 @@ _ADDED_COLUMNS = {
         "feature_types TEXT",
         "library_versions TEXT",
         "warnings TEXT",
+        "options TEXT",  # 2
+        "importance_time REAL",  # 2
     ],
-    "sqml_models": ["format TEXT", "digest TEXT", "feature_schema TEXT"],
+    "sqml_models": [
+        "format TEXT",
+        "digest TEXT",
+        "feature_schema TEXT",
+        "feature_importance TEXT",  # 2
+    ],
     "sqml_metrics": [],
-    "sqml_deployments": ["strategy TEXT"],
+    "sqml_deployments": ["strategy TEXT", "restored_deployment_id INTEGER"],  # 2: restored_...
+}
+
+# Tables added by version 2.
+_NEW_TABLES = {
+    "sqml_search_trials": f"""CREATE TABLE IF NOT EXISTS sqml_search_trials (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        run_id INTEGER NOT NULL REFERENCES sqml_runs(id),
+        candidate INTEGER NOT NULL, params TEXT NOT NULL, scoring TEXT NOT NULL,
+        mean_score REAL, std_score REAL, rank INTEGER NOT NULL, fit_time REAL)""",
 }
 
 _INDEXES = [
@@ -79,6 +97,7 @@ _INDEXES = [
     "CREATE INDEX IF NOT EXISTS sqml_metrics_model ON sqml_metrics(model_id, name)",
     "CREATE INDEX IF NOT EXISTS sqml_deployments_experiment"
     " ON sqml_deployments(experiment_id, active)",
+    "CREATE INDEX IF NOT EXISTS sqml_search_trials_run ON sqml_search_trials(run_id)",
 ]
 
 # Same columns as 0.1.x's view; rebuilt on migration so that it reads every run.
@@ -103,6 +122,34 @@ SELECT
              WHERE sqml_models.run_id = sqml_runs.id AND sqml_deployments.active) AS deployed
 FROM sqml_runs
 JOIN sqml_experiments ON sqml_experiments.id = sqml_runs.experiment_id"""
+
+# Every model with its experiment's deciding metric, best first within each experiment.
+_LOWER_IS_BETTER_SQL = ", ".join(f"'{name}'" for name in LOWER_IS_BETTER)
+_LEADERBOARD = f"""CREATE VIEW sqml_leaderboard AS
+SELECT experiment, model_id, run_id, algorithm, metric, score, metrics, hyperparams,
+       deployed, created_at,
+       rank() OVER (PARTITION BY experiment_id ORDER BY score IS NULL,
+           CASE WHEN metric IN ({_LOWER_IS_BETTER_SQL}) THEN score END ASC,
+           CASE WHEN metric NOT IN ({_LOWER_IS_BETTER_SQL}) THEN score END DESC) AS rank
+FROM (
+    SELECT e.id AS experiment_id, e.name AS experiment, m.id AS model_id, r.id AS run_id,
+           r.algorithm AS algorithm, coalesce(e.metric, 'score') AS metric,
+           (SELECT value FROM sqml_metrics
+             WHERE model_id = m.id AND name = coalesce(e.metric, 'score')
+             ORDER BY id DESC LIMIT 1) AS score,
+           (SELECT json_group_object(name, value) FROM sqml_metrics
+             WHERE model_id = m.id) AS metrics,
+           r.hyperparams AS hyperparams,
+           EXISTS (SELECT 1 FROM sqml_deployments AS d
+                    WHERE d.model_id = m.id AND d.active) AS deployed,
+           m.created_at AS created_at
+      FROM sqml_models AS m
+      JOIN sqml_runs AS r ON r.id = m.run_id
+      JOIN sqml_experiments AS e ON e.id = r.experiment_id
+)
+ORDER BY experiment, rank, model_id DESC"""  # noqa: S608
+
+_VIEWS = {"sqml_runs_overview": _RUNS_OVERVIEW, "sqml_leaderboard": _LEADERBOARD}
 
 _savepoint_names = itertools.count(1)
 
@@ -159,7 +206,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def _schema_complete(conn: sqlite3.Connection) -> bool:
     """Every sqml table and the view exist (a table dropped by hand is made again)."""
-    wanted = {*_BASE_TABLES, "sqml_meta", "sqml_runs_overview"}
+    wanted = {*_BASE_TABLES, *_NEW_TABLES, "sqml_meta", *_VIEWS}
     present = {
         row[0]
         for row in conn.execute(
@@ -196,10 +243,13 @@ def _create_or_migrate(conn: sqlite3.Connection) -> None:
         for column in _ADDED_COLUMNS[table]:
             if column.split()[0] not in existing:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    for ddl in _NEW_TABLES.values():
+        conn.execute(ddl)
     for index in _INDEXES:
         conn.execute(index)
-    conn.execute("DROP VIEW IF EXISTS sqml_runs_overview")
-    conn.execute(_RUNS_OVERVIEW)
+    for view, ddl in _VIEWS.items():
+        conn.execute(f"DROP VIEW IF EXISTS {view}")
+        conn.execute(ddl)
     conn.execute(
         "INSERT INTO sqml_meta(key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -213,6 +263,11 @@ class Experiment:
     name: str
     prediction_type: str
     random_state: int | None
+    metric: str | None = None  # None: 'score'
+
+    @property
+    def deciding_metric(self) -> str:
+        return self.metric or "score"
 
 
 @dataclass(frozen=True)
@@ -229,7 +284,8 @@ class ActiveModel:
 
 def find_experiment(conn: sqlite3.Connection, name: str) -> Experiment | None:
     row = conn.execute(
-        "SELECT id, name, prediction_type, random_state FROM sqml_experiments WHERE name = ?",
+        "SELECT id, name, prediction_type, random_state, metric FROM sqml_experiments"
+        " WHERE name = ?",
         (name,),
     ).fetchone()
     return Experiment(*row) if row else None
@@ -256,6 +312,13 @@ def set_experiment_random_state(conn: sqlite3.Connection, experiment_id: int, se
     conn.execute(
         "UPDATE sqml_experiments SET random_state = ?, updated_at = ? WHERE id = ?",
         (seed, now(), experiment_id),
+    )
+
+
+def set_experiment_metric(conn: sqlite3.Connection, experiment_id: int, metric: str) -> None:
+    conn.execute(
+        "UPDATE sqml_experiments SET metric = ?, updated_at = ? WHERE id = ?",
+        (metric, now(), experiment_id),
     )
 
 
@@ -289,12 +352,23 @@ def insert_model(
     feature_schema: str,
     library: str = "scikit-learn",
     model_format: str = "skops",
+    feature_importance: str | None = None,
 ) -> int:
     stamp = now()
     cursor = conn.execute(
         "INSERT INTO sqml_models(created_at, updated_at, run_id, library, data, format, digest,"
-        " feature_schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (stamp, stamp, run_id, library, blob, model_format, digest, feature_schema),
+        " feature_schema, feature_importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            stamp,
+            stamp,
+            run_id,
+            library,
+            blob,
+            model_format,
+            digest,
+            feature_schema,
+            feature_importance,
+        ),
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
@@ -309,29 +383,127 @@ def insert_metrics(conn: sqlite3.Connection, model_id: int, metrics: Mapping[str
     )
 
 
-def active_model(conn: sqlite3.Connection, experiment_id: int) -> ActiveModel | None:
-    """The active deployment; its score is the model's ``score`` row in sqml_metrics."""
+def active_model(
+    conn: sqlite3.Connection, experiment_id: int, metric: str = "score"
+) -> ActiveModel | None:
+    """The active deployment; its score is the model's ``metric`` row in sqml_metrics."""
     row = conn.execute(
         """SELECT d.id, d.model_id, m.digest,
                   (SELECT value FROM sqml_metrics
-                    WHERE model_id = d.model_id AND name = 'score'
+                    WHERE model_id = d.model_id AND name = ?
                       AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1),
                   m.format, m.feature_schema
              FROM sqml_deployments AS d JOIN sqml_models AS m ON m.id = d.model_id
             WHERE d.experiment_id = ? AND d.active
             ORDER BY d.id DESC LIMIT 1""",
-        (experiment_id,),
+        (metric, experiment_id),
     ).fetchone()
     return ActiveModel(*row) if row else None
 
 
-def deploy(conn: sqlite3.Connection, experiment_id: int, model_id: int, strategy: str) -> int:
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    model_id: int
+    strategy: str | None
+    restored_deployment_id: int | None
+    active: bool
+
+    @property
+    def history_position(self) -> int:
+        """Where this deployment stands in history: a rollback stands where the deployment
+        it restored stood, so the next rollback walks on from there."""
+        return self.restored_deployment_id or self.id
+
+
+def deployments(conn: sqlite3.Connection, experiment_id: int) -> list[Deployment]:
+    """An experiment's deployments, oldest first."""
+    rows = conn.execute(
+        "SELECT id, model_id, strategy, restored_deployment_id, active FROM sqml_deployments"
+        " WHERE experiment_id = ? ORDER BY id",
+        (experiment_id,),
+    ).fetchall()
+    return [Deployment(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    id: int
+    experiment_id: int
+    format: str | None
+    metric_value: float | None
+
+
+def experiment_models(
+    conn: sqlite3.Connection, experiment_id: int, metric: str
+) -> list[StoredModel]:
+    """An experiment's models with their value of ``metric`` (None when not recorded)."""
+    rows = conn.execute(
+        """SELECT m.id, r.experiment_id, m.format,
+                  (SELECT value FROM sqml_metrics
+                    WHERE model_id = m.id AND name = ?
+                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1)
+             FROM sqml_models AS m JOIN sqml_runs AS r ON r.id = m.run_id
+            WHERE r.experiment_id = ? ORDER BY m.id""",
+        (metric, experiment_id),
+    ).fetchall()
+    return [StoredModel(*row) for row in rows]
+
+
+def find_model(conn: sqlite3.Connection, model_id: int) -> StoredModel | None:
+    row = conn.execute(
+        "SELECT m.id, r.experiment_id, m.format, NULL FROM sqml_models AS m"
+        " JOIN sqml_runs AS r ON r.id = m.run_id WHERE m.id = ?",
+        (model_id,),
+    ).fetchone()
+    return StoredModel(*row) if row else None
+
+
+def feature_importance(conn: sqlite3.Connection, model_id: int) -> str | None:
+    row = conn.execute(
+        "SELECT feature_importance FROM sqml_models WHERE id = ?", (model_id,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def insert_search_trials(
+    conn: sqlite3.Connection, run_id: int, scoring: str, trials: list[dict[str, object]]
+) -> None:
+    stamp = now()
+    conn.executemany(
+        "INSERT INTO sqml_search_trials(created_at, updated_at, run_id, candidate, params,"
+        " scoring, mean_score, std_score, rank, fit_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                stamp,
+                stamp,
+                run_id,
+                trial["candidate"],
+                trial["params"],
+                scoring,
+                trial["mean_score"],
+                trial["std_score"],
+                trial["rank"],
+                trial["fit_time"],
+            )
+            for trial in trials
+        ],
+    )
+
+
+def deploy(
+    conn: sqlite3.Connection,
+    experiment_id: int,
+    model_id: int,
+    strategy: str,
+    restored_deployment_id: int | None = None,
+) -> int:
     """Record a deployment and make it the experiment's only active one."""
     stamp = now()
     cursor = conn.execute(
         "INSERT INTO sqml_deployments(created_at, updated_at, experiment_id, model_id, active,"
-        " strategy) VALUES (?, ?, ?, ?, TRUE, ?)",
-        (stamp, stamp, experiment_id, model_id, strategy),
+        " strategy, restored_deployment_id) VALUES (?, ?, ?, ?, TRUE, ?, ?)",
+        (stamp, stamp, experiment_id, model_id, strategy, restored_deployment_id),
     )
     deployment_id = cursor.lastrowid
     conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -14,20 +15,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import lightgbm
 import numpy as np
 import sklearn
+import xgboost
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from . import metrics, persistence, store
+from . import importance, metrics, persistence, progress, search, store
 from ._version import __version__
 from .catalogue import estimator_class, make_estimator, require_prediction_type
 from .data import (
     Relation,
     count_rows_with_target,
     find_relation,
+    has_rowid,
     holds_text,
     read_numeric_matrix,
     read_rows,
@@ -35,6 +39,7 @@ from .data import (
 )
 from .errors import SqmlError, choices, describe
 from .features import (
+    CLUSTER_LABELS,
     NUMERIC,
     Feature,
     FeatureSchema,
@@ -42,8 +47,10 @@ from .features import (
     encode_labels,
     numbers_or_error,
 )
+from .options import TrainOptions, validate_options
+from .preprocessing import ColumnImputer, ColumnScaler
 
-SPLIT_STRATEGIES = ("shuffle",)
+SPLIT_STRATEGIES = ("shuffle", "stratified", "last")
 
 
 @dataclass(frozen=True)
@@ -52,14 +59,25 @@ class TrainRequest:
     prediction_type: str
     algorithm: str
     dataset: Relation
-    target: str
+    target: str | None  # None: clustering without a target
     test_size: float
     split_strategy: str
     estimator_cls: type[Any]
+    options: TrainOptions = TrainOptions()
 
     @property
     def feature_columns(self) -> list[str]:
+        if self.options.features is not None:
+            return list(self.options.features)
         return [column for column in self.dataset.columns if column != self.target]
+
+    @property
+    def encodings(self) -> dict[str, str | None]:
+        return {name: spec.encode for name, spec in self.options.preprocess.items()}
+
+    @property
+    def order_by(self) -> str | None:
+        return self.options.order_by if self.split_strategy == "last" else None
 
 
 def require_experiment_name(name: object) -> str:
@@ -79,6 +97,7 @@ def validate(
     target: object,
     test_size: object,
     split_strategy: object,
+    options: object = None,
 ) -> TrainRequest:
     """Check every argument before anything is written."""
     name = require_experiment_name(experiment_name)
@@ -97,14 +116,41 @@ def validate(
             f"unknown split strategy {describe(split_strategy)}; "
             f"available: {choices(SPLIT_STRATEGIES)}"
         )
+    if split_strategy == "stratified" and kind != "classification":
+        raise SqmlError(
+            f"split strategy 'stratified' keeps class proportions, so it needs prediction "
+            f"type 'classification', not '{kind}'; use 'shuffle' or 'last'"
+        )
     relation = find_relation(conn, dataset)
-    target_column = require_column(relation, target, "target")
+    if kind == "clustering" and target is None:
+        target_column = None
+    else:
+        target_column = require_column(relation, target, "target")
     experiment = store.find_experiment(conn, name)
     if experiment is not None and experiment.prediction_type != kind:
         raise SqmlError(
             f"experiment '{name}' has prediction type '{experiment.prediction_type}', "
             f"not '{kind}'; an experiment keeps its prediction type (use another name)"
         )
+    choices_made = validate_options(
+        options,
+        prediction_type=kind,
+        algorithm=str(algorithm),
+        estimator_cls=estimator_cls,
+        relation=relation,
+        target=target_column,
+        default_features=[c for c in relation.columns if c != target_column],
+    )
+    if choices_made.order_by is not None and split_strategy != "last":
+        raise SqmlError(
+            f"option order_by applies to split strategy 'last' only, not '{split_strategy}'"
+        )
+    if split_strategy == "last" and choices_made.order_by is None:
+        if not has_rowid(conn, relation):
+            raise SqmlError(
+                f"split strategy 'last' needs option order_by for '{relation.name}': it is a "
+                f"{relation.kind} without a rowid, so its rows have no order of their own"
+            )
     request = TrainRequest(
         name,
         kind,
@@ -114,6 +160,7 @@ def validate(
         float(test_size),
         str(split_strategy),
         estimator_cls,
+        choices_made,
     )
     if not request.feature_columns:
         raise SqmlError(
@@ -133,9 +180,11 @@ def validate(
 @dataclass
 class PreparedData:
     matrix: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray  # clustering: zeros, one per row
     schema: FeatureSchema
     digest: str
+    # The raw feature values, kept only when a target encoding is fitted after the split.
+    columns: list[Sequence[object]] | None = None
 
 
 def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
@@ -145,27 +194,66 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     the cursor into one float64 array; data with TEXT (categories, text labels, numbers
     stored as text) or infinities goes through Python values and the feature schema's rules.
     """
+    prepared = _prepare(conn, request)
+    progress.report("load", len(prepared.labels), len(prepared.labels))
+    required = [n for n, spec in request.options.preprocess.items() if spec.impute == "error"]
+    if required:
+        prepared.schema = prepared.schema.require(required)
+        _refuse_missing(prepared, required)
+    return prepared
+
+
+def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     features, target = request.feature_columns, request.target
     count = count_rows_with_target(conn, request.dataset, target)
     _require_two_rows(request, count)
-    text_labels = request.prediction_type == "classification" and holds_text(
-        conn, request.dataset, target, target
-    )
-    if not text_labels:
-        block = read_numeric_matrix(conn, request.dataset, [*features, target], target, count)
+    categorical = any(e not in (None, "none") for e in request.encodings.values())
+    if target is None:
+        text_labels = False
+        label_kind, columns = CLUSTER_LABELS, features
+    else:
+        text_labels = request.prediction_type == "classification" and holds_text(
+            conn, request.dataset, target, target
+        )
+        label_kind, columns = NUMERIC, [*features, target]
+    if not text_labels and not categorical:
+        block = read_numeric_matrix(conn, request.dataset, columns, target, count, request.order_by)
         if block is not None and not np.isinf(block).any():
-            # A view of the block: the split copies the rows it picks anyway.
-            matrix, labels = block[:, :-1], block[:, -1].copy()
-            keep = ~np.isnan(labels)  # a target of '' or 'NaN' text is missing
-            if not keep.all():
-                matrix, labels = matrix[keep], labels[keep]
+            if target is None:
+                matrix, labels = block, np.zeros(len(block))
+            else:
+                # A view of the block: the split copies the rows it picks anyway.
+                matrix, labels = block[:, :-1], block[:, -1].copy()
+                keep = ~np.isnan(labels)  # a target of '' or 'NaN' text is missing
+                if not keep.all():
+                    matrix, labels = matrix[keep], labels[keep]
             if request.prediction_type == "classification":
                 check_numeric_labels(labels)
             if len(labels) >= 2:
                 features_schema = [Feature(name, NUMERIC) for name in features]
-                schema = FeatureSchema(features_schema, target, NUMERIC)
+                schema = FeatureSchema(features_schema, target or "", label_kind)
                 return PreparedData(matrix, labels, schema, _digest(matrix, labels))
     return _prepare_from_rows(conn, request)
+
+
+def _refuse_missing(prepared: PreparedData, required: list[str]) -> None:
+    """Preprocess impute 'error': a NULL in such a column stops the run, naming it."""
+    start = 0
+    for position, feature in enumerate(prepared.schema.features):
+        block = prepared.matrix[:, start : start + feature.width()]
+        start += feature.width()
+        if feature.name not in required:
+            continue
+        if feature.kind == NUMERIC:
+            missing = bool(np.isnan(block).any())
+        else:  # encoded categories: read through Python values, which are kept
+            assert prepared.columns is not None
+            missing = any(value is None for value in prepared.columns[position])
+        if missing:
+            raise SqmlError(
+                f"column '{feature.name}' has missing values (NULL) and its preprocess impute "
+                "is 'error'; fill them, filter the rows out in a view, or choose another impute"
+            )
 
 
 def _require_two_rows(request: TrainRequest, rows: int) -> None:
@@ -177,21 +265,31 @@ def _require_two_rows(request: TrainRequest, rows: int) -> None:
 
 
 def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
-    features = request.feature_columns
-    rows = read_rows(conn, request.dataset, [*features, request.target], request.target)
+    features, target = request.feature_columns, request.target
+    selected = features if target is None else [*features, target]
+    rows = read_rows(conn, request.dataset, selected, target, request.order_by)
     columns: list[Sequence[object]] = list(zip(*rows, strict=True))
+    if not columns:
+        columns = [() for _ in selected]
     del rows
-    target_values = columns[-1]
-    if request.prediction_type == "classification":
-        labels, label_kind = encode_labels(target_values)
+    outputs = 1
+    if target is None:
+        labels, label_kind = np.zeros(len(columns[0])), CLUSTER_LABELS
+        columns.append(())  # stands for the target below
+    elif request.prediction_type == "classification":
+        labels, label_kind = encode_labels(columns[-1])
+        outputs = len(np.unique(labels))
     else:
-        labels, label_kind = numbers_or_error(request.target, target_values), NUMERIC
+        target_values = columns[-1]
+        labels, label_kind = numbers_or_error(target, target_values), NUMERIC
         keep = ~np.isnan(labels)
         if not keep.all():  # empty strings in a numeric target count as missing
             columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
             labels = labels[keep]
     _require_two_rows(request, len(labels))
-    schema = FeatureSchema.infer(features, columns[:-1], request.target, label_kind)
+    schema = FeatureSchema.infer(
+        features, columns[:-1], target or "", label_kind, request.encodings, outputs
+    )
     matrix = schema.encode_columns(columns[:-1], len(labels))
     infinite = np.isinf(matrix).any(axis=0)
     if infinite.any():
@@ -200,7 +298,8 @@ def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> Prepa
             f"column '{column}' holds an infinite value; replace it (or filter it out in a "
             "view) before training"
         )
-    return PreparedData(matrix, labels, schema, _digest(matrix, labels))
+    raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
+    return PreparedData(matrix, labels, schema, _digest(matrix, labels), raw)
 
 
 def _digest(matrix: np.ndarray, labels: np.ndarray) -> str:
@@ -215,14 +314,66 @@ def _digest(matrix: np.ndarray, labels: np.ndarray) -> str:
     return hasher.hexdigest()
 
 
-def build_pipeline(request: TrainRequest, seed: int) -> Pipeline:
+def build_pipeline(request: TrainRequest, seed: int, schema: FeatureSchema) -> Pipeline:
+    """Impute, scale, model. A run with a ``preprocess`` option gets per-column steps;
+    others keep the foundation's mean imputation and standard scaling."""
+    model = make_estimator(request.estimator_cls, seed, request.options.hyperparams)
+    preprocess = request.options.preprocess
+    if not preprocess:
+        return Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+                ("model", model),
+            ]
+        )
+    impute: list[str] = []
+    scale: list[str] = []
+    for feature in schema.features:
+        spec = preprocess.get(feature.name)
+        impute += [spec.impute if spec else "mean"] * feature.width()
+        scale += [spec.scale if spec else "standard"] * feature.width()
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
-            ("scale", StandardScaler()),
-            ("model", make_estimator(request.estimator_cls, seed)),
+            ("impute", ColumnImputer(tuple(impute))),
+            ("scale", ColumnScaler(tuple(scale))),
+            ("model", model),
         ]
     )
+
+
+def _in_place(pipeline: Pipeline, in_place: bool) -> None:
+    """scikit-learn's imputer and scaler may work on the split's own copies (two fewer
+    copies of the data at the peak); the stored pipeline copies its input again."""
+    if isinstance(pipeline.named_steps["impute"], SimpleImputer):
+        pipeline.set_params(impute__copy=not in_place, scale__copy=not in_place)
+
+
+def split_rows(
+    request: TrainRequest, labels: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the training and test splits."""
+    positions = np.arange(len(labels))
+    if request.split_strategy == "last":  # rows arrive ordered by order_by, else rowid
+        test_rows = math.ceil(request.test_size * len(labels))
+        if not 1 <= test_rows < len(labels):
+            raise SqmlError(
+                f"test_size {request.test_size} of {len(labels)} rows leaves no training or "
+                "test rows for split strategy 'last'"
+            )
+        return positions[:-test_rows], positions[-test_rows:]
+    stratify = labels if request.split_strategy == "stratified" else None
+    try:
+        train_rows, test_rows_at = train_test_split(
+            positions,
+            test_size=request.test_size,
+            random_state=seed,
+            shuffle=True,
+            stratify=stratify,
+        )
+    except ValueError as error:
+        raise SqmlError(f"cannot split the rows ({request.split_strategy}): {error}") from None
+    return train_rows, test_rows_at
 
 
 def library_versions() -> dict[str, str]:
@@ -234,6 +385,8 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "skops": skops.__version__,
+        "xgboost": xgboost.__version__,
+        "lightgbm": lightgbm.__version__,
         "sqlite": sqlite3.sqlite_version,
     }
 
@@ -252,23 +405,34 @@ def _start_run(
         elif experiment.random_state is None:  # made by sqlite-ml 0.1.x
             seed = secrets.randbelow(2**31)
             store.set_experiment_random_state(conn, experiment.id, seed)
-            experiment = store.Experiment(
-                experiment.id, experiment.name, experiment.prediction_type, seed
-            )
+            experiment = dataclasses.replace(experiment, random_state=seed)
+        metric = request.options.metric
+        if metric is not None and metric != experiment.deciding_metric:
+            store.set_experiment_metric(conn, experiment.id, metric)
+            experiment = dataclasses.replace(experiment, metric=metric)
         run_id = store.create_run(
             conn,
             experiment.id,
             {
                 "algorithm": request.algorithm,
                 "dataset": request.dataset.name,
-                "target": request.target,
+                "target": request.target or "",  # clustering without a target
                 "test_size": request.test_size,
                 "split_strategy": request.split_strategy,
-                "seed": experiment.random_state,
+                "seed": _seed(request, experiment),
                 "library_versions": json.dumps(library_versions()),
+                "options": request.options.text,
             },
         )
     return experiment, run_id, isolated
+
+
+def _seed(request: TrainRequest, experiment: store.Experiment) -> int:
+    """The run's seed: the random_state option, else the experiment's own."""
+    if request.options.random_state is not None:
+        return request.options.random_state
+    assert experiment.random_state is not None
+    return experiment.random_state
 
 
 _LOCKED = (
@@ -301,8 +465,7 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
         experiment, run_id, isolated = _start_run(conn, request)
     except sqlite3.Error as error:
         raise SqmlError(f"training did not start: {_why(error)}") from error
-    seed = experiment.random_state
-    assert seed is not None
+    seed = _seed(request, experiment)
     try:
         return _fit_and_record(conn, request, experiment, run_id, seed)
     except Exception as error:
@@ -334,45 +497,69 @@ def _fit_and_record(
     seed: int,
 ) -> dict[str, Any]:
     data = prepare(conn, request)
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.matrix, data.labels, test_size=request.test_size, random_state=seed, shuffle=True
-    )
+    train_rows, test_rows = split_rows(request, data.labels, seed)
+    if data.schema.target_encoded:
+        _fit_target_encoding(request, data, train_rows)
+    clustering = request.prediction_type == "clustering"
+    x_train, x_test = data.matrix[train_rows], data.matrix[test_rows]
+    y_train, y_test = data.labels[train_rows], data.labels[test_rows]
     data.matrix = np.empty((0, data.matrix.shape[1]))  # the split holds its own copies now
-    pipeline = build_pipeline(request, seed)
-    # Impute and scale the split's copies in place while fitting and scoring (two fewer
-    # copies of the data at the peak); the stored pipeline copies its input again.
-    pipeline.set_params(impute__copy=False, scale__copy=False)
+    data.columns = None
+    pipeline = build_pipeline(request, seed, data.schema)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        searched = _search(request, pipeline, x_train, None if clustering else y_train, seed)
+        if searched is not None:
+            pipeline.set_params(**{f"model__{k}": v for k, v in searched.best_params.items()})
+        # A sample of the raw test rows for permutation importance, before the in-place
+        # preprocessing below changes them.
+        sample = np.random.default_rng(seed).permutation(len(x_test))[: importance.MAX_ROWS]
+        x_sample, y_sample = x_test[sample], None if clustering else y_test[sample]
+        _in_place(pipeline, True)
+        progress.report("fit", 0, 1)
         started = time.perf_counter()
-        pipeline.fit(x_train, y_train)
+        pipeline.fit(x_train, None if clustering else y_train)
         fit_time = time.perf_counter() - started
+        progress.report("fit", 1, 1)
         del x_train
         started = time.perf_counter()
-        predicted = pipeline.predict(x_test)
+        values = _test_metrics(request.prediction_type, pipeline, x_test, y_test)
         score_time = time.perf_counter() - started
-        values = metrics.compute(request.prediction_type, y_test, predicted)
-    pipeline.set_params(impute__copy=True, scale__copy=True)
+        _in_place(pipeline, False)
+        started = time.perf_counter()
+        importances = importance.permutation_importance(
+            request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed
+        )
+        importance_time = time.perf_counter() - started
     score = values["score"]
     if not math.isfinite(score):
         raise SqmlError(
-            f"the score on the test split is not a number ({len(y_test)} test row(s)); "
-            "use a larger dataset or test_size"
+            f"the score on the test split is not a number ({len(y_test)} test row(s)"
+            + (", fewer than 2 clusters among them" if clustering else "")
+            + "); use a larger dataset or test_size"
         )
     values = {name: value for name, value in values.items() if math.isfinite(value)}
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
     warning_text = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    metric = experiment.deciding_metric
+    hyperparams = _plain(pipeline.named_steps["model"].get_params())
 
     with store.savepoint(conn):
-        model_id = store.insert_model(conn, run_id, blob, digest, data.schema.to_json())
+        model_id = store.insert_model(
+            conn,
+            run_id,
+            blob,
+            digest,
+            data.schema.to_json(),
+            library=_library(request.estimator_cls),
+            feature_importance=json.dumps(importances),
+        )
         store.insert_metrics(conn, model_id, values)
-        active = store.active_model(conn, experiment.id)
-        deployed = (
-            active is None
-            or active.format != persistence.FORMAT  # a 0.1.x pickle can never be served
-            or active.score is None
-            or score > active.score
+        if searched is not None:
+            store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
+        deployed = request.options.automatic_deploy and _beats_active(
+            conn, experiment, metric, values.get(metric)
         )
         if deployed:
             store.deploy(conn, experiment.id, model_id, "automatic")
@@ -384,22 +571,24 @@ def _fit_and_record(
                 "finished_at": store.now(),
                 "fit_time": fit_time,
                 "score_time": score_time,
+                "importance_time": importance_time,
                 "data_rows": len(data.labels),
                 "train_rows": len(y_train),
                 "test_rows": len(y_test),
                 "data_digest": data.digest,
                 "feature_names": json.dumps(data.schema.names),
                 "feature_types": json.dumps(data.schema.types()),
-                "hyperparams": json.dumps(_plain(pipeline.named_steps["model"].get_params())),
+                "hyperparams": json.dumps(hyperparams),
                 "warnings": json.dumps(warning_text) if warning_text else None,
             },
         )
-    return {
+    result: dict[str, Any] = {
         "experiment_name": request.experiment_name,
         "prediction_type": request.prediction_type,
         "algorithm": request.algorithm,
         "deployed": deployed,
         "score": score,
+        "metric": metric,
         "run_id": run_id,
         "model_id": model_id,
         "metrics": values,
@@ -408,6 +597,69 @@ def _fit_and_record(
         "test_rows": len(y_test),
         "fit_time": fit_time,
     }
+    if searched is not None:
+        result["best_params"] = searched.best_params
+        result["candidates"] = len(searched.trials)
+    return result
+
+
+def _fit_target_encoding(request: TrainRequest, data: PreparedData, train_rows: np.ndarray) -> None:
+    """Target encodings learn from the training split only, then every row is encoded:
+    the mean target for regression, each class's share for classification."""
+    assert data.columns is not None
+    labels = data.labels[train_rows]
+    if request.prediction_type == "regression":
+        targets = np.asarray(labels, dtype=np.float64).reshape(-1, 1)
+    else:
+        classes = np.unique(data.labels)
+        targets = (labels[:, None] == classes[None, :]).astype(np.float64)
+    training_values = [[column[i] for i in train_rows] for column in data.columns]
+    data.schema = data.schema.fit_target_encoding(training_values, targets)
+    data.matrix = data.schema.encode_columns(data.columns, len(data.labels))
+
+
+def _search(
+    request: TrainRequest,
+    pipeline: Pipeline,
+    x_train: np.ndarray,
+    y_train: np.ndarray | None,
+    seed: int,
+) -> search.SearchResult | None:
+    chosen = request.options
+    if chosen.search is None:
+        return None
+    tried = search.candidates(chosen.search, chosen.search_params, chosen.n_iter, seed)
+    return search.run_search(pipeline, request.prediction_type, tried, chosen.cv, x_train, y_train)
+
+
+def _test_metrics(
+    prediction_type: str, pipeline: Pipeline, x_test: np.ndarray, y_test: np.ndarray
+) -> dict[str, float]:
+    if prediction_type == "clustering":
+        transformed = pipeline[:-1].transform(x_test)
+        return metrics.clustering_metrics(transformed, pipeline[-1].predict(transformed))
+    return metrics.compute(prediction_type, y_test, pipeline.predict(x_test))
+
+
+def _beats_active(
+    conn: sqlite3.Connection, experiment: store.Experiment, metric: str, value: float | None
+) -> bool:
+    """Whether a new model with ``value`` of the experiment's metric replaces the active one."""
+    active = store.active_model(conn, experiment.id, metric)
+    if active is None or active.format != persistence.FORMAT:  # a 0.1.x pickle is never served
+        return True
+    if active.score is None:
+        return True
+    return value is not None and metrics.better(metric, value, active.score)
+
+
+def _library(estimator_cls: type[Any]) -> str:
+    """The library whose model it is (our adapters name the class they adapt)."""
+    for cls in estimator_cls.__mro__:
+        package = cls.__module__.split(".")[0]
+        if package != "sqlite_ml":
+            return "scikit-learn" if package == "sklearn" else package
+    return "scikit-learn"
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
