@@ -21,6 +21,7 @@ SQML_TABLES = (
     "sqml_models",
     "sqml_metrics",
     "sqml_deployments",
+    "sqml_search_trials",
 )
 
 IRIS_FEATURES = (
@@ -66,6 +67,32 @@ class Db:
         args = (experiment, prediction_type, algorithm, dataset, target, *extra)
         placeholders = ", ".join("?" for _ in args)
         return json.loads(self.value(f"SELECT sqml_train({placeholders})", args))
+
+    def train_with(
+        self,
+        experiment: str,
+        prediction_type: str,
+        algorithm: str,
+        dataset: str,
+        target: str | None,
+        options: dict[str, Any] | None = None,
+        test_size: float = 0.25,
+        split_strategy: str = "shuffle",
+    ) -> dict[str, Any]:
+        """sqml_train with all eight arguments, ``options`` given as a JSON object."""
+        text = None if options is None else json.dumps(options)
+        args = (experiment, prediction_type, algorithm, dataset, target, test_size)
+        return self.train(*args, split_strategy, text)
+
+    def train_error(self, *args: Any, **kwargs: Any) -> str:
+        """The SQL error of a train_with call that must fail, checking it wrote nothing."""
+        before = self.counts()
+        try:
+            self.train_with(*args, **kwargs)
+        except sqlite3.OperationalError as error:
+            assert self.counts() == before, "a refused sqml_train call wrote rows"
+            return str(error)
+        raise AssertionError("sqml_train succeeded but should have failed")
 
     def predict(self, experiment: str, features: Any) -> Any:
         return self.value("SELECT sqml_predict(?, ?)", (experiment, json.dumps(features)))

@@ -205,3 +205,92 @@ def test_a_01x_pickle_never_stays_deployed_over_a_servable_model(pickle_marker, 
     worse = db.train("iris", "classification", "dummy", "dataset_iris", "target")
     assert worse["deployed"] is False
     assert not pickle_marker.exists()
+
+
+# What schema version 2 added to version 1 (the foundation's layout).
+V2_COLUMNS = {
+    "sqml_experiments": ["metric"],
+    "sqml_runs": ["options", "importance_time"],
+    "sqml_models": ["feature_importance"],
+    "sqml_deployments": ["restored_deployment_id"],
+}
+
+
+def write_v1_database(path: Path) -> None:
+    """A database as the foundation (schema version 1) left it, with one trained model:
+    made with this version, then stripped of everything version 2 added."""
+    conn = sqlite3.connect(path)
+    sqlite_ml.register(conn)
+    db = Db(conn, path)
+    db.load("iris")
+    db.train("iris", "classification", "logistic_regression", "dataset_iris", "target")
+    conn.execute("DROP VIEW sqml_leaderboard")
+    conn.execute("DROP TABLE sqml_search_trials")
+    for table, added in V2_COLUMNS.items():
+        for column in added:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("UPDATE sqml_meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def test_a_v1_database_migrates_in_place_and_keeps_serving(db_path, connect):
+    write_v1_database(db_path)
+    raw = connect(register=False)
+    old_models = raw.execute("SELECT * FROM sqml_models").fetchall()
+    assert not raw.execute(
+        "SELECT 1 FROM sqlite_master WHERE name IN ('sqml_leaderboard', 'sqml_search_trials')"
+    ).fetchall()
+
+    db = Db(connect(), db_path)
+    assert db.value("SELECT value FROM sqml_meta WHERE key = 'schema_version'") == "2"
+    for table, added in V2_COLUMNS.items():
+        present = {row[1] for row in db.rows(f"PRAGMA table_info({table})")}
+        assert set(added) <= present, table
+    width = len(old_models[0])
+    assert [row[:width] for row in db.rows("SELECT * FROM sqml_models")] == old_models
+    assert db.predict("iris", SETOSA) == 0.0
+    rows = db.rows("SELECT experiment, model_id, metric, deployed, rank FROM sqml_leaderboard")
+    assert rows == [("iris", 1, "score", 1, 1)]
+    with pytest.raises(sqlite3.OperationalError, match="no stored feature importance"):
+        db.value("SELECT sqml_feature_importance('iris')")
+    # training, search and deployment work on the migrated file
+    db.train(
+        "iris",
+        "classification",
+        "knn",
+        "dataset_iris",
+        "target",
+        0.25,
+        "shuffle",
+        '{"search": "grid", "search_params": {"n_neighbors": [3, 5]}, "search_args": {"cv": 2}}',
+    )
+    assert db.value("SELECT count(*) FROM sqml_search_trials") == 2
+    assert db.value("SELECT sqml_deploy('iris', 1)") == (
+        '{"experiment_name": "iris", "model_id": 1, "strategy": "specific"}'
+    )
+    assert db.value("SELECT count(*) FROM sqml_deployments WHERE active") == 1
+
+
+def test_a_01x_database_gets_the_v2_tables_too(pickle_marker, connect):
+    db = Db(connect(), pickle_marker)
+    names = {row[0] for row in db.rows("SELECT name FROM sqlite_master")}
+    assert {"sqml_search_trials", "sqml_leaderboard"} <= names
+    assert db.rows("SELECT experiment, model_id, score, deployed FROM sqml_leaderboard") == [
+        ("iris", 1, 0.5, 1)
+    ]
+    with pytest.raises(sqlite3.OperationalError, match="no stored feature importance"):
+        db.value("SELECT sqml_feature_importance('iris')")
+    with pytest.raises(sqlite3.OperationalError, match="0.1.x as a pickle"):
+        db.value("SELECT sqml_deploy('iris', 1)")
+    assert not pickle_marker.exists()
+
+
+def test_registering_a_current_database_writes_nothing(db, connect):
+    db.load("iris")
+    db.train("e", "classification", "dummy", "dataset_iris", "target")
+    other = connect(register=False)
+    version = other.execute("PRAGMA data_version").fetchone()[0]
+    conn = connect()  # registers: ensure_schema on an up-to-date file
+    assert conn.total_changes == 0
+    assert other.execute("PRAGMA data_version").fetchone()[0] == version

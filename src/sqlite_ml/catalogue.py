@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import lightgbm
@@ -109,11 +108,10 @@ def make_estimator(
     estimator_cls: type[Any], seed: int, hyperparams: dict[str, Any] | None = None
 ) -> Any:
     """A fresh estimator; seeded when it has randomness, so a run can be repeated exactly."""
-    parameters = inspect.signature(estimator_cls).parameters
-    arguments = dict(_DEFAULT_PARAMS.get(estimator_cls, {}))
-    if "random_state" in parameters:
-        arguments["random_state"] = seed
-    estimator = estimator_cls(**arguments)
+    estimator = estimator_cls(**_DEFAULT_PARAMS.get(estimator_cls, {}))
+    # get_params, not the signature: XGBoost takes its parameters through **kwargs.
+    if "random_state" in estimator.get_params(deep=False):
+        estimator.set_params(random_state=seed)
     if hyperparams:
         estimator.set_params(**hyperparams)
     return estimator

@@ -666,7 +666,9 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     """Hyperparameters as JSON values (estimator objects and the like become their repr)."""
     out: dict[str, Any] = {}
     for key, value in params.items():
-        if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not math.isfinite(value):
+            out[key] = repr(value)  # JSON has no NaN: 'nan', as XGBoost's missing=NaN
+        elif value is None or isinstance(value, (bool, int, float, str)):
             out[key] = value
         elif isinstance(value, (list, tuple)) and all(
             isinstance(v, (bool, int, float, str)) for v in value
