@@ -154,6 +154,15 @@ def count_rows_with_target(conn: sqlite3.Connection, relation: Relation, target:
     return int(row[0])
 
 
+def count_rows(conn: sqlite3.Connection, relation: Relation) -> int:
+    """Every row of the relation, with a target or not."""
+    try:
+        row = conn.execute(f"SELECT count(*) FROM {relation.quoted}").fetchone()  # noqa: S608
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    return int(row[0])
+
+
 def holds_text(conn: sqlite3.Connection, relation: Relation, column: str, target: str) -> bool:
     """Whether any row with a target has TEXT or a BLOB in ``column``."""
     sql = (

@@ -17,7 +17,7 @@ from typing import Any
 
 import sklearn
 
-from . import datasets, training
+from . import datasets, evaluation, training
 from ._version import __version__
 from .data import plain_rows
 from .errors import SqmlError
@@ -132,6 +132,17 @@ def _predict_batch(session: Session, experiment_name: Any, features: Any) -> str
     return json.dumps(predict_many(model, parse_features(features, "batch features")))
 
 
+def _predict_proba(session: Session, experiment_name: Any, features: Any) -> str:
+    model = session.deployed.model_for(session.conn, experiment_name)
+    return evaluation.probabilities_json(model, experiment_name, parse_features(features))
+
+
+def _evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any = None) -> str:
+    conn = session.conn
+    model = session.deployed.model_for(conn, experiment_name)
+    return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
+
+
 FUNCTIONS = (
     SqlFunction("sqml_version", _version, (), deterministic=True),
     SqlFunction("sqml_python_version", _python_version, (), deterministic=True),
@@ -156,6 +167,8 @@ FUNCTIONS = (
     ),
     SqlFunction("sqml_predict", _predict, ("experiment_name", "features")),
     SqlFunction("sqml_predict_batch", _predict_batch, ("experiment_name", "features")),
+    SqlFunction("sqml_predict_proba", _predict_proba, ("experiment_name", "features")),
+    SqlFunction("sqml_evaluate", _evaluate, ("experiment_name", "dataset", "target"), optional=1),
 )
 
 
