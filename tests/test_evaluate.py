@@ -236,6 +236,10 @@ def test_wrong_feature_values_and_no_deployed_model(flowers):
     message = evaluate_error(db, "flowers", "bad")
     assert "cannot evaluate experiment 'flowers' on 'bad'" in message
     assert "feature 'sepal width (cm)' expects a number or null, got \"wide\"" in message
+    db.conn.execute('UPDATE bad SET "sepal width (cm)" = 9e999 WHERE rowid = 7')
+    db.conn.commit()
+    message = evaluate_error(db, "flowers", "bad")
+    assert "feature 'sepal width (cm)' expects a number or null, got Infinity" in message
     with pytest.raises(sqlite3.OperationalError):
         db.train("lonely", "classification", "logistic_regression", "one_class", "label")
     assert "has no deployed model yet" in evaluate_error(db, "lonely", "one_class")
