@@ -243,3 +243,22 @@ def test_wrong_feature_values_and_no_deployed_model(flowers):
     with pytest.raises(sqlite3.OperationalError):
         db.train("lonely", "classification", "logistic_regression", "one_class", "label")
     assert "has no deployed model yet" in evaluate_error(db, "lonely", "one_class")
+
+
+def test_a_view_that_evaluates_itself_is_refused(flowers):
+    columns = ", ".join(f'"{name}"' for name in IRIS_FEATURES)
+    flowers.conn.execute(
+        f"CREATE VIEW itself AS SELECT {columns},"  # noqa: S608
+        " length(sqml_evaluate('flowers', 'itself')) % 3 AS target FROM dataset_iris"
+    )
+    flowers.conn.execute(
+        f"CREATE VIEW other AS SELECT {columns}, target,"  # noqa: S608
+        " sqml_evaluate('flowers', 'dataset_iris') AS report FROM dataset_iris"
+    )
+    flowers.conn.commit()
+    message = evaluate_error(flowers, "flowers", "itself")
+    assert "sqml_evaluate was called on 'itself' while reading it" in message
+    assert len(message) < 400
+    assert evaluate(flowers, "flowers", "other")["rows"] == 150
+    report = flowers.value("SELECT report FROM other LIMIT 1")
+    assert json.loads(report)["rows"] == 150

@@ -13,7 +13,8 @@ import sqlite3
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -146,12 +147,13 @@ def evaluate(
     relation = find_relation(conn, dataset)
     target_column = _target_column(relation, model.schema, target)
     columns = _feature_columns(relation, model.schema, target_column)
-    total = count_rows(conn, relation)
     where = f"cannot evaluate experiment '{shorten(experiment_name)}' on '{shorten(relation.name)}'"
-    try:
-        matrix, y_true = _read(conn, relation, model.schema, columns, target_column, kind)
-    except SqmlError as error:
-        raise SqmlError(f"{where}: {error.message}") from None
+    with _reading(relation):
+        total = count_rows(conn, relation)
+        try:
+            matrix, y_true = _read(conn, relation, model.schema, columns, target_column, kind)
+        except SqmlError as error:
+            raise SqmlError(f"{where}: {error.message}") from None
     if not len(y_true):
         raise SqmlError(
             f"{where}: it has no rows with a target in '{shorten(target_column)}' "
@@ -179,6 +181,26 @@ def evaluate(
     if kind == "classification":
         result["confusion_matrix"] = confusion(labels, y_true, y_pred)
     return result
+
+
+_being_read = threading.local()
+
+
+@contextmanager
+def _reading(relation: Relation) -> Iterator[None]:
+    """Refuse a dataset that calls sqml_evaluate on itself (a view can) at once, rather
+    than recursing until Python's stack runs out."""
+    active: set[str] = _being_read.__dict__.setdefault("relations", set())
+    if relation.quoted in active:
+        raise SqmlError(
+            f"sqml_evaluate was called on '{shorten(relation.name)}' while reading it (the "
+            "dataset calls sqml_evaluate on itself); evaluate on a table or a view that does not"
+        )
+    active.add(relation.quoted)
+    try:
+        yield
+    finally:
+        active.discard(relation.quoted)
 
 
 def _target_column(relation: Relation, schema: FeatureSchema, target: object) -> str:
