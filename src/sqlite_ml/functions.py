@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import sqlite3
 import sys
 import weakref
@@ -129,7 +130,15 @@ def _predict(session: Session, experiment_name: Any, features: Any) -> Any:
 
 def _predict_batch(session: Session, experiment_name: Any, features: Any) -> str:
     model = session.deployed.model_for(session.conn, experiment_name)
-    return json.dumps(predict_many(model, parse_features(features, "batch features")))
+    predictions = predict_many(model, parse_features(features, "batch features"))
+    try:
+        return json.dumps(predictions, allow_nan=False)
+    except ValueError:  # JSON has no NaN or infinity: such a prediction is written as null
+        return json.dumps([_finite_or_none(p) for p in predictions])
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _predict_proba(session: Session, experiment_name: Any, features: Any) -> str:
