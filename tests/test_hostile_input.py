@@ -125,3 +125,19 @@ def test_load_dataset_refuses(db, args, expected):
     placeholders = ", ".join("?" for _ in args)
     assert expected in error_of(db, f"SELECT sqml_load_dataset({placeholders})", *args)
     assert db.schema() == before
+
+
+def test_attached_schemas_with_keyword_and_dotted_names(models, tmp_path):
+    conn = models.conn
+    conn.execute('ATTACH DATABASE ? AS "select"', (str(tmp_path / "b.db"),))
+    conn.execute('ATTACH DATABASE ? AS "we.ird"', (str(tmp_path / "c.db"),))
+    conn.execute('CREATE TABLE "select"."from" AS SELECT * FROM dataset_iris WHERE rowid % 5 = 0')
+    conn.execute('CREATE TABLE "we.ird"."t.x" AS SELECT * FROM dataset_iris WHERE rowid % 7 = 0')
+    conn.commit()
+    for dataset, rows in (("select.from", 30), ("SELECT.From", 30), ("we.ird.t.x", 21)):
+        report = json.loads(models.value("SELECT sqml_evaluate('flowers', ?)", (dataset,)))
+        assert report["rows"] == rows and report["dataset"] == dataset
+    models.train("dotted", "classification", "logistic_regression", "we.ird.t.x", "target")
+    for dataset in ("we.ird.", "we.ird.nope", "select."):
+        message = error_of(models, "SELECT sqml_evaluate('flowers', ?)", dataset)
+        assert f"unknown dataset '{dataset}'" in message
