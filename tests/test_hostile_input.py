@@ -38,64 +38,58 @@ def test_batch_output_is_valid_json_when_a_prediction_is_not_finite(models):
     assert models.value("SELECT sqml_predict('sugar', ?)", (json.dumps(huge),)) is None
 
 
-@pytest.mark.parametrize(
-    ("features", "expected"),
-    [
-        ("[1e400, 1, 1, 1]", "expects a number or null, got Infinity"),
-        ("[NaN, 1, 1, 1]", "expects a number or null, got NaN"),
-        ("[-Infinity, 1, 1, 1]", "expects a number or null, got -Infinity"),
-        (json.dumps([10**400, 1, 1, 1]), "expects a number or null, got 1000"),
-        ('["inf", 1, 1, 1]', 'expects a number or null, got "inf"'),
-        ('["5\\u0000", 1, 1, 1]', 'expects a number or null, got "5\\u0000"'),
-        ("[[1], 2, 3, 4]", "expects a number or null, got [1]"),
-        ('[{"a": 1}, 2, 3, 4]', 'expects a number or null, got {"a": 1}'),
-        ("[1, 2, 3, 4]\x00junk", "features is not valid JSON"),
-        ("[" * 100_000, "nested too deeply"),
-        ('"' + "a" * 1_000_000 + '"', "must be a JSON object keyed by column name"),
-        (12345, "features must be JSON text"),
-        (b"\xff\xfe", "features is not valid JSON"),
-    ],
-)
-def test_bad_features(models, features, expected):
-    for function in PREDICTORS:
-        message = error_of(models, f"SELECT {function}('flowers', ?)", features)
-        assert expected in message
-        assert len(message) < 600  # an enormous argument is shortened in the message
+BAD_FEATURES = [
+    ("[1e400, 1, 1, 1]", "expects a number or null, got Infinity"),
+    ("[NaN, 1, 1, 1]", "expects a number or null, got NaN"),
+    ("[-Infinity, 1, 1, 1]", "expects a number or null, got -Infinity"),
+    (json.dumps([10**400, 1, 1, 1]), "expects a number or null, got 1000"),
+    ('["inf", 1, 1, 1]', 'expects a number or null, got "inf"'),
+    ('["5\\u0000", 1, 1, 1]', 'expects a number or null, got "5\\u0000"'),
+    ("[[1], 2, 3, 4]", "expects a number or null, got [1]"),
+    ('[{"a": 1}, 2, 3, 4]', 'expects a number or null, got {"a": 1}'),
+    ("[1, 2, 3, 4]\x00junk", "features is not valid JSON"),
+    ("[" * 100_000, "nested too deeply"),
+    ('"' + "a" * 1_000_000 + '"', "must be a JSON object keyed by column name"),
+    (12345, "features must be JSON text"),
+    (b"\xff\xfe", "features is not valid JSON"),
+]
 
 
-@pytest.mark.parametrize(
-    "features",
-    [
+def test_bad_features(models):
+    for features, expected in BAD_FEATURES:
+        for function in PREDICTORS:
+            message = error_of(models, f"SELECT {function}('flowers', ?)", features)
+            assert expected in message, (features, function)
+            assert len(message) < 600  # an enormous argument is shortened in the message
+
+
+def test_odd_but_valid_features(models):
+    for features in (
         json.dumps(SETOSA).encode(),  # JSON in a BLOB is read as text
         json.dumps([2**63, 1, 1, 1]),  # beyond SQLite's integers: still a number
         "[true, false, null, 1]",  # booleans are 1 and 0, null is missing
         '[" 5.1 ", "3.5", "1.4e0", "+0.2"]',  # numbers as text, as CSV imports leave them
-    ],
-)
-def test_odd_but_valid_features(models, features):
-    for function in PREDICTORS:
-        assert models.value(f"SELECT {function}('flowers', ?)", (features,)) is not None
+    ):
+        for function in PREDICTORS:
+            assert models.value(f"SELECT {function}('flowers', ?)", (features,)) is not None
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
+def test_bad_experiment_names(models):
+    for name, expected in (
         (b"flowers", "experiment name must be text, got a BLOB of 7 bytes"),
         ("flowers\x00", "unknown experiment 'flowers\\0'"),
         (2**63 - 1, "experiment name must be text, got 9223372036854775807"),
         (None, "experiment name must be text, got NULL"),
         ("x" * 100_000, "unknown experiment 'xxx"),
-    ],
-)
-def test_bad_experiment_names(models, name, expected):
-    for sql in (
-        "SELECT sqml_predict(?, '[1, 2, 3, 4]')",
-        "SELECT sqml_predict_proba(?, '[1, 2, 3, 4]')",
-        "SELECT sqml_predict_batch(?, '[[1, 2, 3, 4]]')",
-        "SELECT sqml_evaluate(?, 'iris_small')",
     ):
-        message = error_of(models, sql, name)
-        assert expected in message and len(message) < 600
+        for sql in (
+            "SELECT sqml_predict(?, '[1, 2, 3, 4]')",
+            "SELECT sqml_predict_proba(?, '[1, 2, 3, 4]')",
+            "SELECT sqml_predict_batch(?, '[[1, 2, 3, 4]]')",
+            "SELECT sqml_evaluate(?, 'iris_small')",
+        ):
+            message = error_of(models, sql, name)
+            assert expected in message and len(message) < 600
 
 
 @pytest.mark.parametrize("table", ["select", "from", "main.x", "[x]", '"', " lead", "🌸 ü"])
