@@ -39,6 +39,7 @@ from .probabilities import (
     class_labels,
     compile_row_probabilities,
     gives_probabilities,
+    gives_probabilities_by_default,
 )
 
 PREDICTION_TYPES = ("classification", "regression")
@@ -60,10 +61,9 @@ class _CompiledProbabilities:
         if not gives_probabilities(model.estimator):
             raise SqmlError(_no_probabilities(model, experiment_name))
         compiled = compile_row_probabilities(model.estimator)
-        n_classes = len(getattr(model.estimator, "classes_", ()))
         keys = [
             json.dumps(label_key(label, model.schema)) + ": "
-            for label in class_labels(model.estimator, n_classes)
+            for label in class_labels(model.estimator)
         ]
         with self._lock:
             self._by_estimator[model.estimator] = (compiled, keys)
@@ -107,7 +107,9 @@ def _no_probabilities(model: LoadedModel, experiment_name: str) -> str:
             "use sqml_predict for its predictions"
         )
     with_probabilities = [
-        name for name, cls in ALGORITHMS["classification"].items() if gives_probabilities(cls())
+        name
+        for name, cls in ALGORITHMS["classification"].items()
+        if gives_probabilities_by_default(cls)
     ]
     hint = (
         f"; retrain the experiment with an algorithm that gives them: {choices(with_probabilities)}"

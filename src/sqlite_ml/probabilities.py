@@ -35,13 +35,22 @@ def gives_probabilities(pipeline: Any) -> bool:
     return hasattr(pipeline, "predict_proba")
 
 
-def class_labels(pipeline: Any, count: int) -> list[Any]:
+def gives_probabilities_by_default(estimator_cls: type[Any]) -> bool:
+    """Whether an algorithm with its default parameters gives probabilities."""
+    try:
+        return gives_probabilities(estimator_cls())
+    except Exception:  # noqa: BLE001 - a class that needs arguments: cannot tell, so no
+        return False
+
+
+def class_labels(pipeline: Any) -> list[Any]:
     """The labels a probability row is ordered by: the model's ``classes_``, or the
-    component numbers 0..count-1 for a model without classes (a mixture of clusters)."""
-    classes = getattr(
-        pipeline[-1] if isinstance(pipeline, Pipeline) else pipeline, "classes_", None
-    )
-    return list(np.asarray(classes)) if classes is not None else list(range(count))
+    component numbers 0..n-1 for a model without classes (a mixture of clusters)."""
+    model = pipeline[-1] if isinstance(pipeline, Pipeline) else pipeline
+    classes = getattr(model, "classes_", None)
+    if classes is not None:
+        return list(np.asarray(classes))
+    return list(range(int(getattr(model, "n_components", 0))))
 
 
 def compile_row_probabilities(pipeline: Any) -> RowProbabilities:
