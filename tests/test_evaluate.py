@@ -153,6 +153,22 @@ def test_regression(small):
     assert got["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(truth, predicted)))
     assert got["max_error"] == pytest.approx(skm.max_error(truth, predicted), rel=1e-12)
     assert "confusion_matrix" not in got
+    # empty or NaN text targets are missing, as in training; text numbers are numbers
+    small.conn.execute("CREATE TABLE texts AS SELECT * FROM dataset_diabetes LIMIT 10")
+    small.conn.execute("UPDATE texts SET target = '' WHERE rowid = 1")
+    small.conn.execute("UPDATE texts SET target = 'NaN' WHERE rowid = 2")
+    small.conn.execute("UPDATE texts SET target = NULL WHERE rowid = 3")
+    small.conn.execute("UPDATE texts SET target = ' ' || CAST(target AS TEXT) WHERE rowid > 3")
+    texts = evaluate(small, "sugar", "texts")
+    assert texts["rows"] == 7 and texts["skipped_rows"] == 3
+    numbers = [float(r[-1]) for r in rows[3:10]]
+    predicted = small.reference_batch(small.active_model_id("sugar"), records[3:10])
+    assert texts["mae"] == pytest.approx(skm.mean_absolute_error(numbers, predicted), rel=1e-12)
+    message = evaluate_error(small, "sugar", "dataset_iris", "target")
+    assert "lacks the model's feature column(s) 'age'" in message
+    small.conn.execute("CREATE TABLE worded AS SELECT *, 'high' AS level FROM dataset_diabetes")
+    message = evaluate_error(small, "sugar", "worded", "level")
+    assert "target column 'level' holds 'high', but the model predicts numbers" in message
     # one row: r2 is undefined, and null says so
     small.conn.execute("CREATE TABLE one AS SELECT * FROM dataset_diabetes LIMIT 1")
     one = evaluate(small, "sugar", "one")
