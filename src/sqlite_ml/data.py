@@ -112,24 +112,26 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
 
 
 def _find_qualified(conn: sqlite3.Connection, name: str) -> tuple[str, str, str] | None:
-    """``schema.table`` in an attached database: (name as given, kind, qualified SQL)."""
-    schema, dot, table = name.partition(".")
-    if not dot or not table:
+    """``schema.table`` in an attached database: (name as given, kind, qualified SQL).
+    Either part may hold dots itself: every split is tried, the leftmost first."""
+    if "." not in name:
         return None
     schemas = {ascii_lower(row[1]): row[1] for row in conn.execute("PRAGMA database_list")}
-    real_schema = schemas.get(ascii_lower(schema))
-    if real_schema is None:
-        return None
-    master = "sqlite_temp_master" if real_schema == "temp" else "sqlite_master"
-    row = conn.execute(
-        f"SELECT name, type FROM {quote_identifier(real_schema)}.{master}"  # noqa: S608
-        " WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"
-        " ORDER BY name = ? DESC LIMIT 1",
-        (table, table),
-    ).fetchone()
-    if row is None:
-        return None
-    return name, row[1], f"{quote_identifier(real_schema)}.{quote_identifier(row[0])}"
+    for position in [i for i, character in enumerate(name) if character == "."]:
+        real_schema = schemas.get(ascii_lower(name[:position]))
+        table = name[position + 1 :]
+        if real_schema is None or not table:
+            continue
+        master = "sqlite_temp_master" if real_schema == "temp" else "sqlite_master"
+        row = conn.execute(
+            f"SELECT name, type FROM {quote_identifier(real_schema)}.{master}"  # noqa: S608
+            " WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"
+            " ORDER BY name = ? DESC LIMIT 1",
+            (table, table),
+        ).fetchone()
+        if row is not None:
+            return name, row[1], f"{quote_identifier(real_schema)}.{quote_identifier(row[0])}"
+    return None
 
 
 def _rows_with_target(relation: Relation, target: str | None) -> str:
@@ -163,6 +165,15 @@ def _read_error(relation: Relation, error: Exception) -> SqmlError:
 def count_rows_with_target(conn: sqlite3.Connection, relation: Relation, target: str | None) -> int:
     try:
         row = conn.execute(f"SELECT count(*){_rows_with_target(relation, target)}").fetchone()  # noqa: S608
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    return int(row[0])
+
+
+def count_rows(conn: sqlite3.Connection, relation: Relation) -> int:
+    """Every row of the relation, with a target or not."""
+    try:
+        row = conn.execute(f"SELECT count(*) FROM {relation.quoted}").fetchone()  # noqa: S608
     except sqlite3.Error as error:
         raise _read_error(relation, error) from error
     return int(row[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import sqlite3
 import sys
 import weakref
@@ -17,7 +18,7 @@ from typing import Any
 
 import sklearn
 
-from . import datasets, deployment, training
+from . import datasets, deployment, evaluation, training
 from ._version import __version__
 from .data import plain_rows
 from .errors import SqmlError
@@ -139,7 +140,26 @@ def _predict(session: Session, experiment_name: Any, features: Any) -> Any:
 
 def _predict_batch(session: Session, experiment_name: Any, features: Any) -> str:
     model = session.deployed.model_for(session.conn, experiment_name)
-    return json.dumps(predict_many(model, parse_features(features, "batch features")))
+    predictions = predict_many(model, parse_features(features, "batch features"))
+    try:
+        return json.dumps(predictions, allow_nan=False)
+    except ValueError:  # JSON has no NaN or infinity: such a prediction is written as null
+        return json.dumps([_finite_or_none(p) for p in predictions])
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _predict_proba(session: Session, experiment_name: Any, features: Any) -> str:
+    model = session.deployed.model_for(session.conn, experiment_name)
+    return evaluation.probabilities_json(model, experiment_name, parse_features(features))
+
+
+def _evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any = None) -> str:
+    conn = session.conn
+    model = session.deployed.model_for(conn, experiment_name)
+    return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
 
 
 FUNCTIONS = (
@@ -171,6 +191,8 @@ FUNCTIONS = (
     SqlFunction("sqml_feature_importance", _feature_importance, ("experiment_name",)),
     SqlFunction("sqml_predict", _predict, ("experiment_name", "features")),
     SqlFunction("sqml_predict_batch", _predict_batch, ("experiment_name", "features")),
+    SqlFunction("sqml_predict_proba", _predict_proba, ("experiment_name", "features")),
+    SqlFunction("sqml_evaluate", _evaluate, ("experiment_name", "dataset", "target"), optional=1),
 )
 
 
