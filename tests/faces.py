@@ -67,6 +67,17 @@ def make_trained_db(path: Path, classification: str = "iris") -> Path:
     return path
 
 
+def sqml_tables(path: Path) -> list[str]:
+    """The names of the sqml tables and views in the database file at ``path``."""
+    conn = sqlite3.connect(path)
+    try:
+        return [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name GLOB 'sqml*'")
+        ]
+    finally:
+        conn.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -372,14 +372,14 @@ def test_extension_path_without_the_native_module(runner: CliRunner) -> None:
         assert result.exit_code == 0 and Path(result.output.strip()).exists()
 
 
-def test_demo_command(tmp_path: Path) -> None:
+def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    done = subprocess.run([script("sqml"), "demo", str(db)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = sqml(runner, "demo", db)
+    assert done.exit_code == 0, done.output
     assert "Leaderboard" in done.stdout
     assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 4
-    again = subprocess.run([script("sqml"), "demo", str(db)], capture_output=True, text=True)
-    assert again.returncode == 1 and "already exists" in again.stderr
+    again = sqml(runner, "demo", db)
+    assert again.exit_code == 1 and "already exists" in again.stderr
 
 
 def test_shell_from_a_pipe(trained: Path, tmp_path: Path) -> None:
@@ -404,16 +404,16 @@ def test_shell_from_a_pipe(trained: Path, tmp_path: Path) -> None:
     assert "not reached" not in done.stdout
 
 
-def test_shell_creates_a_new_database(tmp_path: Path) -> None:
+def test_shell_creates_a_new_database(runner: CliRunner, tmp_path: Path) -> None:
     db = tmp_path / "fresh.db"
-    done = subprocess.run(
-        [script("sqml"), "shell", str(db)],
+    done = sqml(
+        runner,
+        "shell",
+        db,
         input="SELECT sqml_load_dataset('iris');\nSELECT count(*) FROM dataset_iris;\n",
-        capture_output=True,
-        text=True,
     )
-    assert done.returncode == 0, done.stderr
-    assert "new database" in done.stderr
+    assert done.exit_code == 0, done.output
+    assert "new database" in done.stderr and "150" in done.stdout
     assert scalar(db, "SELECT count(*) FROM dataset_iris") == 150
 
 

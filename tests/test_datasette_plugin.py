@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .faces import HOSTILE, make_trained_db, script, served  # noqa: F401 - served is a fixture
+from .faces import HOSTILE, make_trained_db, script, served, sqml_tables  # noqa: F401 - served is a fixture
 
 
 def sql_json(url: str, sql: str) -> dict:
@@ -110,12 +110,12 @@ def test_startup_creates_the_schema_in_the_configured_database(tmp_path: Path) -
         sqlite3.connect(path).execute("CREATE TABLE t(x)").connection.close()
     status, text = datasette_get("/-/sqml", first, second, db="second")
     assert status == 200 and "No experiments yet" in text
-    assert _sqml_tables(first) == []
-    assert "sqml_experiments" in _sqml_tables(second)
+    assert sqml_tables(first) == []
+    assert "sqml_experiments" in sqml_tables(second)
 
     # Default: the first mutable database.
     datasette_get("/-/sqml", first)
-    assert "sqml_experiments" in _sqml_tables(first)
+    assert "sqml_experiments" in sqml_tables(first)
 
 
 def test_immutable_database_is_read_without_writing(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_immutable_database_is_read_without_writing(tmp_path: Path) -> None:
     assert status == 200 and "no sqlite-ml tables" in text
     status, text = datasette_get("/frozen.json?sql=SELECT+sqml_version()+AS+v", db, immutable=True)
     assert status == 200 and json.loads(text)["ok"]
-    assert _sqml_tables(db) == []
+    assert sqml_tables(db) == []
 
 
 def test_immutable_database_with_experiments(tmp_path: Path) -> None:
@@ -147,13 +147,3 @@ def test_unknown_configured_database_stops_datasette(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "db='missing' names no attached database; available: one" in done.stderr
-
-
-def _sqml_tables(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return [
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'sqml%'")
-        ]
-    finally:
-        conn.close()

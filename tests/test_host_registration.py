@@ -13,15 +13,7 @@ import pytest
 import sqlite_ml
 from sqlite_ml.hosts import register_on_host
 
-
-def sqml_tables(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return [
-            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name GLOB 'sqml*'")
-        ]
-    finally:
-        conn.close()
+from .faces import sqml_tables
 
 
 def test_registers_without_writing(tmp_path: Path) -> None:

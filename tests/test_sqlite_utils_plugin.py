@@ -6,15 +6,18 @@ import json
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
+from click.testing import CliRunner
 
 import sqlite_ml
 
 from .faces import script
 
 
-def sqlite_utils_cli(*args: object) -> subprocess.CompletedProcess[str]:
+def sqlite_utils_program(*args: object) -> subprocess.CompletedProcess[str]:
+    """The installed ``sqlite-utils`` program, in a new process."""
     return subprocess.run(
         [script("sqlite-utils"), *[str(arg) for arg in args]],
         capture_output=True,
@@ -23,14 +26,22 @@ def sqlite_utils_cli(*args: object) -> subprocess.CompletedProcess[str]:
     )
 
 
+def sqlite_utils_cli(*args: object) -> Any:
+    """sqlite-utils' own click command in this process (plugins loaded from their entry
+    points as in the program; a new process per call would cost seconds each)."""
+    from sqlite_utils.cli import cli
+
+    return CliRunner().invoke(cli, [str(arg) for arg in args])
+
+
 def test_query_trains_and_predicts_with_sqml_functions(tmp_path: Path) -> None:
     db = tmp_path / "su.db"
     sqlite3.connect(db).close()
     loaded = sqlite_utils_cli("query", db, "SELECT sqml_load_dataset('iris') AS info")
-    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.exit_code == 0, loaded.stderr
     assert json.loads(json.loads(loaded.stdout)[0]["info"])["table"] == "dataset_iris"
 
-    trained = sqlite_utils_cli(
+    trained = sqlite_utils_program(
         "query",
         db,
         "SELECT sqml_train('iris', 'classification', 'logistic_regression', 'dataset_iris',"
@@ -46,7 +57,7 @@ def test_query_trains_and_predicts_with_sqml_functions(tmp_path: Path) -> None:
         "SELECT sqml_predict('iris', json_object('sepal length (cm)', 5.1, 'sepal width (cm)',"
         " 3.5, 'petal length (cm)', 1.4, 'petal width (cm)', 0.2)) AS species",
     )
-    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.exit_code == 0, predicted.stderr
     assert json.loads(predicted.stdout) == [{"species": 0.0}]
 
     # The run was committed by sqlite-utils: another program sees it.
@@ -59,7 +70,7 @@ def test_query_shows_our_error_messages(tmp_path: Path) -> None:
     db = tmp_path / "su.db"
     sqlite3.connect(db).close()
     failed = sqlite_utils_cli("query", db, "SELECT sqml_predict('nope', '{}')")
-    assert failed.returncode != 0
+    assert failed.exit_code != 0
     assert "this database has no sqlite-ml tables yet" in failed.stderr
     assert "train a model first with sqml_train" in failed.stderr
 
@@ -68,7 +79,7 @@ def test_opening_a_database_writes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "plain.db"
     sqlite3.connect(db).execute("CREATE TABLE t(x)").connection.close()
     listed = sqlite_utils_cli("tables", db)
-    assert listed.returncode == 0, listed.stderr
+    assert listed.exit_code == 0, listed.stderr
     assert json.loads(listed.stdout) == [{"table": "t"}]
     # Python API too: the hook runs for sqlite_utils.Database and registers the functions.
     database = sqlite_utils.Database(db)
@@ -87,15 +98,15 @@ def test_sqml_subcommands_under_sqlite_utils(tmp_path: Path) -> None:
         "sqml", "train", db, "iris", "-t", "classification", "-a", "knn", "-d", "dataset_iris",
         "-y", "target",
     )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr
+    assert trained.exit_code == 0, trained.stderr
     assert "accuracy" in trained.stdout
     board = sqlite_utils_cli("sqml", "experiments", db, "--json")
-    assert board.returncode == 0, board.stderr
+    assert board.exit_code == 0, board.stderr
     assert [(r["experiment"], r["algorithm"]) for r in json.loads(board.stdout)] == [
         ("iris", "knn")
     ]
     missing = sqlite_utils_cli("sqml", "runs", tmp_path / "typo.db", "iris")
-    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
 
 
 def test_sqml_group_has_every_subcommand() -> None:
