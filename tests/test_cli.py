@@ -299,6 +299,17 @@ def test_train_draws_progress_on_stderr(
     assert "a stage nobody planned..." in result.stderr
     assert "accuracy" in result.stdout and "load" not in result.stdout
 
+    failing = CliRunner().invoke(
+        cli,
+        ["train", str(db), "iris", "-t", "classification", "-a", "logistic_regression"]
+        + ["-d", "iris_one_class", "-y", "target"],
+    )
+    assert failing.exit_code == 1
+    assert "load failed after" in failing.stderr or "a stage nobody planned failed after" in (
+        failing.stderr
+    )
+    assert "2 classes" in failing.stderr
+
 
 def test_progress_bar_on_a_terminal() -> None:
     class Terminal(io.StringIO):
@@ -353,6 +364,11 @@ def test_report_is_self_contained_and_escapes_names(runner: CliRunner, tmp_path:
     assert sqml(runner, "report", db, "diabetes", "-o", regression).exit_code == 0
     html = regression.read_text()
     assert "Residuals" in html and html.count('<circle class="residual"') == 120
+
+
+def test_report_to_an_unwritable_place(runner: CliRunner, trained: Path, tmp_path: Path) -> None:
+    result = sqml(runner, "report", trained, "iris", "-o", tmp_path / "no" / "such" / "r.html")
+    assert result.exit_code == 1 and "cannot write" in result.output
 
 
 def _attributes(html: str, name: str) -> list[str]:

@@ -239,7 +239,7 @@ def train(
         try:
             (text,) = conn.execute(f"SELECT sqml_train({placeholders})", arguments).fetchone()
         except (sqlite3.Error, SqmlError) as error:
-            bar.finish()
+            bar.finish(failed=True)
             raise _failure(conn, error) from None
         bar.finish()
     result = json.loads(text)
@@ -368,7 +368,10 @@ def report(db: str, experiment: str, path: str) -> None:
             html = dashboard.report(conn, experiment)
         except (sqlite3.Error, SqmlError) as error:
             raise _failure(conn, error) from None
-    Path(path).write_text(html, encoding="utf-8")
+    try:
+        Path(path).write_text(html, encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
     click.echo(f"wrote {path} ({len(html.encode('utf-8'))} bytes)")
 
 
@@ -465,20 +468,23 @@ class ProgressBar:
             return f"{stage:<8} [{bar}] {done}/{total} {elapsed:5.1f}s"
         return f"{stage:<8} {done} {elapsed:5.1f}s"
 
-    def _end_stage(self) -> None:
+    def _end_stage(self, failed: bool = False) -> None:
         if self.stage is None:
             return
         done, total = self.last
         elapsed = time.monotonic() - self.started
         if self.interactive:
-            self.out.write("\r" + self.line(self.stage, done, total, elapsed) + "\x1b[K\n")
+            line = self.line(self.stage, done, total, elapsed) + (" failed" if failed else "")
+            self.out.write("\r" + line + "\x1b[K\n")
         else:
-            self.out.write(f"{self.stage} done in {elapsed:.1f}s\n")
+            self.out.write(
+                f"{self.stage} {'failed after' if failed else 'done in'} {elapsed:.1f}s\n"
+            )
         self.stage = None
 
-    def finish(self) -> None:
+    def finish(self, failed: bool = False) -> None:
         if self.enabled:
-            self._end_stage()
+            self._end_stage(failed)
             self.out.flush()
 
 
