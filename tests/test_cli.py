@@ -198,7 +198,7 @@ def test_unknown_experiment(runner: CliRunner, trained: Path) -> None:
     for args in (["runs", trained, "nope"], ["report", trained, "nope"]):
         result = sqml(runner, *args)
         assert result.exit_code == 1
-        assert "unknown experiment \"nope\"; experiments in this database: 'diabetes', 'iris'" in (
+        assert "unknown experiment 'nope'; experiments in this database: 'diabetes', 'iris'" in (
             result.output
         )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data import find_relation, plain_rows, quote_identifier
-from .errors import SqmlError, choices
+from .errors import SqmlError, choices, describe
 
 # Rows of the training table used to recompute a confusion matrix or residuals.
 EVALUATION_ROW_LIMIT = 20_000
@@ -210,7 +210,7 @@ def experiment(conn: sqlite3.Connection, name: str) -> Experiment:
         if row is None:
             known = experiment_names(conn)
             raise SqmlError(
-                f"unknown experiment {json.dumps(name, ensure_ascii=False)}; "
+                f"unknown experiment {describe(name)}; "
                 f"experiments in this database: {choices(known) or 'none'}"
             )
         experiment_id, prediction_type = row
