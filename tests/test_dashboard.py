@@ -95,3 +95,11 @@ def test_leaderboard_view_is_used_when_present(conn: sqlite3.Connection) -> None
     conn.execute("DROP VIEW sqml_leaderboard")
     conn.execute("CREATE VIEW sqml_leaderboard AS SELECT 1 AS something_else")
     assert insights.leaderboard(conn) == own  # another shape: our own reading
+
+
+def test_numbers_keep_their_decimals() -> None:
+    from sqlite_ml.charts import fmt
+
+    assert fmt(1.0) == "1.0000"  # a perfect score reads like the others
+    assert fmt(0.97368) == "0.9737" and fmt(0.0068, 3) == "0.007"
+    assert fmt(150) == "150" and fmt(None) == "\u2013"

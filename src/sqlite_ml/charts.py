@@ -16,11 +16,12 @@ MAX_POINTS = 2000
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
-    """A number as the pages show it (NULL as an en dash)."""
+    """A number as the pages show it: integers as they are, every float with the same
+    number of decimals (a perfect score reads 1.0000), NULL as an en dash."""
     if value is None:
         return "\u2013"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
     return f"{value:.{digits}f}"
 
 
