@@ -32,7 +32,7 @@ install .venv: $(STAMP)
 
 demo: install
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB)-journal
-	$(BIN)/python -m sqlite_ml.demo $(DEMO_DB)
+	$(BIN)/sqml demo $(DEMO_DB)
 
 lint: install
 	$(BIN)/ruff check src tests

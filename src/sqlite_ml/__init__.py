@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .binding import WeakRegistry
@@ -26,11 +28,14 @@ __all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
 _sessions: WeakRegistry[Session] = WeakRegistry()
 
 
-def register(conn: sqlite3.Connection) -> None:
+def register(conn: sqlite3.Connection, *, create_schema: bool = True) -> None:
     """Create or migrate the sqml schema in ``conn`` and register every ``sqml_*`` function.
 
     Idempotent. The connection's own settings (row_factory, isolation level, text
-    factory) are left as they were.
+    factory) are left as they were. With ``create_schema=False`` (for hosts that open
+    databases read-only or for unrelated work: Datasette, sqlite-utils) nothing is written
+    now: the first call of a function that writes (``sqml_train``, ``sqml_load_dataset``)
+    creates or migrates the schema.
     """
     from . import binding, store
     from .data import plain_rows
@@ -39,12 +44,50 @@ def register(conn: sqlite3.Connection) -> None:
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"register() needs a sqlite3.Connection, got {type(conn).__name__}")
     with plain_rows(conn):
-        store.ensure_schema(conn)
+        if create_schema:
+            store.ensure_schema(conn)
         binder = binding.binder_for(conn)
         session = new_session(conn)
+        if not create_schema:
+            _create_schema_on_first_write(session)
         binder.attach(conn, session)
     session.mode = binder.mode
     _sessions.put(id(conn), session)
+
+
+def _create_schema_on_first_write(session: Session) -> None:
+    from . import store
+
+    session_ref = weakref.ref(session)  # the session holds these calls: no cycle
+
+    def schema_first(call: Callable[..., Any]) -> Callable[..., Any]:
+        def writer(*args: Any) -> Any:
+            owner = session_ref()
+            assert owner is not None  # the connection that calls us keeps it alive
+            store.ensure_schema(owner.conn)
+            return call(*args)
+
+        return writer
+
+    def schema_named(call: Callable[..., Any]) -> Callable[..., Any]:
+        def reader(*args: Any) -> Any:
+            try:
+                return call(*args)
+            except sqlite3.OperationalError as error:
+                if "no such table: sqml_" not in str(error):
+                    raise
+                raise SqmlError(
+                    f"this database has no sqlite-ml tables yet ({error}); "
+                    "train a model first with sqml_train"
+                ) from error
+
+        return reader
+
+    for name, (_deterministic, direct_only) in session.flags.items():
+        if direct_only:  # the functions that write are the direct-only ones
+            session.calls[name] = schema_first(session.calls[name])
+        else:
+            session.calls[name] = schema_named(session.calls[name])
 
 
 def binding_mode(conn: sqlite3.Connection) -> str | None:

@@ -56,20 +56,26 @@ PLAN: list[tuple[str, str, str, str, tuple[str, ...]]] = [
 # --- output -------------------------------------------------------------------------------
 
 
-def _cell(value: object, digits: int) -> str:
+def _cell(value: object, digits: int | None) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return repr(value) if digits is None else f"{value:.{digits}f}"
+    if isinstance(value, bytes):
+        return f"<BLOB {len(value)} bytes>"
     if value == "":
         return "''"
     return str(value)
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 4) -> str:
-    """Rows as an aligned plain-text table: numbers right-aligned, everything else left."""
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], digits: int | None = 4
+) -> str:
+    """Rows as an aligned plain-text table: numbers right-aligned, everything else left.
+
+    Floats get ``digits`` decimals, or their shortest exact form when ``digits`` is None."""
     cells = [[_cell(value, digits) for value in row] for row in rows]
     numeric = [
         all(

@@ -1,0 +1,30 @@
+"""Registering the sqml functions on connections that a host program (Datasette,
+sqlite-utils) opened, for the plugins."""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from typing import Any
+
+import sqlite_ml
+
+
+def register_on_host(conn: Any, host: str) -> bool:
+    """Register every function without writing anything; False (with a warning) when the
+    host opened the database with another SQLite binding than Python's ``sqlite3``.
+
+    Hosts prefer ``pysqlite3`` or ``sqlean`` when installed; our functions bind to the
+    stdlib module's connections only, and a plugin must not break the host's other work,
+    so the functions are then simply missing ("no such function: sqml_...")."""
+    if not isinstance(conn, sqlite3.Connection):
+        warnings.warn(
+            f"sqlite-ml: {host} opened the database with {type(conn).__module__}, not "
+            "Python's sqlite3 module; the sqml_* functions are not available there "
+            "(uninstall pysqlite3/sqlean, or use the sqml command)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    sqlite_ml.register(conn, create_schema=False)
+    return True
