@@ -253,26 +253,46 @@ def test_train_errors_are_the_sql_errors(runner: CliRunner, trained: Path) -> No
 def test_train_passes_options_as_the_last_argument(runner: CliRunner, trained: Path) -> None:
     result = sqml(
         runner, "train", trained, "iris", "-t", "classification", "-a", "svc", "-d",
+        "dataset_iris", "-y", "target", "--options", '{"hyperparams": {"C": 2}}',
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(trained)
+    try:
+        (hyperparams,) = conn.execute(
+            "SELECT hyperparams FROM sqml_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert json.loads(hyperparams)["C"] == 2
+
+
+def test_train_reports_a_bad_option_like_sql_does(runner: CliRunner, trained: Path) -> None:
+    result = sqml(
+        runner, "train", trained, "iris", "-t", "classification", "-a", "svc", "-d",
         "dataset_iris", "-y", "target", "--options", '{"C": 2}',
     )  # fmt: skip
-    # Whatever this version's sqml_train says about 8 arguments is what the user sees.
+    assert result.exit_code == 1
     conn = sqlite3.connect(trained)
     import sqlite_ml
 
     sqlite_ml.register(conn)
-    try:
-        text = conn.execute(
+    with pytest.raises(sqlite3.Error) as caught:
+        conn.execute(
             "SELECT sqml_train('iris', 'classification', 'svc', 'dataset_iris', 'target',"
             " 0.25, 'shuffle', '{\"C\": 2}')"
-        ).fetchone()[0]
-    except sqlite3.Error as error:
-        assert result.exit_code == 1
-        assert f"Error: {error}" in result.output
-    else:
-        assert result.exit_code == 0
-        assert json.loads(text)["experiment_name"] == "iris"
-    finally:
-        conn.close()
+        ).fetchone()
+    conn.close()
+    assert f"Error: {caught.value}" in result.output
+    assert "hyperparams" in result.output  # the message lists the valid option keys
+
+
+def test_train_shows_the_stages_training_reports(runner: CliRunner, trained: Path) -> None:
+    result = sqml(
+        runner, "train", trained, "iris", "-t", "classification", "-a", "logistic_regression",
+        "-d", "dataset_iris", "-y", "target",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "load done in" in result.stderr and "fit done in" in result.stderr
 
 
 def test_train_draws_progress_on_stderr(
