@@ -51,12 +51,16 @@ def test_best_first_per_experiment_with_every_model(iris):
     for row in rows:
         assert row["score"] == pytest.approx(scores[row["model_id"]])
         metrics = json.loads(row["metrics"])
-        assert "score" in metrics
+        stored = iris.rows(
+            "SELECT name, value FROM sqml_metrics WHERE model_id = ?", (row["model_id"],)
+        )
+        assert metrics == dict(stored)  # exactly, not rounded
         assert isinstance(json.loads(row["hyperparams"]), dict)
         assert row["created_at"]
-    deployed = {r["experiment"]: r["model_id"] for r in rows if r["deployed"]}
-    assert deployed == {"flowers": flowers[0]["model_id"], "sugar": sugar[0]["model_id"]}
-    assert iris.active_model_id("flowers") == flowers[0]["model_id"]
+    deployed = [r for r in rows if r["deployed"]]
+    assert [r["experiment"] for r in deployed] == ["flowers", "sugar"]
+    assert all(r["rank"] == 1 for r in deployed)  # automatic deployment keeps the best
+    assert iris.active_model_id("flowers") == deployed[0]["model_id"]
 
 
 def test_ties_share_a_rank(iris):

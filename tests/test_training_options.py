@@ -213,3 +213,28 @@ def test_feature_names_recorded_for_every_column(iris):
     assert {"xgboost", "lightgbm", "scikit-learn"} <= set(versions)
     assert run["data_rows"] == 150 and len(run["data_digest"]) == 64
     assert run["importance_time"] >= 0 and run["fit_time"] >= 0 and run["score_time"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "hyperparams"),
+    [
+        ("xgboost", {"max_depth": -1}),
+        ("xgboost", {"n_estimators": "many"}),
+        ("lightgbm", {"num_leaves": -5}),
+        ("lightgbm", {"boosting_type": "bogus"}),
+    ],
+)
+def test_boosted_libraries_check_their_values_before_anything_is_written(
+    iris, algorithm, hyperparams
+):
+    message = iris.train_error(
+        "e", "classification", algorithm, "dataset_iris", "target", {"hyperparams": hyperparams}
+    )
+    assert f"invalid hyperparameters for '{algorithm}'" in message
+
+
+def test_birch_values_are_checked_too(iris):
+    message = iris.train_error(
+        "c", "clustering", "birch", "dataset_iris", None, {"hyperparams": {"threshold": -1}}
+    )
+    assert "invalid hyperparameters for 'birch'" in message and "threshold" in message

@@ -43,6 +43,11 @@ class XGBoostClassifier(xgboost.XGBClassifier):
 class BirchClusters(ClusterMixin, BaseEstimator):
     """Birch clustering whose fitted state is plain arrays (so skops can store it)."""
 
+    _parameter_constraints = {
+        name: Birch._parameter_constraints[name]
+        for name in ("threshold", "branching_factor", "n_clusters")
+    }
+
     def __init__(self, threshold: float = 0.5, branching_factor: int = 50, n_clusters: Any = 3):
         self.threshold = threshold
         self.branching_factor = branching_factor

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+from sklearn.base import is_classifier
 
 from . import metrics
 from .catalogue import make_estimator, parameter_names
@@ -29,6 +33,7 @@ OPTION_KEYS = (
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
 MAX_CANDIDATES = 1000
+_TRIAL_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -101,17 +106,30 @@ def check_hyperparams(estimator_cls: type[Any], algorithm: str, params: object, 
 
 
 def _check_values(estimator_cls: type[Any], algorithm: str, params: dict[str, Any]) -> None:
-    """Let scikit-learn's own parameter checks speak before anything is written."""
+    """Let the library's own parameter checks speak before anything is written:
+    scikit-learn's declared constraints, else (XGBoost, LightGBM) a fit on a tiny
+    made-up dataset, which is where those libraries check their parameters."""
     for name, value in params.items():
         _plain_value(f"hyperparameter '{name}'", value)
+    if not params:
+        return
     estimator = make_estimator(estimator_cls, 0, params)
-    validate = getattr(estimator, "_validate_params", None)
-    if validate is None or not hasattr(estimator, "_parameter_constraints"):
-        return  # not a scikit-learn estimator: its library checks the values when fitting
     try:
-        validate()
-    except (ValueError, TypeError) as error:
-        raise SqmlError(f"invalid hyperparameters for '{algorithm}': {error}") from None
+        if hasattr(estimator, "_parameter_constraints"):
+            estimator._validate_params()
+        else:
+            _trial_fit(estimator)
+    except Exception as error:  # noqa: BLE001 - each library raises its own types
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise SqmlError(f"invalid hyperparameters for '{algorithm}': {message}") from None
+
+
+def _trial_fit(estimator: Any) -> None:
+    rows = np.random.default_rng(0).normal(size=(_TRIAL_ROWS, 2))
+    labels = np.arange(_TRIAL_ROWS) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(rows, labels if is_classifier(estimator) else labels.astype(float))
 
 
 def _search(raw: dict[str, Any], estimator_cls: type[Any], algorithm: str) -> dict[str, Any]:

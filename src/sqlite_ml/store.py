@@ -124,6 +124,7 @@ FROM sqml_runs
 JOIN sqml_experiments ON sqml_experiments.id = sqml_runs.experiment_id"""
 
 # Every model with its experiment's deciding metric, best first within each experiment.
+# Metrics go into JSON with 17 significant digits, so they read back as the stored REALs.
 _LOWER_IS_BETTER_SQL = ", ".join(f"'{name}'" for name in LOWER_IS_BETTER)
 _LEADERBOARD = f"""CREATE VIEW sqml_leaderboard AS
 SELECT experiment, model_id, run_id, algorithm, metric, score, metrics, hyperparams,
@@ -137,8 +138,8 @@ FROM (
            (SELECT value FROM sqml_metrics
              WHERE model_id = m.id AND name = coalesce(e.metric, 'score')
              ORDER BY id DESC LIMIT 1) AS score,
-           (SELECT json_group_object(name, value) FROM sqml_metrics
-             WHERE model_id = m.id) AS metrics,
+           (SELECT json_group_object(name, json(printf('%!.17g', value))) FROM sqml_metrics
+             WHERE model_id = m.id AND typeof(value) IN ('real', 'integer')) AS metrics,
            r.hyperparams AS hyperparams,
            EXISTS (SELECT 1 FROM sqml_deployments AS d
                     WHERE d.model_id = m.id AND d.active) AS deployed,
