@@ -120,7 +120,7 @@ SELECT experiment, model_id, run_id, algorithm, metric, score, metrics, hyperpar
        rank() OVER (PARTITION BY experiment ORDER BY score IS NULL, score DESC) AS rank
 FROM (
   SELECT e.name AS experiment, m.id AS model_id, r.id AS run_id, r.algorithm AS algorithm,
-         CASE e.prediction_type WHEN 'classification' THEN 'accuracy' ELSE 'r2' END AS metric,
+         'score' AS metric,
          (SELECT value FROM sqml_metrics
            WHERE model_id = m.id AND name = 'score' ORDER BY id DESC LIMIT 1) AS score,
          NULL AS metrics,
