@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <sqlite3ext.h>
@@ -366,13 +367,13 @@ static PyObject *reader_fill(Reader *self, PyObject *args) {
     int first = with_ids ? 1 : 0;
     int width = self->columns - first;
     if (matrix.itemsize != 8 || strcmp(matrix.format ? matrix.format : "B", "d") != 0 ||
-        width <= 0 || matrix.len % (8 * (Py_ssize_t)width) != 0) {
+        width <= 0 || matrix.ndim != 2 || matrix.shape[1] != width) {
         PyBuffer_Release(&matrix);
         PyErr_SetString(PyExc_ValueError, "matrix must be C-contiguous float64 rows of the "
                                           "statement's width");
         return NULL;
     }
-    Py_ssize_t capacity = matrix.len / (8 * (Py_ssize_t)width);
+    Py_ssize_t capacity = matrix.shape[0];
     if (with_ids) {
         if (PyObject_GetBuffer(ids_object, &ids, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE |
                                                      PyBUF_FORMAT) < 0) {
@@ -866,7 +867,19 @@ static PyObject *native_libversion(PyObject *module, PyObject *unused) {
     return PyUnicode_FromString(sqlite3_libversion());
 }
 
+/* Where the fields the second-library check reads sit in the API table, so that a test
+ * can hand the entry point a table from "another library" (no second SQLite is needed). */
+static PyObject *native_api_layout(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return Py_BuildValue("{s:n,s:n,s:n}", "size", (Py_ssize_t)sizeof(sqlite3_api_routines),
+                         "libversion", (Py_ssize_t)offsetof(sqlite3_api_routines, libversion),
+                         "mprintf", (Py_ssize_t)offsetof(sqlite3_api_routines, mprintf));
+}
+
 static PyMethodDef native_methods[] = {
+    {"api_layout", native_api_layout, METH_NOARGS,
+     "size of the API table and offsets of libversion and mprintf"},
     {"api_ready", native_api_ready, METH_NOARGS,
      "whether a SQLite library has handed us its API table"},
     {"libversion_address", native_libversion_address, METH_NOARGS,
