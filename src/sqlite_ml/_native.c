@@ -408,9 +408,11 @@ static PyObject *reader_fill(Reader *self, PyObject *args) {
         double *row = out + rows * width;
         int text = 0;
         for (int c = 0; c < width; c++) {
-            int type = sqlite3_column_type(stmt, c + first);
+            /* One sqlite3_column_* call per cell: each takes the connection's mutex. */
+            sqlite3_value *cell = sqlite3_column_value(stmt, c + first);
+            int type = sqlite3_value_type(cell);
             if (type == SQLITE_FLOAT || type == SQLITE_INTEGER) {
-                row[c] = sqlite3_column_double(stmt, c + first);
+                row[c] = sqlite3_value_double(cell);
             } else if (type == SQLITE_NULL) {
                 row[c] = NAN;
             } else {
