@@ -1,6 +1,7 @@
 """Build the optional native layer (src/sqlite_ml/_native.c); everything else is in
 pyproject.toml. A failed compile leaves a working pure-Python package (``optional``)."""
 
+import sys
 import sysconfig
 
 from setuptools import Extension, setup
@@ -15,6 +16,12 @@ if sysconfig.get_config_var("Py_ENABLE_SHARED"):
     libraries = [f"python{version}"]
     library_dirs = [libdir]
 
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 setup(
     ext_modules=[
         Extension(
@@ -25,6 +32,8 @@ setup(
             library_dirs=library_dirs,
             runtime_library_dirs=library_dirs,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+            # The environment a host program's interpreter starts in (see _native_host.h).
+            define_macros=[("SQML_PYTHON_EXECUTABLE", _c_string(sys.executable))],
             optional=True,
         )
     ]

@@ -277,16 +277,110 @@ typedef struct {
 
 static PyTypeObject ReaderType;
 
-static int reader_error(Reader *self, int rc) {
-    sqlite3 *db = sqlite3_db_handle(self->stmt);
-    PyObject *sqlite3_module = PyImport_ImportModule("sqlite3");
-    PyObject *kind = sqlite3_module ? PyObject_GetAttrString(sqlite3_module, "OperationalError")
-                                    : NULL;
-    const char *message = rc == SQLITE_DONE ? "done" : sqlite3_errmsg(db);
+/* Raise the sqlite3 module's exception for an SQLite error code, as Python's own
+ * connections do, so that the domain code catches the same classes in every host. */
+static int raise_sqlite_error(int rc, const char *message) {
+    const char *name = "OperationalError";
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        name = "IntegrityError";
+        break;
+    case SQLITE_MISUSE:
+    case SQLITE_RANGE:
+        name = "ProgrammingError";
+        break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        name = "DatabaseError";
+        break;
+    case SQLITE_NOMEM:
+        PyErr_NoMemory();
+        return -1;
+    default:
+        break;
+    }
+    PyObject *module = PyImport_ImportModule("sqlite3");
+    PyObject *kind = module ? PyObject_GetAttrString(module, name) : NULL;
     if (kind != NULL) PyErr_SetString(kind, message);
     Py_XDECREF(kind);
-    Py_XDECREF(sqlite3_module);
+    Py_XDECREF(module);
     return -1;
+}
+
+static int reader_error(Reader *self, int rc) {
+    return raise_sqlite_error(rc, sqlite3_errmsg(sqlite3_db_handle(self->stmt)));
+}
+
+/* Bind a sequence (to ?, ?NNN) or a mapping (to :name, @name, $name) of Python values. */
+static int bind_value(sqlite3_stmt *stmt, int index, PyObject *value) {
+    int rc;
+    if (value == Py_None) {
+        rc = sqlite3_bind_null(stmt, index);
+    } else if (PyLong_Check(value)) {
+        long long number = PyLong_AsLongLong(value);
+        if (number == -1 && PyErr_Occurred()) return -1;
+        rc = sqlite3_bind_int64(stmt, index, number);
+    } else if (PyFloat_Check(value)) {
+        rc = sqlite3_bind_double(stmt, index, PyFloat_AS_DOUBLE(value));
+    } else if (PyUnicode_Check(value)) {
+        Py_ssize_t size;
+        const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+        if (text == NULL) return -1;
+        rc = sqlite3_bind_text64(stmt, index, text, (sqlite3_uint64)size, SQLITE_TRANSIENT,
+                                 SQLITE_UTF8);
+    } else if (PyObject_CheckBuffer(value)) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) < 0) return -1;
+        rc = sqlite3_bind_blob64(stmt, index, view.len ? view.buf : "",
+                                 (sqlite3_uint64)view.len, SQLITE_TRANSIENT);
+        PyBuffer_Release(&view);
+    } else {
+        PyErr_Format(PyExc_TypeError, "cannot bind a %s as an SQL parameter",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    if (rc != SQLITE_OK) return raise_sqlite_error(rc, sqlite3_errstr(rc));
+    return 0;
+}
+
+static int bind_parameters(sqlite3_stmt *stmt, PyObject *parameters) {
+    int count = sqlite3_bind_parameter_count(stmt);
+    if (parameters == NULL || parameters == Py_None) {
+        if (count == 0) return 0;
+        return raise_sqlite_error(SQLITE_RANGE, "the statement has parameters but none given");
+    }
+    if (PyDict_Check(parameters)) {
+        for (int i = 1; i <= count; i++) {
+            const char *name = sqlite3_bind_parameter_name(stmt, i);
+            if (name == NULL || name[0] == '?') {
+                return raise_sqlite_error(SQLITE_RANGE, "positional parameter with a mapping");
+            }
+            PyObject *value = PyDict_GetItemString(parameters, name + 1); /* borrowed */
+            if (value == NULL) {
+                PyErr_Format(PyExc_KeyError, "no value for the parameter %s", name);
+                return -1;
+            }
+            if (bind_value(stmt, i, value) < 0) return -1;
+        }
+        return 0;
+    }
+    PyObject *sequence = PySequence_Fast(parameters, "parameters must be a sequence or dict");
+    if (sequence == NULL) return -1;
+    if (PySequence_Fast_GET_SIZE(sequence) != count) {
+        Py_DECREF(sequence);
+        PyErr_Format(PyExc_ValueError,
+                     "the statement uses %d parameters, %zd were supplied", count,
+                     PySequence_Fast_GET_SIZE(sequence));
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        if (bind_value(stmt, i + 1, PySequence_Fast_GET_ITEM(sequence, i)) < 0) {
+            Py_DECREF(sequence);
+            return -1;
+        }
+    }
+    Py_DECREF(sequence);
+    return 0;
 }
 
 /* Make a row current if there is one: 1 when a row is current, 0 when done, -1 on error. */
@@ -303,47 +397,40 @@ static int reader_advance(Reader *self) {
     return reader_error(self, rc);
 }
 
-static int reader_init(Reader *self, PyObject *args, PyObject *kwargs) {
-    (void)kwargs;
-    PyObject *handle;
-    const char *sql;
-    Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "Os#", &handle, &sql, &size)) return -1;
-    if (check_api() < 0) return -1;
-    sqlite3 *db = handle_from(handle);
-    if (db == NULL) return -1;
-    const char *tail = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, (int)size, &self->stmt, &tail);
-    if (rc != SQLITE_OK || self->stmt == NULL) {
-        PyObject *module = PyImport_ImportModule("sqlite3");
-        PyObject *kind = module ? PyObject_GetAttrString(module, "OperationalError") : NULL;
-        if (kind) PyErr_SetString(kind, rc != SQLITE_OK ? sqlite3_errmsg(db) : "empty statement");
-        Py_XDECREF(kind);
-        Py_XDECREF(module);
-        return -1;
-    }
-    while (tail != NULL && *tail && (*tail == ';' || Py_ISSPACE(*tail))) tail++;
-    if (tail != NULL && *tail) {
-        sqlite3_finalize(self->stmt);
-        self->stmt = NULL;
-        PyObject *module = PyImport_ImportModule("sqlite3");
-        PyObject *kind = module ? PyObject_GetAttrString(module, "ProgrammingError") : NULL;
-        if (kind) PyErr_SetString(kind, "only one SQL statement can be read at a time");
-        Py_XDECREF(kind);
-        Py_XDECREF(module);
-        return -1;
-    }
-    self->columns = sqlite3_column_count(self->stmt);
-    self->state = 0;
-    return 0;
-}
-
 static void reader_finalize(Reader *self) {
     if (self->stmt != NULL) {
         sqlite3_finalize(self->stmt);
         self->stmt = NULL;
     }
     self->state = 2;
+}
+
+static int reader_init(Reader *self, PyObject *args, PyObject *kwargs) {
+    (void)kwargs;
+    PyObject *handle, *parameters = NULL;
+    const char *sql;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "Os#|O", &handle, &sql, &size, &parameters)) return -1;
+    if (check_api() < 0) return -1;
+    sqlite3 *db = handle_from(handle);
+    if (db == NULL) return -1;
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, (int)size, &self->stmt, &tail);
+    if (rc != SQLITE_OK) return raise_sqlite_error(rc, sqlite3_errmsg(db));
+    if (self->stmt == NULL) return raise_sqlite_error(SQLITE_MISUSE, "no SQL statement given");
+    while (tail != NULL && *tail && (*tail == ';' || Py_ISSPACE(*tail))) tail++;
+    if (tail != NULL && *tail) {
+        sqlite3_finalize(self->stmt);
+        self->stmt = NULL;
+        return raise_sqlite_error(SQLITE_MISUSE, "only one SQL statement can be read at a time");
+    }
+    self->columns = sqlite3_column_count(self->stmt);
+    self->state = 0;
+    if (bind_parameters(self->stmt, parameters) < 0) {
+        reader_finalize(self);
+        return -1;
+    }
+    return 0;
 }
 
 static void reader_dealloc(Reader *self) {
@@ -487,6 +574,22 @@ static PyObject *reader_get_columns(Reader *self, void *closure) {
     return PyLong_FromLong(self->columns);
 }
 
+static PyObject *reader_get_names(Reader *self, void *closure) {
+    (void)closure;
+    PyObject *names = PyTuple_New(self->columns);
+    if (names == NULL) return NULL;
+    for (int c = 0; c < self->columns; c++) {
+        const char *name = self->stmt ? sqlite3_column_name(self->stmt, c) : NULL;
+        PyObject *text = PyUnicode_DecodeUTF8(name ? name : "", name ? strlen(name) : 0, "replace");
+        if (text == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, c, text);
+    }
+    return names;
+}
+
 static PyObject *reader_get_done(Reader *self, void *closure) {
     (void)closure;
     return PyBool_FromLong(self->state == 2);
@@ -503,6 +606,7 @@ static PyMethodDef reader_methods[] = {
 static PyGetSetDef reader_getset[] = {
     {"columns", (getter)reader_get_columns, NULL, "number of result columns", NULL},
     {"done", (getter)reader_get_done, NULL, "whether every row was read", NULL},
+    {"names", (getter)reader_get_names, NULL, "the result columns' names", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -510,7 +614,7 @@ static PyTypeObject ReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sqlite_ml._native.Reader",
     .tp_basicsize = sizeof(Reader),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Reader(handle, sql): rows of one statement, read in C",
+    .tp_doc = "Reader(handle, sql[, parameters]): rows of one statement, read in C",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)reader_init,
     .tp_dealloc = (destructor)reader_dealloc,
@@ -879,7 +983,21 @@ static PyObject *native_api_layout(PyObject *module, PyObject *unused) {
                          "mprintf", (Py_ssize_t)offsetof(sqlite3_api_routines, mprintf));
 }
 
+/* What a host connection object reports about its database handle. */
+static PyObject *native_connection_state(PyObject *module, PyObject *handle_object) {
+    (void)module;
+    if (check_api() < 0) return NULL;
+    sqlite3 *db = handle_from(handle_object);
+    if (db == NULL) return NULL;
+    return Py_BuildValue("{s:O,s:L,s:L}", "in_transaction",
+                         sqlite3_get_autocommit(db) ? Py_False : Py_True, "total_changes",
+                         (long long)sqlite3_total_changes(db), "last_insert_rowid",
+                         (long long)sqlite3_last_insert_rowid(db));
+}
+
 static PyMethodDef native_methods[] = {
+    {"connection_state", native_connection_state, METH_O,
+     "connection_state(handle) -> {in_transaction, total_changes, last_insert_rowid}"},
     {"api_layout", native_api_layout, METH_NOARGS,
      "size of the API table and offsets of libversion and mprintf"},
     {"api_ready", native_api_ready, METH_NOARGS,

@@ -25,6 +25,13 @@ def extension_path() -> str:
 def reader(conn: sqlite3.Connection, sql: str) -> Any | None:
     """A native ``Reader`` over ``sql`` on ``conn``'s own database handle, or None when
     the native binding is not in use (not built, or another mode forced)."""
+    if not isinstance(conn, sqlite3.Connection):  # a host's connection object (host.py)
+        handle = getattr(conn, "handle", None)
+        if not isinstance(handle, int):
+            return None
+        from . import _native
+
+        return _native.Reader(handle, sql)
     binder = binding.native_binder()
     if binder is None:
         return None
