@@ -179,3 +179,18 @@ def test_probabilities_are_computed_only_when_read(trained, monkeypatch):
     assert calls == []
     trained.rows("SELECT probabilities FROM sqml_predict_table('e', 'dataset_iris')")
     assert len(calls) == 1
+
+
+def test_create_table_from_predictions_and_without_rowid_sources(trained):
+    db = trained
+    db.conn.execute(
+        "CREATE TABLE scored AS SELECT row_id, prediction"
+        " FROM sqml_predict_table('e', 'dataset_iris')"
+    )
+    db.conn.commit()
+    assert db.value("SELECT count(*) FROM scored") == 150
+    columns = ", ".join(f'"{name}" REAL' for name in IRIS_FEATURES)
+    db.conn.execute(f"CREATE TABLE keyed (k INTEGER PRIMARY KEY, {columns}) WITHOUT ROWID")
+    db.conn.execute(f"INSERT INTO keyed SELECT rowid * 10, {FEATURE_LIST} FROM dataset_iris")  # noqa: S608
+    rows = db.rows("SELECT row_id FROM sqml_predict_table('e', 'keyed')")
+    assert [row[0] for row in rows] == list(range(1, 151))
