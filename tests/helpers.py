@@ -16,6 +16,14 @@ from sqlite_ml import persistence
 from sqlite_ml.features import FeatureSchema
 
 
+def native_built() -> bool:
+    try:
+        import sqlite_ml._native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def expected_mode() -> str:
     """The binding mode a plain register() gives in this test run: the one
     SQLITE_ML_BINDING forces (``make test`` runs the suite with ``capi`` too), else
@@ -23,11 +31,7 @@ def expected_mode() -> str:
     forced = os.environ.get("SQLITE_ML_BINDING", "").strip().lower()
     if forced:
         return {"ctypes": "capi"}.get(forced, forced)
-    try:
-        import sqlite_ml._native  # noqa: F401
-    except ImportError:
-        return "capi"
-    return "native"
+    return "native" if native_built() else "capi"
 
 
 SQML_TABLES = (

@@ -16,7 +16,7 @@ from sqlite_ml import binding
 from .helpers import SETOSA, VIRGINICA, Db, expected_mode
 
 native_only = pytest.mark.skipif(
-    expected_mode() != "native", reason="the native extension is not the mode of this run"
+    expected_mode() != "native", reason="this run does not use the native binding"
 )
 
 
@@ -196,3 +196,33 @@ def test_stdlib_mode_has_no_predict_table(monkeypatch, connect):
     conn = connect()
     with pytest.raises(sqlite3.OperationalError, match="no such table: sqml_predict_table"):
         conn.execute("SELECT * FROM sqml_predict_table('e', 't')").fetchall()
+
+
+@native_only
+def test_extension_loading_setting_is_put_back(python):
+    """The connection that loads the extension (the first of a process) gets its
+    extension-loading setting back, and SQL's load_extension() stays off."""
+    code = """
+import ctypes, sqlite3, sqlite_ml
+from sqlite_ml import binding, _native
+api = binding._CApi()
+conn = sqlite3.connect(":memory:")
+def setting():
+    value = ctypes.c_int(-1)
+    api.db_config(api.handle(conn), 1005, -1, ctypes.byref(value))
+    return value.value
+api.db_config(api.handle(conn), 1005, 0, None)  # off, as a careful application sets it
+before = setting()
+assert not _native.api_ready()
+sqlite_ml.register(conn)
+assert _native.api_ready() and sqlite_ml.binding_mode(conn) == "native"
+try:
+    conn.execute("SELECT load_extension('/nonexistent')")
+except sqlite3.OperationalError as error:
+    print(before, setting(), error)
+"""
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    before, after, message = result.stdout.split(" ", 2)
+    assert before == after == "0"
+    assert message.strip() == "not authorized"

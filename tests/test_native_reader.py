@@ -13,7 +13,7 @@ from sqlite_ml import data, native
 from .helpers import Db, expected_mode
 
 pytestmark = pytest.mark.skipif(
-    expected_mode() != "native", reason="the native reader needs the native extension"
+    expected_mode() != "native", reason="this run does not use the native binding"
 )
 
 

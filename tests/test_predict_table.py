@@ -12,7 +12,7 @@ from sqlite_ml import bulk
 from .helpers import IRIS_FEATURES, Db, expected_mode
 
 pytestmark = pytest.mark.skipif(
-    expected_mode() != "native", reason="sqml_predict_table needs the native extension"
+    expected_mode() != "native", reason="this run does not use the native binding"
 )
 
 FEATURE_LIST = ", ".join(f'"{name}"' for name in IRIS_FEATURES)

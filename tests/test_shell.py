@@ -15,12 +15,12 @@ import pytest
 
 from sqlite_ml import native
 
-from .helpers import expected_mode
+from .helpers import native_built
 
 SHELL = shutil.which("sqlite3")
 pytestmark = [
     pytest.mark.skipif(SHELL is None, reason="the sqlite3 shell is not installed"),
-    pytest.mark.skipif(expected_mode() != "native", reason="the native extension is not built"),
+    pytest.mark.skipif(not native_built(), reason="the native extension is not built"),
 ]
 
 

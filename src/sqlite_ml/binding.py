@@ -98,16 +98,19 @@ class _CApi:
         self.result_blob = bind("sqlite3_result_blob", None, p, ctypes.c_char_p, i, p)
         self.result_error = bind("sqlite3_result_error", None, p, ctypes.c_char_p, i)
         self.result_error_nomem = bind("sqlite3_result_error_nomem", None, p)
-        self.db_config = bind("sqlite3_db_config", i, p, i, i, ctypes.POINTER(i))
-        self.load_extension = bind(
-            "sqlite3_load_extension",
-            i,
-            p,
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.POINTER(ctypes.c_char_p),
-        )
         self.free = bind("sqlite3_free", None, p)
+        try:  # absent from a SQLite built without extension loading: only native needs it
+            self.db_config = bind("sqlite3_db_config", i, p, i, i, ctypes.POINTER(i))
+            self.load_extension = bind(
+                "sqlite3_load_extension",
+                i,
+                p,
+                ctypes.c_char_p,
+                ctypes.c_char_p,
+                ctypes.POINTER(ctypes.c_char_p),
+            )
+        except AttributeError:
+            self.db_config = self.load_extension = None
         self.libversion_address = ctypes.cast(self.libversion, ctypes.c_void_p).value
         version = self.libversion().decode()
         if version != sqlite3.sqlite_version:
@@ -131,6 +134,8 @@ class _CApi:
     def load_extension_into(self, db: int, path: str, entry: str) -> None:
         """``sqlite3_load_extension`` on the connection's handle, with loading enabled for
         the C API only and the connection's previous setting put back after."""
+        if self.load_extension is None or self.db_config is None:
+            raise OSError("this SQLite library was built without extension loading")
         before = ctypes.c_int(0)
         self.db_config(db, _SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1, ctypes.byref(before))
         self.db_config(db, _SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, None)
