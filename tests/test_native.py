@@ -226,3 +226,29 @@ except sqlite3.OperationalError as error:
     before, after, message = result.stdout.split(" ", 2)
     assert before == after == "0"
     assert message.strip() == "not authorized"
+
+
+def test_without_the_extension_register_warns_once_and_uses_ctypes(python, tmp_path):
+    code = """
+import sqlite3, sys, warnings
+sys.modules["sqlite_ml._native"] = None  # as if the extension had not been built
+import sqlite_ml
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    conns = [sqlite3.connect(sys.argv[1]) for _ in range(3)]
+    for conn in conns:
+        sqlite_ml.register(conn)
+print(len(caught), sqlite_ml.binding_mode(conns[2]))
+print(caught[0].message)
+try:
+    conns[0].execute("SELECT sqml_predict('nope', '[1]')")
+except sqlite3.OperationalError as error:
+    print(error)
+"""
+    result = python(code, str(tmp_path / "fallback.db"))
+    assert result.returncode == 0, result.stderr
+    count_and_mode, warning, error = result.stdout.strip().splitlines()
+    assert count_and_mode == "1 capi"
+    assert warning.startswith("sqlite-ml: the native binding cannot be set up")
+    assert "using the ctypes binder instead" in warning
+    assert error.startswith("unknown experiment 'nope'")
