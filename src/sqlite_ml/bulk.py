@@ -19,7 +19,10 @@ from .prediction import LoadedModel
 if TYPE_CHECKING:
     from .functions import Session
 
-CHUNK_ROWS = 4096
+# Rows per chunk: large chunks amortize a model's per-call cost (tree ensembles pay much
+# per predict call), bounded so that one chunk's features take at most CHUNK_BYTES.
+CHUNK_ROWS = 65536
+CHUNK_BYTES = 8 << 20
 
 Chunk = tuple[np.ndarray, Any, list[str] | None]  # row ids, predictions, probabilities
 
@@ -54,17 +57,18 @@ def _predictions(
     all_numeric = all(feature.kind == NUMERIC for feature in schema.features)
     probabilities = _probability_formatter(model) if with_probabilities else None
     next_row_number = 1
+    chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_BYTES // (8 * max(1, schema.width))))
     try:
         while not reader.done:
-            ids = np.empty(CHUNK_ROWS, dtype=np.int64)
-            matrix = np.empty((CHUNK_ROWS if all_numeric else 0, schema.width))
+            ids = np.empty(chunk_rows, dtype=np.int64)
+            matrix = np.empty((chunk_rows if all_numeric else 0, schema.width))
             filled, stopped_at_text = 0, not all_numeric
             if all_numeric:
                 filled, stopped_at_text = reader.fill(matrix, ids if query.with_rowid else None)
                 matrix = matrix[:filled]
                 _check_finite(model, matrix, ids, query, next_row_number)
             if stopped_at_text:
-                rows = reader.rows(CHUNK_ROWS - filled)
+                rows = reader.rows(chunk_rows - filled)
                 if query.with_rowid:
                     ids[filled : filled + len(rows)] = [row[0] for row in rows]
                     rows = [row[1:] for row in rows]
