@@ -27,7 +27,6 @@ pytestmark = [
 def shell(path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
     assert SHELL is not None
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
-    environment["SQLITE_ML_PYTHON"] = sys.executable  # this test run's environment
     environment.update(env)
     return subprocess.run(
         [SHELL, "-batch", str(path)],
@@ -41,6 +40,7 @@ def shell(path: Path, script: str, **env: str) -> subprocess.CompletedProcess[st
 
 
 def test_train_predict_and_the_table_function_in_the_shell(tmp_path):
+    """In the Python environment recorded when the extension was built (this one)."""
     path = tmp_path / "shell.db"
     result = shell(
         path,
@@ -77,6 +77,7 @@ SELECT sqml_train('e', 'classification', 'deep_magic', 'dataset_iris', 'target')
 SELECT * FROM sqml_predict_table('nope', 'dataset_iris');
 SELECT count(*) FROM sqml_runs;
 """,
+        SQLITE_ML_PYTHON=sys.executable,  # the override names this environment too
     )
     assert "unknown algorithm 'deep_magic' for prediction type 'classification'" in result.stderr
     assert "unknown experiment 'nope'; experiments: none yet" in result.stderr
