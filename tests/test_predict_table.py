@@ -194,3 +194,19 @@ def test_create_table_from_predictions_and_without_rowid_sources(trained):
     db.conn.execute(f"INSERT INTO keyed SELECT rowid * 10, {FEATURE_LIST} FROM dataset_iris")  # noqa: S608
     rows = db.rows("SELECT row_id FROM sqml_predict_table('e', 'keyed')")
     assert [row[0] for row in rows] == list(range(1, 151))
+
+
+def test_views_and_triggers_cannot_use_it(trained):
+    """A SELECT source runs as a statement of its own, where the writers' DIRECTONLY flag
+    cannot tell that a database's view asked for it: so the table function itself is
+    refused inside views and triggers."""
+    db = trained
+    db.conn.execute(
+        "CREATE VIEW sneaky AS SELECT * FROM sqml_predict_table('e', 'SELECT * FROM "
+        "dataset_iris WHERE sqml_load_dataset(''wine'', ''planted'') IS NOT NULL')"
+    )
+    db.conn.commit()
+    before = db.schema()
+    with pytest.raises(sqlite3.OperationalError, match='unsafe use of virtual table "sqml_pre'):
+        db.rows("SELECT * FROM sneaky")
+    assert db.schema() == before

@@ -657,6 +657,15 @@ static int table_connect(sqlite3 *db, void *aux, int argc, const char *const *ar
     int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(row_id INTEGER, prediction, "
                                       "probabilities TEXT, experiment HIDDEN, source HIDDEN)");
     if (rc != SQLITE_OK) return rc;
+#ifdef SQLITE_VTAB_DIRECTONLY
+    /* Not from views or triggers: a SELECT source runs as a statement of its own, where
+     * the writers' SQLITE_DIRECTONLY no longer sees that a database's schema asked for it,
+     * so a view could otherwise make sqml_train or sqml_load_dataset write. */
+    if (sqlite3_libversion_number() >= 3031000) {
+        rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+        if (rc != SQLITE_OK) return rc;
+    }
+#endif
     Table *table = sqlite3_malloc(sizeof(Table));
     if (table == NULL) return SQLITE_NOMEM;
     memset(table, 0, sizeof(Table));
