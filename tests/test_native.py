@@ -252,3 +252,36 @@ except sqlite3.OperationalError as error:
     assert warning.startswith("sqlite-ml: the native binding cannot be set up")
     assert "using the ctypes binder instead" in warning
     assert error.startswith("unknown experiment 'nope'")
+
+
+@native_only
+def test_a_host_whose_sqlite_is_not_pythons_is_refused(python):
+    """The entry point a host program calls (`.load`), in a process where Python's sqlite3
+    module uses another SQLite library than the one loading the extension. Simulated: the
+    API table handed over reports another sqlite3_libversion than the library _sqlite3 is
+    linked to (its mprintf is the real one, for the error message)."""
+    code = """
+import ctypes, _sqlite3
+from sqlite_ml import _native
+assert not _native.api_ready()
+layout = _native.api_layout()
+table = (ctypes.c_char * layout["size"])()
+version = ctypes.CFUNCTYPE(ctypes.c_char_p)(lambda: b"9.99.0-other-copy")
+real = ctypes.CDLL(_sqlite3.__file__)
+for field, function in (("libversion", version), ("mprintf", real.sqlite3_mprintf)):
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    ctypes.c_void_p.from_buffer(table, layout[field]).value = address
+entry = ctypes.CDLL(_native.__file__).sqlite3_extension_init
+entry.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_void_p]
+error = ctypes.c_char_p()
+print(entry(None, ctypes.byref(error), ctypes.addressof(table)))
+print(error.value.decode())
+"""
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    rc, message = result.stdout.strip().split("\n", 1)
+    assert rc == "1"  # SQLITE_ERROR
+    assert message.startswith(
+        "sqlite-ml: refusing to bind: Python's sqlite3 module uses another SQLite library ("
+    )
+    assert "than this program (version 9.99.0-other-copy)" in message
