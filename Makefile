@@ -15,7 +15,7 @@ DEMO_DB ?= demo.db
 
 help:
 	@echo "make demo     create .venv if needed, install, run the demo into $(DEMO_DB)"
-	@echo "make test     install, then ruff check, ruff format --check, mypy and pytest"
+	@echo "make test     install, then ruff check, ruff format --check, mypy and pytest (native, then capi binding)"
 	@echo "make lint     ruff check, ruff format --check and mypy only"
 	@echo "make format   apply ruff's fixes and formatting to src and tests"
 	@echo "make install  create .venv and pip install -e '.[test]' (again when pyproject.toml changes)"
@@ -24,7 +24,9 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# The editable install also compiles the native extension (src/sqlite_ml/_native.c) in
+# place; it is rebuilt whenever its source changes.
+$(STAMP): pyproject.toml setup.py src/sqlite_ml/_native.c src/sqlite_ml/_native_host.h | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]'
 	touch $@
 
@@ -39,8 +41,10 @@ lint: install
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
+# The whole suite twice: in the default (native) binding, then in the ctypes fallback.
 test: lint
 	$(BIN)/python -m pytest -q
+	SQLITE_ML_BINDING=capi $(BIN)/python -m pytest -q
 
 format: install
 	$(BIN)/ruff check --fix src tests
@@ -50,3 +54,4 @@ clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB)-journal
 	find src tests examples -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -f src/sqlite_ml/_native*.so

@@ -15,6 +15,25 @@ from typing import Any
 from sqlite_ml import persistence
 from sqlite_ml.features import FeatureSchema
 
+
+def native_built() -> bool:
+    try:
+        import sqlite_ml._native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def expected_mode() -> str:
+    """The binding mode a plain register() gives in this test run: the one
+    SQLITE_ML_BINDING forces (``make test`` runs the suite with ``capi`` too), else
+    ``native`` when the extension is built, else the ctypes binder."""
+    forced = os.environ.get("SQLITE_ML_BINDING", "").strip().lower()
+    if forced:
+        return {"ctypes": "capi"}.get(forced, forced)
+    return "native" if native_built() else "capi"
+
+
 SQML_TABLES = (
     "sqml_experiments",
     "sqml_runs",

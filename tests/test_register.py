@@ -13,7 +13,7 @@ import sklearn
 import sqlite_ml
 from sqlite_ml import store
 
-from .helpers import SETOSA
+from .helpers import SETOSA, expected_mode
 
 REQUIRED_COLUMNS = {
     "sqml_experiments": {"id", "created_at", "updated_at", "name", "prediction_type"},
@@ -182,7 +182,7 @@ def test_bytes_text_factory_keeps_precise_sql_errors(connect):
     conn = connect(register=False)
     conn.text_factory = bytes
     sqlite_ml.register(conn)
-    assert sqlite_ml.binding_mode(conn) == "capi"
+    assert sqlite_ml.binding_mode(conn) == expected_mode()
     with pytest.raises(sqlite3.OperationalError, match="unknown dataset 'nope'"):
         conn.execute("SELECT sqml_load_dataset('nope')").fetchone()
 
@@ -199,6 +199,6 @@ def test_register_with_a_dict_row_factory(connect):
     conn.row_factory = dict_rows
     sqlite_ml.register(conn)
     assert conn.row_factory is dict_rows
-    assert sqlite_ml.binding_mode(conn) == "capi"
+    assert sqlite_ml.binding_mode(conn) == expected_mode()
     row = conn.execute("SELECT sqml_load_dataset('iris') AS loaded").fetchone()
     assert json.loads(row["loaded"])["size"] == 150

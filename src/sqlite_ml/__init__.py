@@ -91,7 +91,8 @@ def _create_schema_on_first_write(session: Session) -> None:
 
 
 def binding_mode(conn: sqlite3.Connection) -> str | None:
-    """'capi' (our own SQL error messages) or 'stdlib' (generic ones), once registered."""
+    """'native' (C extension), 'capi' (ctypes; both give our own SQL error messages) or
+    'stdlib' (generic ones), once registered."""
     session = _sessions.get(id(conn))
     return session.mode if session is not None else None
 

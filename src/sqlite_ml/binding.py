@@ -10,9 +10,17 @@ handle the connection owns and with symbols resolved from the library that Pytho
 checks that the library it found reports the same version as ``sqlite3.sqlite_version``
 and that the handle it read is the connection's (same file, same change count).
 
-Where that cannot be set up, the ``stdlib`` binder is used with a one-time warning; the
-precise message of the last failure is kept for ``sqlite_ml.last_error(conn)``.
-``SQLITE_ML_BINDING=stdlib`` forces it.
+The ``native`` binder (the default) does the same from C: the package's own extension
+(``_native.c``, a SQLite loadable extension) is loaded into the connection through the
+connection's own ``sqlite3_load_extension``, so it binds to that very library, and each
+SQL function is a C callback that calls Python with the GIL held. It also provides the
+``sqml_predict_table`` table-valued function and the fast reader (``native.py``).
+
+Where the native layer cannot be used (not built, no shared library to resolve), the
+``capi`` binder (ctypes) is used, and where that fails too, the ``stdlib`` binder, each
+with a one-time warning; the precise message of the last failure is kept for
+``sqlite_ml.last_error(conn)``. ``SQLITE_ML_BINDING=native|capi|stdlib`` forces a mode
+(``ctypes`` is another name for ``capi``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ _SQLITE_DETERMINISTIC = 0x800
 _SQLITE_DIRECTONLY = 0x80000
 _SQLITE_TRANSIENT = ctypes.c_void_p(-1)
 _INTEGER, _FLOAT, _TEXT, _BLOB, _NULL = 1, 2, 3, 4, 5
+
+_SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION = 1005
 
 _FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 
@@ -88,6 +98,20 @@ class _CApi:
         self.result_blob = bind("sqlite3_result_blob", None, p, ctypes.c_char_p, i, p)
         self.result_error = bind("sqlite3_result_error", None, p, ctypes.c_char_p, i)
         self.result_error_nomem = bind("sqlite3_result_error_nomem", None, p)
+        self.free = bind("sqlite3_free", None, p)
+        try:  # absent from a SQLite built without extension loading: only native needs it
+            self.db_config = bind("sqlite3_db_config", i, p, i, i, ctypes.POINTER(i))
+            self.load_extension = bind(
+                "sqlite3_load_extension",
+                i,
+                p,
+                ctypes.c_char_p,
+                ctypes.c_char_p,
+                ctypes.POINTER(ctypes.c_char_p),
+            )
+        except AttributeError:
+            self.db_config = self.load_extension = None
+        self.libversion_address = ctypes.cast(self.libversion, ctypes.c_void_p).value
         version = self.libversion().decode()
         if version != sqlite3.sqlite_version:
             raise OSError(
@@ -106,6 +130,25 @@ class _CApi:
         if filename != (main[2] or "") or self.total_changes(db) != conn.total_changes:
             raise OSError("the handle found does not belong to this connection")
         return int(db)
+
+    def load_extension_into(self, db: int, path: str, entry: str) -> None:
+        """``sqlite3_load_extension`` on the connection's handle, with loading enabled for
+        the C API only and the connection's previous setting put back after."""
+        if self.load_extension is None or self.db_config is None:
+            raise OSError("this SQLite library was built without extension loading")
+        before = ctypes.c_int(0)
+        self.db_config(db, _SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1, ctypes.byref(before))
+        self.db_config(db, _SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, None)
+        error = ctypes.c_char_p()
+        try:
+            rc = self.load_extension(db, os.fsencode(path), entry.encode(), ctypes.byref(error))
+        finally:
+            self.db_config(db, _SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, before.value, None)
+        if rc != 0:
+            message = (error.value or b"").decode("utf-8", "replace")
+            if error.value:
+                self.free(ctypes.cast(error, ctypes.c_void_p))
+            raise OSError(f"SQLite could not load {path}: {message or f'error {rc}'}")
 
 
 class WeakRegistry(Generic[T]):
@@ -162,12 +205,7 @@ class CApiBinder:
         self._sessions.put(db, session)
         conn.create_function("sqml_binding_mode", 0, _owner(session, self.mode))
         for name in session.calls:
-            deterministic, direct_only = session.flags.get(name, (False, False))
-            flags = _SQLITE_UTF8
-            if deterministic:
-                flags |= _SQLITE_DETERMINISTIC
-            if direct_only and sqlite3.sqlite_version_info >= (3, 30, 0):
-                flags |= _SQLITE_DIRECTONLY
+            flags = _function_flags(session.flags.get(name, (False, False)))
             rc = self.api.create_function(
                 db, name.encode(), -1, flags, None, self._trampoline(name), None, None, None
             )
@@ -247,6 +285,77 @@ class CApiBinder:
         return write_result
 
 
+def _function_flags(flags: tuple[bool, bool]) -> int:
+    deterministic, direct_only = flags
+    value = _SQLITE_UTF8
+    if deterministic:
+        value |= _SQLITE_DETERMINISTIC
+    if direct_only and sqlite3.sqlite_version_info >= (3, 30, 0):
+        value |= _SQLITE_DIRECTONLY
+    return value
+
+
+def error_reporter(session: Registrable, name: str) -> Callable[[BaseException], str]:
+    """What the native layer calls with an exception: our message, also kept as the
+    session's last error. Weak, so that SQLite holding it keeps no session alive."""
+    session_ref = weakref.ref(session)
+
+    def report(error: BaseException) -> str:
+        text = error_message(error, name)
+        owner = session_ref()
+        if owner is not None:
+            owner.last_error = text
+        return text
+
+    return report
+
+
+class NativeBinder:
+    """The package's C extension, loaded into SQLite through the connection's own library.
+
+    It is loaded once per process (``sqlite3_load_extension`` on the first connection
+    hands it that library's API table); every connection after that is checked to use the
+    same library (the address of ``sqlite3_libversion``), so the extension can never call a
+    second SQLite copy. Each SQL function is a C callback owning its Python callable, which
+    SQLite releases (with the GIL) when the connection closes.
+    """
+
+    mode = "native"
+
+    def __init__(self) -> None:
+        from . import _native  # ImportError when the extension was not built
+
+        self.native = _native
+        self.api = _CApi()
+
+    def check(self, conn: sqlite3.Connection) -> int:
+        db = self.api.handle(conn)
+        native = self.native
+        if not native.api_ready():
+            self.api.load_extension_into(db, str(native.__file__), "sqlite3_sqmlbind_init")
+        if native.libversion_address() != self.api.libversion_address:
+            raise OSError(
+                "the native extension is bound to another SQLite library than this "
+                "connection's; refusing to mix two SQLite copies in one process"
+            )
+        return db
+
+    def attach(self, conn: sqlite3.Connection, session: Registrable) -> None:
+        from .bulk import predict_table_function
+
+        db = self.check(conn)
+        conn.create_function("sqml_binding_mode", 0, _owner(session, self.mode))
+        for name, function in session.calls.items():
+            flags = _function_flags(session.flags.get(name, (False, False)))
+            self.native.create_function(
+                db, name, -1, flags, function, error_reporter(session, name)
+            )
+        name = "sqml_predict_table"
+        self.native.create_predict_table(
+            db, name, predict_table_function(session, db), error_reporter(session, name)
+        )
+
+
 class StdlibBinder:
     """``create_function``: works everywhere, but SQLite only sees a generic error text."""
 
@@ -282,36 +391,87 @@ class _owner:  # noqa: N801 - used like a function
         return self.mode
 
 
-_binder: CApiBinder | StdlibBinder | None = None
+Binder = NativeBinder | CApiBinder | StdlibBinder
+MODES = ("native", "capi", "stdlib")
+_ALIASES = {"ctypes": "capi"}
+_binders: dict[str, Binder | None] = {}  # mode -> binder, None once it proved unusable
 _stdlib_binder = StdlibBinder()
 
 
-def binder_for(conn: sqlite3.Connection) -> CApiBinder | StdlibBinder:
-    """The C-API binder when it works for this connection, else the stdlib one."""
-    global _binder
-    if os.environ.get("SQLITE_ML_BINDING", "").lower() == "stdlib":
-        return _stdlib_binder
-    if _binder is None:
+def requested_mode() -> str | None:
+    """The mode SQLITE_ML_BINDING forces, if any (an unknown value is an error)."""
+    value = os.environ.get("SQLITE_ML_BINDING", "").strip().lower()
+    if not value:
+        return None
+    value = _ALIASES.get(value, value)
+    if value not in MODES:
+        raise SqmlError(
+            f"SQLITE_ML_BINDING={os.environ['SQLITE_ML_BINDING']!r} is not a binding mode; "
+            f"use one of {', '.join(MODES)} (or leave it unset)"
+        )
+    return value
+
+
+_failures: dict[str, str] = {}
+
+
+def _make(mode: str) -> Binder | None:
+    if mode not in _binders:
         try:
-            _binder = CApiBinder()
+            _binders[mode] = (
+                NativeBinder()
+                if mode == "native"
+                else CApiBinder()
+                if mode == "capi"
+                else _stdlib_binder
+            )
         except (OSError, AttributeError, ImportError) as error:
-            warnings.warn(
-                f"sqlite-ml: SQLite's C API is not reachable ({error}); SQL errors from sqml "
-                "functions will read 'user-defined function raised exception' "
-                "(sqlite_ml.last_error(conn) gives the real message)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            _binder = _stdlib_binder
-    if isinstance(_binder, CApiBinder):
-        try:
-            _binder.check(conn)
-        except (OSError, TypeError, StopIteration) as error:
-            warnings.warn(
-                f"sqlite-ml: cannot use SQLite's C API on this connection ({error}); "
-                "falling back to Python's create_function",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return _stdlib_binder
-    return _binder
+            _failures[mode] = f"cannot be set up ({error})"
+            _binders[mode] = None
+    return _binders[mode]
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(mode: str, why: str) -> None:
+    if mode in _warned:
+        return
+    _warned.add(mode)
+    consequence = (
+        "using the ctypes binder instead (no sqml_predict_table, no fast reader)"
+        if mode == "native"
+        else "SQL errors from sqml functions will read 'user-defined function raised "
+        "exception' (sqlite_ml.last_error(conn) gives the real message)"
+    )
+    warnings.warn(
+        f"sqlite-ml: the {mode} binding {why}; {consequence}", RuntimeWarning, stacklevel=4
+    )
+
+
+def binder_for(conn: sqlite3.Connection) -> Binder:
+    """The best binder that works for this connection: native, then capi, then stdlib,
+    with a one-time warning for each step down. A mode SQLITE_ML_BINDING forces is used
+    or refused with an error, never silently replaced."""
+    forced = requested_mode()
+    for mode in (forced,) if forced else MODES:
+        binder = _make(mode)
+        why = _failures.get(mode, "")
+        if binder is not None:
+            try:
+                binder.check(conn)
+                return binder
+            except (OSError, TypeError, StopIteration) as error:
+                why = f"cannot be used on this connection ({error})"
+        if forced:
+            raise SqmlError(f"SQLITE_ML_BINDING={forced}: the {forced} binding {why}")
+        _warn_once(mode, why)
+    return _stdlib_binder
+
+
+def native_binder() -> NativeBinder | None:
+    """The native binder when it is set up and not ruled out by SQLITE_ML_BINDING."""
+    if requested_mode() not in (None, "native"):
+        return None
+    binder = _binders.get("native")
+    return binder if isinstance(binder, NativeBinder) else None

@@ -6,6 +6,7 @@ brackets, spaces, semicolons or unicode is a name and never SQL.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -206,6 +207,9 @@ def read_numeric_matrix(
     numpy reads as one (text such as 'abc' or ''): the caller then reads Python values."""
     selected = ", ".join(quote_identifier(column) for column in columns)
     sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by)}"  # noqa: S608
+    block = _read_numeric_natively(conn, relation, sql, len(columns), rows)
+    if block is not None:
+        return block
     try:
         cursor = conn.execute(sql)
     except sqlite3.Error as error:
@@ -217,6 +221,88 @@ def read_numeric_matrix(
         return None
     except sqlite3.Error as error:
         raise _read_error(relation, error) from error
+
+
+def _read_numeric_natively(
+    conn: sqlite3.Connection, relation: Relation, sql: str, width: int, rows: int
+) -> np.ndarray | None:
+    """The native reader's fill: C steps the statement and writes the float64 cells (NULL
+    as NaN) without a Python object per value. None when the native layer is not in use or
+    a cell holds TEXT or a BLOB: the caller's numpy path then applies the text rules."""
+    from . import native
+
+    try:
+        reader = native.reader(conn, sql)
+        if reader is None:
+            return None
+        try:
+            block = np.empty((rows, width), dtype=np.float64)
+            filled, stopped_at_text = reader.fill(block)
+            complete = not stopped_at_text and filled == rows and not reader.rows(1)
+        finally:
+            reader.close()
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    return block if complete else None
+
+
+@dataclass(frozen=True)
+class PredictionSource:
+    """What ``sqml_predict_table`` reads: ``sql`` selects the rowid first when
+    ``with_rowid``, then the model's columns in the model's order."""
+
+    sql: str
+    with_rowid: bool
+
+
+_SELECT_STATEMENT = re.compile(r"\s*(select|with|values)\b", re.IGNORECASE)
+
+
+def prediction_source(
+    conn: sqlite3.Connection, source: object, columns: Sequence[str]
+) -> PredictionSource:
+    """A table or view name, or a SELECT statement (run as a subquery, so it can only
+    read), checked to have every column the model needs."""
+    if not isinstance(source, str) or not source.strip():
+        raise SqmlError(
+            f"sqml_predict_table source must be a table or view name or a SELECT statement, "
+            f"got {describe(source)}"
+        )
+    if _SELECT_STATEMENT.match(source):
+        # A newline, so that a trailing -- comment cannot swallow the closing parenthesis.
+        inner = f"({source}\n)"
+        try:
+            cursor = conn.execute(f"SELECT * FROM {inner} LIMIT 0")  # noqa: S608
+        except sqlite3.Error as error:
+            raise SqmlError(
+                f"sqml_predict_table source is not a single SELECT that runs ({error}): "
+                f"{shorten(source)}"
+            ) from None
+        available = tuple(description[0] for description in cursor.description)
+        with_rowid, what = False, "the SELECT"
+    else:
+        try:
+            relation = find_relation(conn, source)
+        except SqmlError as error:
+            raise SqmlError(f"sqml_predict_table source: {error.message}") from None
+        inner, available = relation.quoted, relation.columns
+        with_rowid = relation.kind == "table" and _has_rowid(conn, relation)
+        what = f"{relation.kind} '{shorten(relation.name)}'"
+    found = Relation(name=what, kind="source", columns=available)
+    selected: list[str] = []
+    missing: list[str] = []
+    for column in columns:
+        try:
+            selected.append(quote_identifier(require_column(found, column, "feature")))
+        except SqmlError:
+            missing.append(column)
+    if missing:
+        raise SqmlError(
+            f"sqml_predict_table source {what} lacks the model's column(s) "
+            f"{choices(missing)}; it has {choices(available) or 'no columns'}"
+        )
+    first = "rowid, " if with_rowid else ""
+    return PredictionSource(f"SELECT {first}{', '.join(selected)} FROM {inner}", with_rowid)  # noqa: S608
 
 
 def read_rows(

@@ -1,0 +1,212 @@
+"""sqml_predict_table(experiment, source): bulk predictions as a table-valued function."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from sqlite_ml import bulk
+
+from .helpers import IRIS_FEATURES, Db, expected_mode
+
+pytestmark = pytest.mark.skipif(
+    expected_mode() != "native", reason="this run does not use the native binding"
+)
+
+FEATURE_LIST = ", ".join(f'"{name}"' for name in IRIS_FEATURES)
+
+
+@pytest.fixture
+def trained(iris: Db) -> Db:
+    iris.train("e", "classification", "logistic_regression", "dataset_iris", "target")
+    return iris
+
+
+def one_by_one(db: Db, sql_rows: str) -> list[float]:
+    """sqml_predict per row, the reference for the bulk path."""
+    sql = f"SELECT sqml_predict('e', json_array({FEATURE_LIST})) FROM {sql_rows}"  # noqa: S608
+    return [row[0] for row in db.rows(sql)]
+
+
+def test_joins_back_on_rowid(trained):
+    db = trained
+    rows = db.rows(
+        "SELECT t.rowid, t.target, p.prediction, p.probabilities FROM dataset_iris AS t"
+        " JOIN sqml_predict_table('e', 'dataset_iris') AS p ON p.row_id = t.rowid"
+        " ORDER BY t.rowid"
+    )
+    assert len(rows) == 150
+    assert [row[2] for row in rows] == one_by_one(db, "dataset_iris ORDER BY rowid")
+    assert sum(target == prediction for _, target, prediction, _ in rows) > 130
+    probabilities = json.loads(rows[0][3])
+    assert set(probabilities) == {"0", "1", "2"}
+    assert abs(sum(probabilities.values()) - 1) < 1e-9
+    assert max(probabilities, key=probabilities.get) == "0"
+
+
+def test_row_ids_are_rowids_even_when_sparse(trained):
+    db = trained
+    db.conn.execute("DELETE FROM dataset_iris WHERE rowid % 3 = 0")
+    db.conn.commit()
+    ids = [row[0] for row in db.rows("SELECT row_id FROM sqml_predict_table('e', 'dataset_iris')")]
+    assert ids == [row[0] for row in db.rows("SELECT rowid FROM dataset_iris ORDER BY rowid")]
+
+
+def test_view_and_select_sources_number_their_rows(trained):
+    db = trained
+    db.conn.execute("CREATE VIEW virginica AS SELECT * FROM dataset_iris WHERE target = 2")
+    from_view = db.rows("SELECT row_id, prediction FROM sqml_predict_table('e', 'virginica')")
+    select = "SELECT * FROM dataset_iris WHERE target = 2 -- trailing comment"
+    from_select = db.rows("SELECT row_id, prediction FROM sqml_predict_table('e', ?)", (select,))
+    assert [row[0] for row in from_view] == list(range(1, 51))
+    assert from_view == from_select
+    assert [row[1] for row in from_view] == one_by_one(db, "virginica")
+    with_cte = db.rows(
+        "SELECT count(*) FROM sqml_predict_table('e', "
+        "'WITH x AS (SELECT * FROM dataset_iris LIMIT 7) SELECT * FROM x')"
+    )
+    assert with_cte == [(7,)]
+
+
+def test_chunks_and_missing_values(trained, monkeypatch):
+    """Several chunks, NULL cells (imputed as in training) and numeric text."""
+    db = trained
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 16)
+    db.conn.execute('UPDATE dataset_iris SET "sepal width (cm)" = NULL WHERE rowid % 7 = 0')
+    db.conn.execute("UPDATE dataset_iris SET \"petal width (cm)\" = '1.5' WHERE rowid = 40")
+    db.conn.commit()
+    rows = db.rows("SELECT row_id, prediction FROM sqml_predict_table('e', 'dataset_iris')")
+    assert [row[0] for row in rows] == list(range(1, 151))
+    assert [row[1] for row in rows] == one_by_one(db, "dataset_iris ORDER BY rowid")
+
+
+def test_regression_has_no_probabilities(iris):
+    db = iris
+    db.load("diabetes")
+    db.train("r", "regression", "linear_regression", "dataset_diabetes", "target")
+    rows = db.rows(
+        "SELECT prediction, probabilities FROM sqml_predict_table('r', 'dataset_diabetes')"
+    )
+    assert len(rows) == 442
+    assert all(isinstance(p, float) and probabilities is None for p, probabilities in rows)
+
+
+def test_text_labels_and_categorical_features(db):
+    db.conn.execute("CREATE TABLE pets (size REAL, colour TEXT, kind TEXT)")
+    rows = [
+        (1.0 + i % 5, "black" if i % 2 else "white", "cat" if i % 2 else "dog") for i in range(40)
+    ]
+    db.conn.executemany("INSERT INTO pets VALUES (?, ?, ?)", rows)
+    db.conn.commit()
+    db.train("pets", "classification", "logistic_regression", "pets", "kind")
+    got = db.rows(
+        "SELECT t.colour, p.prediction, p.probabilities FROM pets AS t"
+        " JOIN sqml_predict_table('pets', 'pets') AS p ON p.row_id = t.rowid"
+    )
+    assert {(colour, prediction) for colour, prediction, _ in got} == {
+        ("black", "cat"),
+        ("white", "dog"),
+    }
+    assert set(json.loads(got[0][2])) == {"cat", "dog"}
+
+
+def test_hostile_names(db):
+    table, column = 'we"ird; DROP TABLE x; --', "col ]\"'"
+    quoted_table = '"' + table.replace('"', '""') + '"'
+    quoted_column = '"' + column.replace('"', '""') + '"'
+    db.conn.execute(f"CREATE TABLE {quoted_table} ({quoted_column} REAL, y REAL)")
+    db.conn.executemany(
+        f"INSERT INTO {quoted_table} VALUES (?, ?)",  # noqa: S608
+        [(float(i), float(i % 2)) for i in range(20)],
+    )
+    db.conn.commit()
+    db.train("w", "classification", "logistic_regression", table, "y")
+    rows = db.rows("SELECT row_id, prediction FROM sqml_predict_table('w', ?)", (table,))
+    assert len(rows) == 20
+
+
+def error_of(db: Db, experiment: object, source: object) -> str:
+    with pytest.raises(sqlite3.OperationalError) as error:
+        db.rows("SELECT * FROM sqml_predict_table(?, ?)", (experiment, source))
+    return str(error.value)
+
+
+def test_errors_are_sql_errors_with_our_messages(trained):
+    db = trained
+    before = db.schema()
+    assert error_of(db, "nope", "dataset_iris").startswith("unknown experiment 'nope'")
+    assert error_of(db, "e", "nope").startswith("sqml_predict_table source: unknown dataset 'nope'")
+    assert error_of(db, "e", None).startswith(
+        "sqml_predict_table source must be a table or view name or a SELECT statement, got NULL"
+    )
+    message = error_of(db, "e", "SELECT 1; DROP TABLE dataset_iris")
+    assert message.startswith("sqml_predict_table source is not a single SELECT that runs")
+    message = error_of(db, "e", "SELECT 1 AS a")
+    assert message.startswith("sqml_predict_table source the SELECT lacks the model's column(s)")
+    assert "'sepal length (cm)'" in message
+    with pytest.raises(sqlite3.OperationalError, match="needs an experiment and a source"):
+        db.rows("SELECT * FROM sqml_predict_table('e')")
+    db.conn.execute("UPDATE dataset_iris SET \"petal width (cm)\" = 'tall' WHERE rowid = 33")
+    assert error_of(db, "e", "dataset_iris") == (
+        "sqml_predict_table: source row with rowid 33: feature 'petal width (cm)' expects a "
+        'number or null, got "tall"'
+    )
+    db.conn.rollback()
+    assert db.value("SELECT count(*) FROM dataset_iris") == 150
+    assert db.schema() == before
+
+
+def test_infinity_is_refused(trained):
+    db = trained
+    db.conn.execute('UPDATE dataset_iris SET "sepal length (cm)" = 1e999 WHERE rowid = 5')
+    message = error_of(db, "e", "SELECT * FROM dataset_iris")
+    assert message.startswith("sqml_predict_table: source row 5: feature 'sepal length (cm)'")
+    db.conn.rollback()
+
+
+def test_probabilities_are_computed_only_when_read(trained, monkeypatch):
+    calls = []
+    original = bulk._probability_formatter
+
+    def counting(model):
+        calls.append(model)
+        return original(model)
+
+    monkeypatch.setattr(bulk, "_probability_formatter", counting)
+    trained.rows("SELECT row_id, prediction FROM sqml_predict_table('e', 'dataset_iris')")
+    assert calls == []
+    trained.rows("SELECT probabilities FROM sqml_predict_table('e', 'dataset_iris')")
+    assert len(calls) == 1
+
+
+def test_create_table_from_predictions_and_without_rowid_sources(trained):
+    db = trained
+    db.conn.execute(
+        "CREATE TABLE scored AS SELECT row_id, prediction"
+        " FROM sqml_predict_table('e', 'dataset_iris')"
+    )
+    db.conn.commit()
+    assert db.value("SELECT count(*) FROM scored") == 150
+    columns = ", ".join(f'"{name}" REAL' for name in IRIS_FEATURES)
+    db.conn.execute(f"CREATE TABLE keyed (k INTEGER PRIMARY KEY, {columns}) WITHOUT ROWID")
+    db.conn.execute(f"INSERT INTO keyed SELECT rowid * 10, {FEATURE_LIST} FROM dataset_iris")  # noqa: S608
+    rows = db.rows("SELECT row_id FROM sqml_predict_table('e', 'keyed')")
+    assert [row[0] for row in rows] == list(range(1, 151))
+
+
+def test_views_and_triggers_cannot_use_it(trained):
+    """A SELECT source runs as a statement of its own, where the writers' DIRECTONLY flag
+    cannot tell that a database's view asked for it: so the table function itself is
+    refused inside views and triggers."""
+    db = trained
+    db.conn.execute(
+        "CREATE VIEW sneaky AS SELECT * FROM sqml_predict_table('e', 'SELECT * FROM "
+        "dataset_iris WHERE sqml_load_dataset(''wine'', ''planted'') IS NOT NULL')"
+    )
+    db.conn.commit()
+    before = db.schema()
+    with pytest.raises(sqlite3.OperationalError, match='unsafe use of virtual table "sqml_pre'):
+        db.rows("SELECT * FROM sneaky")
+    assert db.schema() == before

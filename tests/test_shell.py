@@ -1,0 +1,110 @@
+"""The sqlite3 shell: `.load` the extension, then train, predict and read the table-valued
+function in a program that is not Python."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sqlite_ml import native
+
+from .helpers import native_built
+
+SHELL = shutil.which("sqlite3")
+pytestmark = [
+    pytest.mark.skipif(SHELL is None, reason="the sqlite3 shell is not installed"),
+    pytest.mark.skipif(not native_built(), reason="the native extension is not built"),
+]
+
+
+def shell(path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    assert SHELL is not None
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
+    environment.update(env)
+    return subprocess.run(
+        [SHELL, "-batch", str(path)],
+        input=f".load {native.extension_path()}\n{script}",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+
+
+def test_train_predict_and_the_table_function_in_the_shell(tmp_path):
+    """In the Python environment recorded when the extension was built (this one)."""
+    path = tmp_path / "shell.db"
+    result = shell(
+        path,
+        """
+.mode list
+SELECT sqml_binding_mode();
+SELECT json_extract(sqml_load_dataset('iris'), '$.size');
+SELECT json_extract(sqml_train('e', 'classification', 'logistic_regression',
+                               'dataset_iris', 'target'), '$.deployed');
+SELECT sqml_predict('e', '[5.1, 3.5, 1.4, 0.2]');
+SELECT count(*), sum(p.prediction = t.target) > 130 FROM dataset_iris AS t
+  JOIN sqml_predict_table('e', 'dataset_iris') AS p ON p.row_id = t.rowid;
+SELECT row_id FROM sqml_predict_table('e', 'SELECT * FROM dataset_iris LIMIT 2');
+""",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.split() == ["native-host", "150", "1", "0.0", "150|1", "1", "2"]
+    # The shell's writes are in the file, for Python's own connections too.
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sqml_models").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_errors_in_the_shell_carry_our_messages_and_write_nothing(tmp_path):
+    path = tmp_path / "errors.db"
+    result = shell(
+        path,
+        """
+SELECT sqml_load_dataset('iris');
+SELECT sqml_train('e', 'classification', 'deep_magic', 'dataset_iris', 'target');
+SELECT * FROM sqml_predict_table('nope', 'dataset_iris');
+SELECT count(*) FROM sqml_runs;
+""",
+        SQLITE_ML_PYTHON=sys.executable,  # the override names this environment too
+    )
+    assert "unknown algorithm 'deep_magic' for prediction type 'classification'" in result.stderr
+    assert "unknown experiment 'nope'; experiments: none yet" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0"
+
+
+def test_a_second_database_in_the_same_shell(tmp_path):
+    """A second `.load` finds the interpreter running and binds the new connection."""
+    first, second = tmp_path / "one.db", tmp_path / "two.db"
+    script = f"""
+SELECT json_extract(sqml_load_dataset('iris'), '$.size');
+.open {second}
+.load {native.extension_path()}
+SELECT json_extract(sqml_load_dataset('wine'), '$.size');
+SELECT count(*) FROM sqlite_master WHERE name LIKE 'dataset_%';
+"""  # noqa: S608 - a shell script, not a query
+    result = shell(first, script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["150", "178", "1"]
+
+
+def test_a_python_that_cannot_start_is_a_clear_error(tmp_path):
+    result = shell(
+        tmp_path / "x.db",
+        "SELECT 1;\n",
+        SQLITE_ML_PYTHON=str(tmp_path / "no-such-python"),
+        PYTHONHOME=str(tmp_path / "nowhere"),
+    )
+    assert "sqlite-ml: cannot start Python" in result.stderr
+    assert json.dumps(str(tmp_path / "no-such-python"))[1:-1] in result.stderr
