@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from .faces import HOSTILE, make_trained_db, script, served, sqml_tables  # noqa: F401 - served is a fixture
+from .helpers import expected_mode
 
 
 def sql_json(url: str, sql: str) -> dict:
@@ -29,7 +30,7 @@ def test_functions_on_datasette_connections(served: tuple[str, Path]) -> None:  
     )
     assert answer["ok"], answer
     row = answer["rows"][0]
-    assert row["mode"] == "capi" and isinstance(row["p"], float)
+    assert row["mode"] == expected_mode() and isinstance(row["p"], float)
     # Our own error text, not "user-defined function raised exception".
     failed = sql_json(url, "SELECT sqml_predict('nope', '{}')")
     assert not failed["ok"] and "unknown experiment 'nope'" in failed["error"]

@@ -14,6 +14,7 @@ import sqlite_ml
 from sqlite_ml.hosts import register_on_host
 
 from .faces import sqml_tables
+from .helpers import expected_mode
 
 
 def test_registers_without_writing(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ def test_read_only_connection(tmp_path: Path) -> None:
     sqlite3.connect(db).execute("CREATE TABLE t(x)").connection.close()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     sqlite_ml.register(conn, create_schema=False)
-    assert sqlite_ml.binding_mode(conn) == "capi"
+    assert sqlite_ml.binding_mode(conn) == expected_mode()
     with pytest.raises(sqlite3.OperationalError) as caught:
         conn.execute("SELECT sqml_load_dataset('iris')").fetchone()
     assert "readonly" in str(caught.value)

@@ -37,8 +37,9 @@ def test_each_precise_mode_gives_our_messages(monkeypatch, connect, mode):
     with pytest.raises(sqlite3.OperationalError) as error:
         conn.execute("SELECT sqml_train('only one')").fetchone()
     assert str(error.value) == (
-        "sqml_train takes 5 to 7 arguments, got 1; usage: sqml_train(experiment_name, "
-        "prediction_type, algorithm, dataset, target [, test_size [, split_strategy]])"
+        "sqml_train takes 5 to 8 arguments, got 1; usage: sqml_train(experiment_name, "
+        "prediction_type, algorithm, dataset, target [, test_size [, split_strategy "
+        "[, options]]])"
     )
     assert sqlite_ml.last_error(conn) == str(error.value)
 

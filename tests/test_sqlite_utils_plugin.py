@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import sqlite_ml
 
 from .faces import script
+from .helpers import expected_mode
 
 
 def sqlite_utils_program(*args: object) -> subprocess.CompletedProcess[str]:
@@ -83,7 +84,7 @@ def test_opening_a_database_writes_nothing(tmp_path: Path) -> None:
     assert json.loads(listed.stdout) == [{"table": "t"}]
     # Python API too: the hook runs for sqlite_utils.Database and registers the functions.
     database = sqlite_utils.Database(db)
-    assert database.execute("SELECT sqml_binding_mode()").fetchone()[0] == "capi"
+    assert database.execute("SELECT sqml_binding_mode()").fetchone()[0] == expected_mode()
     assert database.table_names() == ["t"]
     database.close()
 
