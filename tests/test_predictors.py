@@ -74,7 +74,7 @@ def test_a_row_on_the_decision_boundary_is_decided_as_scikit_learn_does():
     model.coef_ = np.array([[1.0, -1.0]])
     model.intercept_ = np.array([0.0])
     exact = compile_predictor(pipeline)
-    row_predict = compile_row_predictor(pipeline, exact)
+    row_predict, _quick = compile_row_predictor(pipeline, exact)
     for row in ([1.0, 1.0], [0.5, 0.5], [2.0, 0.0], [0.0, 2.0], [float("nan"), 1.0]):
         assert row_predict(row) == pipeline.predict(np.array([row]))[0]
 
