@@ -41,6 +41,8 @@ class Sizes:
     reference_forest_rows: int
     batch_rows: int
     rounds: int
+    fit_rows: int = 20_000  # rows the logistic regression for predictions is trained on
+    forest_fit_rows: int = 5_000  # and the random forest (100 trees)
 
 
 FULL = Sizes(1_000_000, 20_000, 300, 1_000, 20, 100_000, 3)
@@ -112,8 +114,8 @@ def build_data(path: Path, sizes: Sizes) -> None:
 
     table("train_data", sizes.train_rows)
     table("predict_rows", max(sizes.batch_rows, sizes.predict_rows))
-    table("fit_lr", 20_000)
-    table("fit_rf", 5_000)
+    table("fit_lr", sizes.fit_rows)
+    table("fit_rf", sizes.forest_fit_rows)
     conn.close()
     tmp.rename(path)
 
@@ -354,7 +356,13 @@ def main() -> None:
         sizes = Sizes(**{**sizes.__dict__, "rounds": args.rounds})
     data_dir = HERE / ".data"
     data_dir.mkdir(exist_ok=True)
-    template = data_dir / f"data-{sizes.train_rows}-{max(sizes.batch_rows, sizes.predict_rows)}.db"
+    shape = (
+        sizes.train_rows,
+        max(sizes.batch_rows, sizes.predict_rows),
+        sizes.fit_rows,
+        sizes.forest_fit_rows,
+    )
+    template = data_dir / ("data-" + "-".join(map(str, shape)) + ".db")
     started = time.perf_counter()
     build_data(template, sizes)
     print(f"data ready ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -119,3 +119,21 @@ def test_positional_form_checks_the_number_of_values(table):
     # Two arguments keep their meaning: the second is JSON text.
     with pytest.raises(Exception, match="features must be JSON text"):
         db.value("SELECT sqml_predict('exp', 1.5)")
+
+
+def test_positional_form_with_a_text_column(db):
+    """A model with a one-hot encoded column takes one value per column, as JSON does."""
+    db.conn.execute("CREATE TABLE shop (plan TEXT, visits REAL, spent REAL, churned)")
+    plans = ["basic", "pro", "team"]
+    rows = [
+        (plans[i % 3], float(i % 11), float((i * 7) % 13), int(i % 3 == 0 or i % 11 > 8))
+        for i in range(90)
+    ]
+    db.conn.executemany("INSERT INTO shop VALUES (?, ?, ?, ?)", rows)
+    db.conn.commit()
+    result = db.train("churn", "classification", "random_forest", "shop", "churned")
+    records = [list(row[:3]) for row in rows] + [["unseen", 3.0, None], [None, None, 1.0]]
+    expected = db.reference_batch(result["model_id"], records)
+    for record, reference in zip(records, expected, strict=True):
+        assert db.value("SELECT sqml_predict('churn', ?, ?, ?)", record) == reference
+        assert db.predict("churn", record) == reference
