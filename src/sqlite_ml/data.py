@@ -155,6 +155,21 @@ def count_rows_with_target(conn: sqlite3.Connection, relation: Relation, target:
     return int(row[0])
 
 
+def count_labels(conn: sqlite3.Connection, relation: Relation, target: str) -> tuple[int, bool]:
+    """The rows with a target, and whether any of those targets is TEXT or a BLOB, in one
+    scan (for classification, where text labels are kept as text)."""
+    column = quote_identifier(target)
+    sql = (
+        f"SELECT count(*), coalesce(max(typeof({column}) IN ('text', 'blob')), 0)"  # noqa: S608
+        + _rows_with_target(relation, target)
+    )
+    try:
+        count, text = conn.execute(sql).fetchone()
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    return int(count), bool(text)
+
+
 def holds_text(conn: sqlite3.Connection, relation: Relation, column: str, target: str) -> bool:
     """Whether any row with a target has TEXT or a BLOB in ``column``."""
     sql = (

@@ -26,9 +26,9 @@ from ._version import __version__
 from .catalogue import estimator_class, make_estimator, require_prediction_type
 from .data import (
     Relation,
+    count_labels,
     count_rows_with_target,
     find_relation,
-    holds_text,
     read_numeric_matrix,
     read_rows,
     require_column,
@@ -146,11 +146,11 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     stored as text) or infinities goes through Python values and the feature schema's rules.
     """
     features, target = request.feature_columns, request.target
-    count = count_rows_with_target(conn, request.dataset, target)
+    if request.prediction_type == "classification":
+        count, text_labels = count_labels(conn, request.dataset, target)  # one scan for both
+    else:
+        count, text_labels = count_rows_with_target(conn, request.dataset, target), False
     _require_two_rows(request, count)
-    text_labels = request.prediction_type == "classification" and holds_text(
-        conn, request.dataset, target, target
-    )
     if not text_labels:
         block = read_numeric_matrix(conn, request.dataset, [*features, target], target, count)
         if block is not None and not np.isinf(block).any():
