@@ -22,7 +22,13 @@ from ._version import __version__
 from .binding import change_probe
 from .data import plain_rows
 from .errors import SqmlError
-from .prediction import DeployedModels, LoadedModel, parse_features, predict_many
+from .prediction import (
+    DeployedModels,
+    LoadedModel,
+    gc_paused_for,
+    parse_features,
+    predict_many,
+)
 
 
 class Session:
@@ -168,7 +174,9 @@ def _predict(session: Session, experiment_name: Any, *features: Any) -> Any:
 
 def _predict_batch(session: Session, experiment_name: Any, features: Any) -> str:
     model = _deployed_model(session, experiment_name)
-    return json.dumps(predict_many(model, parse_features(features, "batch features")))
+    with gc_paused_for(features):
+        predictions = predict_many(model, parse_features(features, "batch features"))
+    return json.dumps(predictions)
 
 
 FUNCTIONS = (
