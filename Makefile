@@ -11,13 +11,14 @@ STAMP := $(VENV)/.sqlite-ml-installed
 DEMO_DB ?= demo.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install .venv demo test lint format clean
+.PHONY: help install .venv demo test lint format clean bench bench-quick
 
 help:
 	@echo "make demo     create .venv if needed, install, run the demo into $(DEMO_DB)"
 	@echo "make test     install, then ruff check, ruff format --check, mypy and pytest (native, then capi binding)"
 	@echo "make lint     ruff check, ruff format --check and mypy only"
 	@echo "make format   apply ruff's fixes and formatting to src and tests"
+	@echo "make bench    benchmark against sqlite-ml 0.1.2 (about 10 min), table into bench/RESULTS.md"
 	@echo "make install  create .venv and pip install -e '.[test]' (again when pyproject.toml changes)"
 	@echo "make clean    remove .venv, caches, build outputs and $(DEMO_DB)"
 
@@ -37,8 +38,8 @@ demo: install
 	$(BIN)/sqml demo $(DEMO_DB)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 # The whole suite twice: in the default (native) binding, then in the ctypes fallback.
@@ -47,8 +48,14 @@ test: lint
 	SQLITE_ML_BINDING=capi $(BIN)/python -m pytest -q
 
 format: install
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: install
+	$(BIN)/python bench/run.py --out bench/RESULTS.md
+
+bench-quick: install
+	$(BIN)/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

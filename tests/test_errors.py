@@ -111,7 +111,7 @@ def test_experiment_name_must_be_text(trained, name):
             " 'shuffle', '{}', 'extra')",
             "sqml_train takes 5 to 8 arguments, got 9",
         ),
-        ("sqml_predict('existing')", "sqml_predict takes 2 arguments, got 1"),
+        ("sqml_predict('existing')", "sqml_predict takes 2 or more arguments, got 1"),
         ("sqml_predict_batch()", "sqml_predict_batch takes 2 arguments, got 0"),
         ("sqml_load_dataset()", "sqml_load_dataset takes 1 to 2 arguments, got 0"),
         ("sqml_load_dataset('iris', 't', 'x')", "sqml_load_dataset takes 1 to 2 arguments, got 3"),

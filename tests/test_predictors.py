@@ -74,7 +74,7 @@ def test_a_row_on_the_decision_boundary_is_decided_as_scikit_learn_does():
     model.coef_ = np.array([[1.0, -1.0]])
     model.intercept_ = np.array([0.0])
     exact = compile_predictor(pipeline)
-    row_predict = compile_row_predictor(pipeline, exact)
+    row_predict, _quick = compile_row_predictor(pipeline, exact)
     for row in ([1.0, 1.0], [0.5, 0.5], [2.0, 0.0], [0.0, 2.0], [float("nan"), 1.0]):
         assert row_predict(row) == pipeline.predict(np.array([row]))[0]
 
@@ -98,3 +98,47 @@ def test_batch_applies_the_same_rules_as_single_rows(noisy):
         with pytest.raises(sqlite3.OperationalError, match=r"feature 'a' \(item 1\)") as error:
             db.predict_batch("amount", items)
         assert shown in str(error.value)
+
+
+def test_the_cached_deployment_follows_changes_inside_table_queries(iris, connect):
+    """Queries over a table answer from the cached deployment while SQLite's data version
+    stands still; another connection's deployment, a ROLLBACK TO and this connection's own
+    training are all noticed."""
+    from .helpers import IRIS_FEATURES, Db
+
+    features = ", ".join(f'"{name}"' for name in IRIS_FEATURES)
+    query = f"SELECT sqml_predict('flowers', {features}) FROM dataset_iris ORDER BY rowid"  # noqa: S608
+
+    def predictions(db: Db) -> list[float]:
+        return [row[0] for row in db.rows(query)]
+
+    iris.train("flowers", "classification", "dummy", "dataset_iris", "target")
+    dummy = predictions(iris)
+    assert len(set(dummy)) == 1
+    other = Db(connect(), iris.path)
+    result = other.train(
+        "flowers", "classification", "logistic_regression", "dataset_iris", "target"
+    )
+    assert result["deployed"] is True
+    better = predictions(iris)
+    assert len(set(better)) == 3
+    assert better == [
+        float(v)
+        for v in iris.reference_batch(
+            result["model_id"],
+            [list(row[:4]) for row in iris.rows("SELECT * FROM dataset_iris ORDER BY rowid")],
+        )
+    ]
+
+    # Inside a transaction: a deployment undone by ROLLBACK TO is undone for predictions too.
+    iris.conn.execute("SAVEPOINT before")
+    iris.conn.execute("UPDATE sqml_deployments SET active = 0")
+    iris.conn.execute(
+        "INSERT INTO sqml_deployments (experiment_id, model_id, strategy, active)"
+        " SELECT experiment_id, ?, 'manual', 1 FROM sqml_runs WHERE id = 1",
+        (1,),
+    )
+    assert predictions(iris) == dummy
+    iris.conn.execute("ROLLBACK TO before")
+    iris.conn.execute("RELEASE before")
+    assert predictions(iris) == better

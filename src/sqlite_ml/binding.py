@@ -112,6 +112,12 @@ class _CApi:
         except AttributeError:
             self.db_config = self.load_extension = None
         self.libversion_address = ctypes.cast(self.libversion, ctypes.c_void_p).value
+        try:  # for change_probe(); sqlite3_txn_state is new in SQLite 3.34
+            self.file_control = bind("sqlite3_file_control", i, p, ctypes.c_char_p, i, p)
+            self.txn_state: Any = bind("sqlite3_txn_state", i, p, ctypes.c_char_p)
+            self.get_autocommit = bind("sqlite3_get_autocommit", i, p)
+        except AttributeError:
+            self.txn_state = None
         version = self.libversion().decode()
         if version != sqlite3.sqlite_version:
             raise OSError(
@@ -475,3 +481,47 @@ def native_binder() -> NativeBinder | None:
         return None
     binder = _binders.get("native")
     return binder if isinstance(binder, NativeBinder) else None
+
+
+_SQLITE_FCNTL_DATA_VERSION = 35
+_SQLITE_TXN_WRITE = 2
+_probe_api: list[_CApi | None] = []
+
+
+def change_probe(conn: sqlite3.Connection) -> Callable[[], int | None] | None:
+    """A reading of ``conn`` that changes whenever its main database may have changed
+    (``SQLITE_FCNTL_DATA_VERSION``: commits by any connection, and this one's own), read
+    in two C calls instead of a ``PRAGMA data_version`` query. It answers None where it
+    cannot vouch: outside a transaction (the pager has not looked at the file yet) and
+    while an explicit transaction writes (a rollback moves no counter). None when the C
+    API is not reachable."""
+    if not _probe_api:
+        try:
+            _probe_api.append(_CApi())
+        except (OSError, AttributeError, ImportError):
+            _probe_api.append(None)
+    api = _probe_api[0]
+    if api is None or api.txn_state is None:
+        return None
+    try:
+        db = api.handle(conn)
+    except (OSError, TypeError, StopIteration):
+        return None
+    version = ctypes.c_uint()
+    version_pointer = ctypes.byref(version)
+    file_control, txn_state, autocommit = api.file_control, api.txn_state, api.get_autocommit
+    total_changes = api.total_changes
+
+    def probe() -> int | None:
+        state = txn_state(db, b"main")
+        if not state or file_control(db, b"main", _SQLITE_FCNTL_DATA_VERSION, version_pointer):
+            return None
+        if state == _SQLITE_TXN_WRITE:
+            # Writing: this connection's own changes count too, and inside BEGIN ... a
+            # ROLLBACK TO can undo a write without moving any counter.
+            if not autocommit(db):
+                return None
+            return -(version.value << 32) - total_changes(db) - 1
+        return version.value  # reading: the snapshot cannot change before it ends
+
+    return probe

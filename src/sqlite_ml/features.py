@@ -20,6 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -361,6 +362,11 @@ class FeatureSchema:
         missing value, and any batch numpy cannot take as it is, go through the per-record
         encoder, which applies every rule (and words every error) the same way."""
         names, width = self.names, len(self.names)
+        if width > 1 and type(records[0]) is dict:
+            try:  # the common batch, objects from json_object(): one C call per record
+                return self._numeric_matrix(list(map(itemgetter(*names), records)), records, batch)
+            except (KeyError, TypeError, IndexError):
+                pass  # a record of another shape: the loop below sorts it out
         rows: list[Any] = []
         for record in records:
             kind = type(record)
@@ -373,6 +379,11 @@ class FeatureSchema:
                 rows.append(record)
             else:
                 return None
+        return self._numeric_matrix(rows, records, batch)
+
+    def _numeric_matrix(
+        self, rows: list[Any], records: list[Any], batch: bool
+    ) -> np.ndarray | None:
         try:
             matrix = np.array(rows, dtype=np.float64)
         except (TypeError, ValueError, OverflowError):

@@ -20,9 +20,16 @@ import sklearn
 
 from . import datasets, deployment, evaluation, training
 from ._version import __version__
+from .binding import change_probe
 from .data import plain_rows
 from .errors import SqmlError
-from .prediction import DeployedModels, parse_features, predict_many, predict_one
+from .prediction import (
+    DeployedModels,
+    LoadedModel,
+    gc_paused_for,
+    parse_features,
+    predict_many,
+)
 
 
 class Session:
@@ -32,7 +39,7 @@ class Session:
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn_address = id(conn)
-        self.deployed = DeployedModels()
+        self.deployed = DeployedModels(change_probe(conn))
         self.calls: dict[str, Callable[..., Any]] = {}
         self.flags: dict[str, tuple[bool, bool]] = {}
         self.last_error: str | None = None
@@ -51,6 +58,12 @@ class SqlFunction:
     optional: int = 0
     deterministic: bool = False
     direct_only: bool = False  # writes tables: never callable from a view or trigger
+    # Another form taking any number of arguments from len(arguments) on (its usage text,
+    # arguments after the first len(arguments) - 1), e.g. feature values one by one.
+    variadic: tuple[str, ...] = ()
+    # Whether it runs its queries itself under plain_rows (so that a call answered from
+    # memory pays for no context manager): prediction, on every row of a query.
+    own_plain_rows: bool = False
 
     def usage(self) -> str:
         required = self.arguments[: len(self.arguments) - self.optional]
@@ -58,23 +71,43 @@ class SqlFunction:
         text = ", ".join(required)
         for argument in optional:
             text += f" [, {argument}"
-        return f"{self.name}({text}{']' * len(optional)})"
+        usage = f"{self.name}({text}{']' * len(optional)})"
+        if self.variadic:
+            other = ", ".join([*self.arguments[:-1], *self.variadic])
+            usage += f" or {self.name}({other})"
+        return usage
+
+    def arity_error(self, got: int) -> SqmlError:
+        minimum = len(self.arguments) - self.optional
+        maximum = len(self.arguments)
+        if self.variadic:
+            expected = f"{minimum} or more"
+        else:
+            expected = str(minimum) if minimum == maximum else f"{minimum} to {maximum}"
+        return SqmlError(
+            f"{self.name} takes {expected} arguments, got {got}; usage: {self.usage()}"
+        )
 
     def bound_to(self, session: Session) -> Callable[..., Any]:
         minimum = len(self.arguments) - self.optional
-        maximum = len(self.arguments)
+        maximum = 2**31 if self.variadic else len(self.arguments)
         implementation = self.implementation
         # Weak: the session stores this function, and a cycle would keep the session (and
         # what binding_mode() and last_error() report) alive after the connection closes.
         session_ref = weakref.ref(session)
 
+        if self.own_plain_rows:
+
+            def call_direct(*args: Any) -> Any:
+                if not minimum <= len(args) <= maximum:
+                    raise self.arity_error(len(args))
+                return implementation(session_ref(), *args)
+
+            return call_direct
+
         def call(*args: Any) -> Any:
             if not minimum <= len(args) <= maximum:
-                expected = str(minimum) if minimum == maximum else f"{minimum} to {maximum}"
-                raise SqmlError(
-                    f"{self.name} takes {expected} arguments, got {len(args)}; "
-                    f"usage: {self.usage()}"
-                )
+                raise self.arity_error(len(args))
             session = session_ref()
             assert session is not None  # the connection that calls us keeps it alive
             with plain_rows(session.conn):
@@ -133,14 +166,27 @@ def _feature_importance(session: Session, experiment_name: Any) -> str:
     return deployment.feature_importance(session.conn, experiment_name)
 
 
-def _predict(session: Session, experiment_name: Any, features: Any) -> Any:
-    model = session.deployed.model_for(session.conn, experiment_name)
-    return predict_one(model, parse_features(features))
+def _deployed_model(session: Session, experiment_name: Any) -> LoadedModel:
+    model = session.deployed.current(experiment_name)
+    if model is None:
+        conn = session.conn
+        with plain_rows(conn):
+            model = session.deployed.model_for(conn, experiment_name)
+    return model
+
+
+def _predict(session: Session, experiment_name: Any, *features: Any) -> Any:
+    # Called for every row of a query: the cached model is looked up inline.
+    model = session.deployed.current(experiment_name) or _deployed_model(session, experiment_name)
+    if len(features) == 1:
+        return model.predict_text(features[0])
+    return model.predict_values(features)
 
 
 def _predict_batch(session: Session, experiment_name: Any, features: Any) -> str:
-    model = session.deployed.model_for(session.conn, experiment_name)
-    predictions = predict_many(model, parse_features(features, "batch features"))
+    model = _deployed_model(session, experiment_name)
+    with gc_paused_for(features):
+        predictions = predict_many(model, parse_features(features, "batch features"))
     try:
         return json.dumps(predictions, allow_nan=False)
     except ValueError:  # JSON has no NaN or infinity: such a prediction is written as null
@@ -189,8 +235,16 @@ FUNCTIONS = (
         "sqml_deploy", _deploy, ("experiment_name", "strategy_or_model_id"), direct_only=True
     ),
     SqlFunction("sqml_feature_importance", _feature_importance, ("experiment_name",)),
-    SqlFunction("sqml_predict", _predict, ("experiment_name", "features")),
-    SqlFunction("sqml_predict_batch", _predict_batch, ("experiment_name", "features")),
+    SqlFunction(
+        "sqml_predict",
+        _predict,
+        ("experiment_name", "features"),
+        variadic=("value1", "value2", "..."),
+        own_plain_rows=True,
+    ),
+    SqlFunction(
+        "sqml_predict_batch", _predict_batch, ("experiment_name", "features"), own_plain_rows=True
+    ),
     SqlFunction("sqml_predict_proba", _predict_proba, ("experiment_name", "features")),
     SqlFunction("sqml_evaluate", _evaluate, ("experiment_name", "dataset", "target"), optional=1),
 )

@@ -29,10 +29,10 @@ from ._version import __version__
 from .catalogue import estimator_class, make_estimator, require_prediction_type
 from .data import (
     Relation,
+    count_labels,
     count_rows_with_target,
     find_relation,
     has_rowid,
-    holds_text,
     read_numeric_matrix,
     read_rows,
     require_column,
@@ -205,16 +205,15 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
 
 def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     features, target = request.feature_columns, request.target
-    count = count_rows_with_target(conn, request.dataset, target)
+    if request.prediction_type == "classification" and target is not None:
+        count, text_labels = count_labels(conn, request.dataset, target)  # one scan for both
+    else:
+        count, text_labels = count_rows_with_target(conn, request.dataset, target), False
     _require_two_rows(request, count)
     categorical = any(e not in (None, "none") for e in request.encodings.values())
     if target is None:
-        text_labels = False
         label_kind, columns = CLUSTER_LABELS, features
     else:
-        text_labels = request.prediction_type == "classification" and holds_text(
-            conn, request.dataset, target, target
-        )
         label_kind, columns = NUMERIC, [*features, target]
     if not text_labels and not categorical:
         block = read_numeric_matrix(conn, request.dataset, columns, target, count, request.order_by)

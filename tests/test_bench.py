@@ -1,0 +1,69 @@
+"""The benchmark harness's own pieces, on tiny sizes (the suite never runs the benchmark)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def harness() -> tuple[ModuleType, ModuleType]:
+    return load("run"), load("worker")
+
+
+def test_worker_measures_our_tasks_on_tiny_data(harness, tmp_path):
+    run, worker = harness
+    sizes = run.Sizes(300, 50, 5, 5, 2, 50, 1, fit_rows=200, forest_fit_rows=100)
+    path = tmp_path / "data.db"
+    run.build_data(path, sizes)
+    assert worker.run("ours", "setup", str(path), 0)["seconds"] > 0
+    for task in (
+        "predict_json_lr",
+        "predict_positional_lr",
+        "predict_json_rf",
+        "batch_lr",
+        "callable_json_lr",
+        "callable_positional_lr",
+        "noop_json",
+        "noop20",
+        "noop_batch",
+    ):
+        result = worker.run("ours" if "noop" not in task else "floor", task, str(path), 20)
+        assert result["rows"] == 20 and result["seconds"] > 0, task
+    trained = worker.run("ours", "train_lr", str(path), 0)
+    assert trained["rows"] == 300
+
+
+def test_report_has_every_target_with_ratios(harness):
+    run, _worker = harness
+    sizes = run.QUICK
+    results = run.Results()
+    for m in run.measurements(sizes):
+        for value in (2.0, 4.0, 3.0):
+            results.add(m, {"seconds": value / 1e6, "rows": 1, "peak_rss_mib": 100.0 * value})
+    text = run.report(results, sizes, "header")
+    for needle in (
+        "1. `sqml_predict(exp, json_object(20 cols))`",
+        "random forest",
+        "2. `sqml_predict(exp, f0, ..., f19)`",
+        "3. `sqml_predict_batch`",
+        "peak RSS",
+        "3.00 µs/row (2.00–4.00)",
+        "ctypes binding overhead",
+    ):
+        assert needle in text, needle
