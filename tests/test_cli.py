@@ -22,6 +22,7 @@ from sqlite_ml import progress, training
 from sqlite_ml.cli import ProgressBar, cli, split_statements
 
 from .faces import HOSTILE, make_trained_db, script
+from .helpers import expected_mode
 
 COMMANDS = ["query", "shell", "train", "experiments", "runs", "report", "demo", "extension-path"]
 
@@ -410,8 +411,32 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     done = sqml(runner, "demo", db)
     assert done.exit_code == 0, done.output
-    assert "Leaderboard" in done.stdout
-    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 4
+    out = done.stdout
+    for title in (
+        "Training options",
+        "Leaderboard: the sqml_leaderboard view",
+        "Deploying by hand",
+        "Probabilities, evaluation and feature importance",
+        "Clustering: k-means",
+        "Mistakes are SQL errors",
+    ):
+        assert title in out
+    assert "Traceback" not in done.output
+    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 5
+    # the grid search: 3 candidates, each a row of sqml_search_trials
+    assert scalar(db, "SELECT count(*) FROM sqml_search_trials") == 3
+    assert scalar(db, "SELECT count(*) FROM sqml_runs WHERE split_strategy = 'stratified'") == 2
+    strategies = scalar(db, "SELECT group_concat(strategy) FROM sqml_deployments")
+    assert "rollback" in strategies and "best_score" in strategies
+    clusters = "SELECT prediction_type FROM sqml_experiments WHERE name = 'iris clusters'"
+    assert scalar(db, clusters) == "clustering"
+    assert "confusion matrix" in out and "true \\ predicted" in out
+    assert '{"no": ' in out  # sqml_predict_proba of the churn model
+    if expected_mode() == "native":
+        assert "JOIN sqml_predict_table('churn', 'customers')" in out
+    else:
+        assert "skipped: sqml_predict_table needs the 'native' binding" in out
+    assert f"sqml report {db} churn -o report.html" in out and "/-/sqml" in out
     again = sqml(runner, "demo", db)
     assert again.exit_code == 1 and "already exists" in again.stderr
 

@@ -2,8 +2,12 @@
 
 Creates a fresh SQLite database at PATH and does the whole job through SQL only: loads
 scikit-learn's bundled datasets, imports the messy ``customers`` example table, trains
-several models per experiment (the best one of each is deployed automatically), prints a
-leaderboard of runs and sample predictions, and shows what a misuse looks like.
+several models per experiment (the best one of each is deployed automatically), trains
+with options (hyperparameters, a stratified split, a grid search), shows the leaderboard
+view, deploys by hand (rollback, best score), predicts in every form (JSON object,
+positional, batch, the ``sqml_predict_table`` table-valued function), gives class
+probabilities, evaluates a model with its confusion matrix, reads feature importances,
+clusters with k-means, and shows what a misuse looks like.
 """
 
 from __future__ import annotations
@@ -206,23 +210,106 @@ def train_models(conn: sqlite3.Connection) -> None:
     print(format_table(["experiment", "algorithm", "dataset", "score", "", "fit s"], rows, 3))
 
 
-def leaderboard(conn: sqlite3.Connection) -> None:
-    section("4. Leaderboard: sqml_runs_overview (* = deployed model)")
-    query = (
-        "SELECT experiment, algorithm, score, deployed, run_id, status\n"
-        "FROM sqml_runs_overview ORDER BY experiment, score DESC, run_id"
-    )
+def show(conn: sqlite3.Connection, query: str, digits: int | None = 4) -> None:
+    """Print the SQL, run it, and print its rows as a table under its column names."""
     sql(query)
+    cursor = conn.execute(query)
+    headers = [description[0] for description in cursor.description]
     print()
-    rows = [
-        ("*" if deployed else " ", experiment, algorithm, score, run_id, status)
-        for experiment, algorithm, score, deployed, run_id, status in conn.execute(query)
+    print(format_table(headers, cursor.fetchall(), digits))
+
+
+def training_options(conn: sqlite3.Connection) -> None:
+    section("4. Training options: hyperparameters, a stratified split, a grid search")
+    print("  The optional 6th to 8th arguments: test_size, split_strategy and an options object.")
+    runs = [
+        (
+            "churn",
+            "random_forest",
+            "customers",
+            "churned",
+            '{"hyperparams": {"n_estimators": 50, "max_depth": 5}}',
+        ),
+        (
+            "iris",
+            "svc",
+            "dataset_iris",
+            "target",
+            '{"search": "grid", "search_params": {"C": [0.1, 1, 10], "probability": [true]},'
+            ' "search_args": {"cv": 3}}',
+        ),
     ]
-    print(format_table(["", "experiment", "algorithm", "score", "run", "status"], rows))
+    rows = []
+    for experiment, algorithm, dataset, target, options in runs:
+        print()
+        sql(
+            f"SELECT sqml_train('{experiment}', 'classification', '{algorithm}', '{dataset}',"
+            f" '{target}',\n                  0.25, 'stratified', '{options}');"
+        )
+        (text,) = conn.execute(
+            "SELECT sqml_train(?, 'classification', ?, ?, ?, 0.25, 'stratified', ?)",
+            (experiment, algorithm, dataset, target, options),
+        ).fetchone()
+        result = json.loads(text)
+        rows.append(
+            (
+                experiment,
+                algorithm,
+                result["run_id"],
+                f"accuracy {result['score']:.4f}",
+                "deployed" if result["deployed"] else "-",
+                json.dumps(
+                    result["best_params"]
+                    if "best_params" in result
+                    else json.loads(options)["hyperparams"]
+                ),
+            )
+        )
+    print()
+    print(format_table(["experiment", "algorithm", "run", "score", "", "parameters"], rows))
+    print()
+    print("  Every candidate of the search, scored by 3-fold cross-validation on the training")
+    print("  split (the best is refitted on the whole training split, scored on the test split):")
+    show(
+        conn,
+        "SELECT candidate, params, round(mean_score, 4) AS mean_score,\n"
+        "       round(std_score, 4) AS std_score, rank\n"
+        "FROM sqml_search_trials WHERE run_id = (SELECT max(run_id) FROM sqml_search_trials)",
+    )
+
+
+def leaderboard(conn: sqlite3.Connection) -> None:
+    section("5. Leaderboard: the sqml_leaderboard view (every model, best first)")
+    show(
+        conn,
+        "SELECT experiment, rank, algorithm, metric, score, deployed, run_id\n"
+        "FROM sqml_leaderboard WHERE rank <= 3",
+    )
+
+
+def deployment(conn: sqlite3.Connection) -> None:
+    section("6. Deploying by hand: sqml_deploy")
+    for strategy in ("rollback", "best_score"):
+        query = f"SELECT sqml_deploy('iris', '{strategy}');"
+        sql(query)
+        (text,) = conn.execute(query).fetchone()
+        print(f"  -> {text}")
+    print()
+    print("  The history (sqml_deployments keeps one active row per experiment):")
+    show(
+        conn,
+        """
+SELECT d.id, d.model_id, r.algorithm, d.strategy, d.active
+FROM sqml_deployments AS d
+JOIN sqml_models AS m ON m.id = d.model_id
+JOIN sqml_runs AS r ON r.id = m.run_id
+JOIN sqml_experiments AS e ON e.id = r.experiment_id
+WHERE e.name = 'iris' ORDER BY d.id""",
+    )
 
 
 def predictions(conn: sqlite3.Connection, loaded: dict[str, dict[str, object]]) -> None:
-    section("5. Predictions: sqml_predict and sqml_predict_batch")
+    section("7. Predictions: sqml_predict, sqml_predict_batch, sqml_predict_table")
     species = [str(name) for name in loaded["iris"]["target_names"]]  # type: ignore[attr-defined]
 
     print()
@@ -288,9 +375,115 @@ SELECT sqml_predict('churn', json_object(
     (label,) = conn.execute(query).fetchone()
     print(f"  -> {label!r} ({type(label).__name__}, the label as it was stored)")
 
+    print()
+    print("  The positional form: the feature values as arguments, in training-column order")
+    print("  (no JSON is built, the fastest way to predict row by row):")
+    show(
+        conn,
+        """
+SELECT rowid, target, sqml_predict('iris', "sepal length (cm)", "sepal width (cm)",
+                                   "petal length (cm)", "petal width (cm)") AS predicted
+FROM dataset_iris WHERE rowid IN (1, 51, 101)""",
+        1,
+    )
+
+    print()
+    print("  A whole table at once, joined back to it by rowid (sqml_predict_table):")
+    mode = sqlite_ml.binding_mode(conn)
+    if mode != "native":
+        print(
+            f"  (skipped: sqml_predict_table needs the 'native' binding; this connection uses"
+            f" '{mode}')"
+        )
+        return
+    show(
+        conn,
+        """
+SELECT c.rowid, c.plan, c.country, p.prediction AS churn,
+       round(json_extract(p.probabilities, '$.yes'), 3) AS p_yes
+FROM customers AS c
+JOIN sqml_predict_table('churn', 'customers') AS p ON p.row_id = c.rowid
+WHERE c.churned IS NULL ORDER BY p_yes DESC LIMIT 5""",
+        3,
+    )
+
+
+def model_insight(conn: sqlite3.Connection, loaded: dict[str, dict[str, object]]) -> None:
+    section("8. Probabilities, evaluation and feature importance")
+    print("  Class probabilities of the deployed churn model (TEXT labels are the keys):")
+    show(
+        conn,
+        """
+WITH unknown AS (
+  SELECT rowid AS id, json_object(
+           'tenure_months', tenure_months, 'monthly_fee', monthly_fee, 'plan', plan,
+           'country', country, 'support_tickets', support_tickets,
+           'satisfaction', satisfaction) AS features
+  FROM customers WHERE churned IS NULL LIMIT 3)
+SELECT id, sqml_predict('churn', features) AS churn,
+       sqml_predict_proba('churn', features) AS probabilities
+FROM unknown""",
+    )
+
+    print()
+    print("  The deployed iris model on the whole table (sqml_evaluate writes nothing):")
+    query = "SELECT sqml_evaluate('iris', 'dataset_iris');"
+    sql(query)
+    (text,) = conn.execute(query).fetchone()
+    report = json.loads(text)
+    print(
+        f"  -> model {report['model_id']}: {report['rows']} rows, accuracy"
+        f" {report['accuracy']:.4f}, f1 {report['f1']:.4f}; confusion matrix"
+        " (rows: true label, columns: predicted):"
+    )
+    species = [str(name) for name in loaded["iris"]["target_names"]]  # type: ignore[attr-defined]
+    names = [species[int(label)] for label in report["confusion_matrix"]["labels"]]
+    matrix = report["confusion_matrix"]["matrix"]
+    print()
+    rows = [[name, *counts] for name, counts in zip(names, matrix, strict=True)]
+    print(format_table(["true \\ predicted", *names], rows))
+
+    print()
+    print("  What the churn model relies on: permutation importance, stored at training:")
+    show(
+        conn,
+        "SELECT key AS feature, round(value, 4) AS importance\n"
+        "FROM json_each(sqml_feature_importance('churn'))",
+    )
+
+
+def clustering(conn: sqlite3.Connection, loaded: dict[str, dict[str, object]]) -> None:
+    section("9. Clustering: k-means without a target")
+    query = """
+CREATE VIEW iris_measurements AS
+SELECT "sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"
+FROM dataset_iris;
+SELECT sqml_train('iris clusters', 'clustering', 'kmeans', 'iris_measurements', NULL,
+                  0.25, 'shuffle', '{"hyperparams": {"n_clusters": 3}}');"""
+    sql(query)
+    create, train = query.strip().split(";\n")
+    conn.execute(create)
+    (text,) = conn.execute(train).fetchone()
+    result = json.loads(text)
+    print(
+        f"  -> run {result['run_id']}: silhouette {result['metrics']['silhouette']:.4f},"
+        f" Davies-Bouldin {result['metrics']['davies_bouldin']:.4f}"
+    )
+    print()
+    print("  The clusters against the species (sqml_predict returns the cluster id):")
+    query = """
+SELECT target, sqml_predict('iris clusters', "sepal length (cm)", "sepal width (cm)",
+                            "petal length (cm)", "petal width (cm)") AS cluster, count(*) AS flowers
+FROM dataset_iris GROUP BY 1, 2 ORDER BY 1, 2"""
+    sql(query)
+    species = [str(name) for name in loaded["iris"]["target_names"]]  # type: ignore[attr-defined]
+    rows = [(species[int(target)], cluster, n) for target, cluster, n in conn.execute(query)]
+    print()
+    print(format_table(["species", "cluster", "flowers"], rows))
+
 
 def errors(conn: sqlite3.Connection) -> None:
-    section("6. Mistakes are SQL errors that say what is wrong")
+    section("10. Mistakes are SQL errors that say what is wrong")
     for query in (
         "SELECT sqml_predict('iris', json_object('sepal length (cm)', 5.1))",
         "SELECT sqml_train('iris', 'regression', 'ridge', 'dataset_iris', 'target')",
@@ -320,15 +513,22 @@ def run(path: Path) -> None:
         loaded = load_datasets(conn)
         import_customers(conn)
         train_models(conn)
+        training_options(conn)
         leaderboard(conn)
+        deployment(conn)
         predictions(conn, loaded)
+        model_insight(conn, loaded)
+        clustering(conn, loaded)
         errors(conn)
         conn.commit()
     finally:
         conn.close()
     print()
-    print(f"Done in {time.perf_counter() - started:.1f} s. Everything above is stored in {path},")
-    print("e.g. sqlite3", path, "'SELECT * FROM sqml_runs_overview'")
+    print(f"Done in {time.perf_counter() - started:.1f} s. Everything above is stored in {path}.")
+    print("Next:")
+    print(f"  sqml report {path} churn -o report.html   # an HTML report of one experiment")
+    print(f"  datasette {path}                          # then open /-/sqml, the dashboard")
+    print(f"  sqml shell {path}                         # SQL with every sqml_* function")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
