@@ -24,12 +24,12 @@ pytestmark = [
 ]
 
 
-def shell(path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
+def shell(path: Path, script: str, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     assert SHELL is not None
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
     environment.update(env)
     return subprocess.run(
-        [SHELL, "-batch", str(path)],
+        [SHELL, "-batch", *options, str(path)],
         input=f".load {native.extension_path()}\n{script}",
         capture_output=True,
         text=True,
@@ -128,23 +128,11 @@ def test_a_read_only_database_loads_and_predicts_without_writing(tmp_path):
     conn.close()
     before = plain.read_bytes()
 
-    def readonly(path: Path, script: str) -> subprocess.CompletedProcess[str]:
-        assert SHELL is not None
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
-        return subprocess.run(
-            [SHELL, "-batch", "-readonly", str(path)],
-            input=f".load {native.extension_path()}\n{script}",
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=environment,
-            check=False,
-        )
-
-    result = readonly(
+    result = shell(
         plain,
         "SELECT count(*) FROM t;\nSELECT sqml_predict('e', '{\"x\": 1}');\n"
         "SELECT sqml_train('e', 'regression', 'ridge', 't', 'y');\n",
+        "-readonly",
     )
     assert "error during initialization" not in result.stderr
     assert result.stdout.split() == ["30"]
@@ -152,10 +140,11 @@ def test_a_read_only_database_loads_and_predicts_without_writing(tmp_path):
     assert "readonly database" in result.stderr  # the training, refused
     assert plain.read_bytes() == before
 
-    result = readonly(
+    result = shell(
         trained,
         "SELECT round(sqml_predict('e', '{\"x\": 2}'), 6);\n"
         "SELECT count(*) FROM sqml_predict_table('e', 't');\n",
+        "-readonly",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["6.0", "30"]
