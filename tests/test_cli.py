@@ -516,3 +516,55 @@ def test_shell_on_a_terminal_keeps_history(trained: Path, tmp_path: Path) -> Non
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     assert "SELECT 6 *" in history.read_text() and "7 AS product;" in history.read_text()
+
+
+def test_shell_prints_each_statement_before_a_later_one_on_the_line_fails(
+    trained: Path,
+) -> None:
+    done = subprocess.run(
+        [script("sqml"), "shell", str(trained)],
+        input="SELECT 40 + 2 AS answer; SELEC 3; SELECT 'after' AS later;\nSELECT 7 AS seven;\n",
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "answer" in done.stdout and "42" in done.stdout  # ran before the error
+    assert 'near "SELEC": syntax error' in done.stderr
+    assert "after" not in done.stdout  # the rest of that input stops, like sqlite3
+    assert "seven" in done.stdout  # the next line runs
+
+
+def test_query_reads_sql_from_stdin_when_given_dash(trained: Path) -> None:
+    done = subprocess.run(
+        [script("sqml"), "query", str(trained), "-", "--json"],
+        input="SELECT name FROM sqml_experiments ORDER BY name;\n",
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"name": "diabetes"}, {"name": "iris"}]
+
+
+def test_train_clustering_without_a_target(tmp_path: Path, trained: Path) -> None:
+    db = tmp_path / "clusters.db"
+    db.write_bytes(trained.read_bytes())
+    done = subprocess.run(
+        [script("sqml"), "train", str(db), "groups", "-t", "clustering", "-a", "kmeans"]
+        + ["-d", "dataset_iris", "--no-progress"]
+        + ["--options", '{"hyperparams": {"n_clusters": 3}}'],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "experiment groups: run" in done.stdout
+    assert scalar(db, "SELECT prediction_type FROM sqml_experiments WHERE name = 'groups'") == (
+        "clustering"
+    )
+    missing = subprocess.run(
+        [script("sqml"), "train", str(db), "iris", "-t", "classification", "-a", "svc"]
+        + ["-d", "dataset_iris", "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2
+    assert "--target / -y is required for 'classification'" in missing.stderr

@@ -148,3 +148,43 @@ def test_unknown_configured_database_stops_datasette(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "db='missing' names no attached database; available: one" in done.stderr
+
+
+def test_experiments_named_dot_and_dot_dot_are_reachable_from_the_dashboard(
+    tmp_path: Path,
+) -> None:
+    import html
+    import re
+
+    from datasette.app import Datasette
+
+    import sqlite_ml
+
+    db = tmp_path / "dots.db"
+    conn = sqlite3.connect(db)
+    sqlite_ml.register(conn)
+    conn.execute("CREATE TABLE t (x REAL, y REAL)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, 2.0 * i + 1) for i in range(40)])
+    for name in (".", ".."):
+        conn.execute("SELECT sqml_train(?, 'regression', 'ridge', 't', 'y')", (name,))
+    conn.commit()
+    conn.close()
+    ds = Datasette(files=[str(db)])
+
+    async def pages() -> list[tuple[int, str]]:
+        await ds.invoke_startup()
+        index = (await ds.client.get("/-/sqml")).text
+        links = [html.unescape(h) for h in re.findall(r'href="(/-/sqml[^"]*)"', index)]
+        # httpx, like browsers, would drop a "/." or "/.." path segment
+        dots = [link for link in links if "experiment=" in link]
+        assert len(dots) == 2, links
+        return [((r := await ds.client.get(link)).status_code, r.text) for link in dots]
+
+    try:
+        results = asyncio.run(pages())
+    finally:
+        for database in ds.databases.values():
+            database.close()
+    titles = sorted(re.search(r"<h1>(.*?)</h1>", text).group(1) for _, text in results)
+    assert [status for status, _ in results] == [200, 200]
+    assert titles == [".", ".."]

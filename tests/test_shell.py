@@ -24,12 +24,12 @@ pytestmark = [
 ]
 
 
-def shell(path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
+def shell(path: Path, script: str, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     assert SHELL is not None
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
     environment.update(env)
     return subprocess.run(
-        [SHELL, "-batch", str(path)],
+        [SHELL, "-batch", *options, str(path)],
         input=f".load {native.extension_path()}\n{script}",
         capture_output=True,
         text=True,
@@ -108,3 +108,43 @@ def test_a_python_that_cannot_start_is_a_clear_error(tmp_path):
     )
     assert "sqlite-ml: cannot start Python" in result.stderr
     assert json.dumps(str(tmp_path / "no-such-python"))[1:-1] in result.stderr
+
+
+def test_a_read_only_database_loads_and_predicts_without_writing(tmp_path):
+    """`sqlite3 -readonly`: `.load` must not fail on creating the sqml tables."""
+    import sqlite_ml
+
+    plain, trained = tmp_path / "plain.db", tmp_path / "trained.db"
+    for path in (plain, trained):
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE t (x REAL, y REAL)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, 3.0 * i) for i in range(30)])
+        conn.commit()
+        conn.close()
+    conn = sqlite3.connect(trained)
+    sqlite_ml.register(conn)
+    conn.execute("SELECT sqml_train('e', 'regression', 'linear_regression', 't', 'y')")
+    conn.commit()
+    conn.close()
+    before = plain.read_bytes()
+
+    result = shell(
+        plain,
+        "SELECT count(*) FROM t;\nSELECT sqml_predict('e', '{\"x\": 1}');\n"
+        "SELECT sqml_train('e', 'regression', 'ridge', 't', 'y');\n",
+        "-readonly",
+    )
+    assert "error during initialization" not in result.stderr
+    assert result.stdout.split() == ["30"]
+    assert "this database has no sqlite-ml tables yet" in result.stderr
+    assert "readonly database" in result.stderr  # the training, refused
+    assert plain.read_bytes() == before
+
+    result = shell(
+        trained,
+        "SELECT round(sqml_predict('e', '{\"x\": 2}'), 6);\n"
+        "SELECT count(*) FROM sqml_predict_table('e', 't');\n",
+        "-readonly",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["6.0", "30"]

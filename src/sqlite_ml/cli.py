@@ -128,17 +128,22 @@ def _output_options(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-def run_sql(conn: sqlite3.Connection, text: str) -> list[tuple[list[str], list[Any]]]:
-    """Run every statement of ``text``; the column names and rows of each that has some."""
-    results = []
+def iterate_sql(conn: sqlite3.Connection, text: str) -> Iterator[tuple[list[str], list[Any]]]:
+    """Run the statements of ``text`` one by one, yielding the column names and rows of
+    each that has some as soon as it has run (the rows of earlier statements reach the
+    caller before a later statement fails)."""
     for statement in split_statements(text):
         try:
             cursor = conn.execute(statement)
             if cursor.description is not None:
-                results.append(([d[0] for d in cursor.description], cursor.fetchall()))
+                yield [d[0] for d in cursor.description], cursor.fetchall()
         except (sqlite3.Error, SqmlError) as error:
             raise _failure(conn, error) from None
-    return results
+
+
+def run_sql(conn: sqlite3.Connection, text: str) -> list[tuple[list[str], list[Any]]]:
+    """Run every statement of ``text``; the column names and rows of each that has some."""
+    return list(iterate_sql(conn, text))
 
 
 # --- the commands -------------------------------------------------------------------------
@@ -161,12 +166,15 @@ def query(db: str, sql: str, output: str) -> None:
     """Run SQL against DB with every sqml function available.
 
     Several statements separated by ';' run in order; the rows of the last one that
-    returns rows are printed.
+    returns rows are printed. SQL given as '-' is read from standard input.
 
     \b
-    Example:
+    Examples:
       sqml query demo.db "SELECT experiment, algorithm, score FROM sqml_runs_overview"
+      echo "SELECT count(*) FROM sqml_runs" | sqml query demo.db -
     """
+    if sql == "-":
+        sql = sys.stdin.read()
     with database(db) as conn:
         results = run_sql(conn, sql)
     if results:
@@ -196,11 +204,15 @@ def shell(db: str) -> None:
 @click.argument("db")
 @click.argument("experiment")
 @click.option(
-    "--type", "-t", "prediction_type", required=True, help="classification or regression."
+    "--type",
+    "-t",
+    "prediction_type",
+    required=True,
+    help="classification, regression or clustering.",
 )
 @click.option("--algorithm", "-a", required=True, help="e.g. svc, random_forest, ridge.")
 @click.option("--dataset", "-d", required=True, help="Table or view holding the data.")
-@click.option("--target", "-y", required=True, help="Column to predict.")
+@click.option("--target", "-y", help="Column to predict (leave out for clustering).")
 @click.option("--test-size", type=float, help="Share of rows held out for scoring [0.25].")
 @click.option("--split", "split_strategy", help="Split strategy ['shuffle'].")
 @click.option("--options", help="Training options as a JSON object (sqml_train's last argument).")
@@ -211,7 +223,7 @@ def train(
     prediction_type: str,
     algorithm: str,
     dataset: str,
-    target: str,
+    target: str | None,
     test_size: float | None,
     split_strategy: str | None,
     options: str | None,
@@ -223,9 +235,15 @@ def train(
     search is asked for) the candidates are tried; then prints the run's metrics.
 
     \b
-    Example:
+    Examples:
       sqml train demo.db iris -t classification -a svc -d dataset_iris -y target
+      sqml train demo.db groups -t clustering -a kmeans -d dataset_iris
     """
+    if target is None and prediction_type != "clustering":
+        raise click.UsageError(
+            f"option --target / -y is required for {prediction_type!r}; "
+            "only clustering trains without a target"
+        )
     arguments: list[Any] = [experiment, prediction_type, algorithm, dataset, target]
     # Later SQL arguments are positional: earlier optional ones take sqml_train's defaults.
     tail: list[Any] = [test_size, split_strategy, options]
@@ -578,8 +596,9 @@ class Shell:
 
     def execute(self, text: str) -> None:
         try:
-            for headers, rows in run_sql(self.conn, text):
+            for headers, rows in iterate_sql(self.conn, text):
                 write_rows(self.stdout, headers, rows, "table")
+                self.stdout.flush()
         except click.ClickException as error:
             self.error(error.message)
         self.stdout.flush()

@@ -7,7 +7,8 @@
   connection. Setting ``db`` in the ``sqlite-ml`` plugin configuration names it; the
   default is the first mutable file database.
 - ``/-/sqml``: a dashboard of every experiment (runs, metrics, deployment, a chart of the
-  score of every run); ``/-/sqml/{experiment}``: one experiment with the deployed model's
+  score of every run); ``/-/sqml/{experiment}`` (or ``/-/sqml?experiment=NAME``, used
+  for the names '.' and '..'): one experiment with the deployed model's
   confusion matrix or residual plot and feature importances where available.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
@@ -67,7 +68,14 @@ def startup(datasette: Any) -> Any:
     return create_schema
 
 
+# Path segments that clients (browsers, curl, httpx) remove before sending, even escaped
+# as %2E: experiments with these names are linked with a query string instead.
+DOT_SEGMENTS = (".", "..")
+
+
 def _link(datasette: Any, name: str) -> str:
+    if name in DOT_SEGMENTS:
+        return str(datasette.urls.path("/-/sqml?" + urlencode({"experiment": name})))
     return str(datasette.urls.path("/-/sqml/" + quote(name, safe="")))
 
 
@@ -92,6 +100,8 @@ async def _database(datasette: Any, request: Any) -> Any:
 
 
 async def dashboard_index(datasette: Any, request: Any) -> Response:
+    if "experiment" in request.args:  # /-/sqml?experiment=NAME (see DOT_SEGMENTS)
+        return await _experiment_page(datasette, request, request.args["experiment"])
     db = await _database(datasette, request)
     if db is None:
         body = "<h1>sqlite-ml experiments</h1><p class='empty'>No database to read.</p>"
@@ -104,8 +114,11 @@ async def dashboard_index(datasette: Any, request: Any) -> Response:
 
 
 async def dashboard_experiment(datasette: Any, request: Any) -> Response:
+    return await _experiment_page(datasette, request, unquote(request.url_vars["experiment"]))
+
+
+async def _experiment_page(datasette: Any, request: Any, name: str) -> Response:
     db = await _database(datasette, request)
-    name = unquote(request.url_vars["experiment"])
     header = _header(datasette, db, "experiment")
     if db is None:
         return _not_found(header, "No database to read.")

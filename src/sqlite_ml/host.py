@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import sqlite_ml
+
 from . import _native, binding, store
 from .bulk import predict_table_function
+from .errors import SqmlError
 
 Row = tuple[Any, ...]
 
@@ -125,6 +128,19 @@ class _HostOwner:
         return "native-host"
 
 
+def _ensure_schema_unless_read_only(conn: Any) -> bool:
+    """Create or migrate the schema; False (nothing written) when the database cannot be
+    written (``sqlite3 -readonly``, ``?mode=ro``, ``PRAGMA query_only``), so that a
+    read-only database can still be read and predicted from."""
+    try:
+        store.ensure_schema(conn)
+    except SqmlError as error:
+        if "readonly database" not in str(error.__cause__ or ""):
+            raise
+        return False
+    return True
+
+
 def bind(handle: int) -> None:
     """Create or migrate the sqml schema in the host's database and register every
     function, the table-valued one included, through the extension."""
@@ -133,8 +149,10 @@ def bind(handle: int) -> None:
 
     conn: Any = HostConnection(handle)
     with plain_rows(conn):
-        store.ensure_schema(conn)
+        writable = _ensure_schema_unless_read_only(conn)
     session = new_session(conn)
+    if not writable:  # as the plugins do: functions now, the schema on the first write
+        sqlite_ml._create_schema_on_first_write(session)
     session.mode = "native-host"
     owner = _HostOwner(session, conn)
     flags = binding._function_flags((True, False))
