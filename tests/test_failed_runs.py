@@ -100,3 +100,23 @@ def test_too_few_labelled_rows_fails_as_a_run(tables):
     with pytest.raises(sqlite3.OperationalError, match=r"training run 1 failed: .*1 row\(s\)"):
         db.train("tiny", "regression", "linear_regression", "tiny", "y")
     assert_failed_run_left_nothing_else(db, 1, "at least 2")
+
+
+def test_an_interrupted_run_is_recorded_as_failed(iris, monkeypatch):
+    """Ctrl-C during a fit (a KeyboardInterrupt) leaves the run 'failed: interrupted', not
+    'pending' forever, and the interrupt goes on to the caller."""
+    from sqlite_ml import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_fit_and_record", interrupted)
+    request = training.validate(
+        iris.conn, "e", "classification", "logistic_regression", "dataset_iris", "target",
+        0.25, "shuffle", None,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        training.train(iris.conn, request)
+    status, error = iris.conn.execute("SELECT status, error FROM sqml_runs").fetchone()
+    assert (status, error) == ("failed", "interrupted")
+    assert iris.counts()["sqml_models"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -467,6 +468,16 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
     seed = _seed(request, experiment)
     try:
         return _fit_and_record(conn, request, experiment, run_id, seed)
+    except KeyboardInterrupt:
+        # Ctrl-C in a shell or notebook: the run must not stay 'pending' forever.
+        with contextlib.suppress(sqlite3.Error):
+            with store.savepoint(conn):
+                store.update_run(
+                    conn,
+                    run_id,
+                    {"status": "failed", "error": "interrupted", "finished_at": store.now()},
+                )
+        raise
     except Exception as error:
         message = _why(error)
         try:
