@@ -17,10 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 import sqlite_ml
 
 from .helpers import Db, run_python
+
+# The variable above reaches only the runtimes loaded after it; when numpy, SciPy or
+# scikit-learn were imported first (measured here: scikit-learn's libgomp and both OpenBLAS
+# copies ran 2 threads under pytest), they are limited here too. Without this one
+# hist_gradient_boosting test took 450 s on a loaded 2-core machine.
+_ONE_THREAD = threadpool_limits(limits=1)
 
 
 @pytest.fixture

@@ -97,12 +97,12 @@ def datasette(*arguments: str, log: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
                 raise AssertionError(f"datasette exited: {log.read_text()}")
             try:
-                httpx.get(url + "/-/versions.json", timeout=2)
+                httpx.get(url + "/-/versions.json", timeout=10)
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:

@@ -162,7 +162,7 @@ class Db:
         return list(estimator.predict(schema.encode_records(records, batch=True)))
 
 
-def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a new interpreter (its own process, its own model cache)."""
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_ML_BINDING"}
     return subprocess.run(

@@ -63,7 +63,7 @@ def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         )
         try:
             page = context.new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(120_000)
             yield page
         finally:
             context.close()

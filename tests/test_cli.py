@@ -452,7 +452,11 @@ def test_shell_from_a_pipe(trained: Path, tmp_path: Path) -> None:
         "SELECT 'not reached';\n"
     )
     done = subprocess.run(
-        [script("sqml"), "shell", str(trained)], input=commands, capture_output=True, text=True
+        [script("sqml"), "shell", str(trained)],
+        input=commands,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 1  # one statement failed
     assert "dataset_iris" in done.stdout and "sqml_runs_overview" in done.stdout
@@ -476,7 +480,7 @@ def test_shell_creates_a_new_database(runner: CliRunner, tmp_path: Path) -> None
     assert scalar(db, "SELECT count(*) FROM dataset_iris") == 150
 
 
-def _read_until(fd: int, marker: bytes, timeout: float = 30) -> bytes:
+def _read_until(fd: int, marker: bytes, timeout: float = 120) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
     while marker not in seen:
@@ -510,7 +514,7 @@ def test_shell_on_a_terminal_keeps_history(trained: Path, tmp_path: Path) -> Non
         os.write(fd, b"7 AS product;\n")
         assert b"42" in _read_until(fd, b"sqml> ")
         os.write(fd, b".quit\n")
-        _read_until(fd, b"\n", timeout=10)
+        _read_until(fd, b"\n", timeout=60)
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)

@@ -16,7 +16,7 @@ from .helpers import expected_mode
 
 
 def sql_json(url: str, sql: str) -> dict:
-    response = httpx.get(f"{url}/ml.json", params={"sql": sql, "_shape": "objects"}, timeout=30)
+    response = httpx.get(f"{url}/ml.json", params={"sql": sql, "_shape": "objects"}, timeout=120)
     return response.json()
 
 
@@ -41,7 +41,7 @@ def test_functions_on_datasette_connections(served: tuple[str, Path]) -> None:  
 
 def test_dashboard_lists_experiments_runs_and_charts(served: tuple[str, Path]) -> None:  # noqa: F811
     url, db = served
-    response = httpx.get(url + "/-/sqml", timeout=60)
+    response = httpx.get(url + "/-/sqml", timeout=120)
     assert response.status_code == 200
     html = response.text
     assert "<script" not in html  # the hostile experiment name is shown as text
@@ -66,18 +66,18 @@ def _attr(text: str) -> str:
 
 def test_experiment_pages(served: tuple[str, Path]) -> None:  # noqa: F811
     url, _ = served
-    classification = httpx.get(f"{url}/-/sqml/{quote(HOSTILE, safe='')}", timeout=60)
+    classification = httpx.get(f"{url}/-/sqml/{quote(HOSTILE, safe='')}", timeout=120)
     assert classification.status_code == 200
     assert "Confusion matrix" in classification.text
     assert classification.text.count('class="cm-cell') == 9
-    regression = httpx.get(f"{url}/-/sqml/diabetes", timeout=60)
+    regression = httpx.get(f"{url}/-/sqml/diabetes", timeout=120)
     assert regression.status_code == 200
     assert regression.text.count('<circle class="residual"') == 120
 
 
 def test_unknown_experiment_is_404(served: tuple[str, Path]) -> None:  # noqa: F811
     url, _ = served
-    response = httpx.get(f"{url}/-/sqml/{quote('<b>nope</b>', safe='')}", timeout=30)
+    response = httpx.get(f"{url}/-/sqml/{quote('<b>nope</b>', safe='')}", timeout=120)
     assert response.status_code == 404
     assert "unknown experiment" in response.text and "<b>nope" not in response.text
 
@@ -144,7 +144,7 @@ def test_unknown_configured_database_stops_datasette(tmp_path: Path) -> None:
         [script("datasette"), str(db), "-m", str(config), "--get", "/-/sqml"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert done.returncode != 0
     assert "db='missing' names no attached database; available: one" in done.stderr

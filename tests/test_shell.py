@@ -33,7 +33,7 @@ def shell(path: Path, script: str, *options: str, **env: str) -> subprocess.Comp
         input=f".load {native.extension_path()}\n{script}",
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env=environment,
         check=False,
     )
