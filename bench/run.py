@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,6 +87,14 @@ def measurements(sizes: Sizes) -> list[Measurement]:
         Measurement("train_lr/ours", "ours", "train_lr", s.train_rows),
         Measurement("floor/fromiter", "floor", "fromiter", s.train_rows),
         Measurement("floor/bare_scan", "floor", "bare_scan", s.train_rows),
+        Measurement("table_lr/ours", "ours", "table_lr", s.train_rows),
+        Measurement("table_rf/ours", "ours", "table_rf", s.batch_rows),
+        Measurement("floor/model_predict_scan_rf", "ours", "model_predict_scan_rf", s.batch_rows),
+        Measurement("read/native", "ours", "native_read", s.train_rows),
+        Measurement("noop1/stdlib", "ours", "noop1_stdlib", s.predict_rows),
+        Measurement("noop1/native", "ours", "noop1_native", s.predict_rows),
+        Measurement("noop20/stdlib", "ours", "noop20_stdlib", s.predict_rows),
+        Measurement("noop20/native", "ours", "noop20_native", s.predict_rows),
     ]
 
 
@@ -140,7 +149,7 @@ def reference_python(venv: Path) -> Path:
     return python
 
 
-def run_one(python: Path, m: Measurement, db: Path) -> dict[str, float]:
+def run_one(python: Path, m: Measurement, db: Path) -> dict[str, Any]:
     env = {**os.environ, **dict(m.env)}
     if m.impl != "ours":
         env.pop("SQLITE_ML_BINDING", None)
@@ -189,9 +198,12 @@ class Results:
     def __init__(self) -> None:
         self.per_row: dict[str, list[float]] = {}  # µs per row (seconds for training)
         self.rss: dict[str, list[float]] = {}
+        self.modes: dict[str, set[str]] = {}  # sqml_binding_mode() of "ours" processes
 
-    def add(self, m: Measurement, result: dict[str, float]) -> None:
-        if m.task == "train_lr" or m.task in ("fromiter", "bare_scan"):
+    def add(self, m: Measurement, result: dict[str, Any]) -> None:
+        if "mode" in result:
+            self.modes.setdefault(m.key, set()).add(str(result["mode"]))
+        if m.task in ("train_lr", "fromiter", "bare_scan", "native_read"):
             value = result["seconds"]
         else:
             value = result["seconds"] / max(result["rows"], 1) * 1e6
@@ -294,6 +306,53 @@ def report(r: Results, sizes: Sizes, header: str) -> str:
         f"{r.rss_cell('train_lr/ours')} | {rss_ours / rss_ref:.2f} | "
         f"≤ 0.35: {verdict(rss_ours <= 0.35 * rss_ref)} |"
     )
+    lines += [
+        "",
+        "| native layer (issue 6) | this version | floor | ours ÷ floor | goal |",
+        "|---|---|---|---|---|",
+    ]
+
+    def native_row(name: str, ours: str, unit: str, floor: str, goal: str, ok: bool) -> None:
+        floor_cell = r.cell(floor, unit) if floor in r.per_row else "–"
+        ratio = f"{m(ours) / m(floor):.2f}" if floor in r.per_row else "–"
+        lines.append(
+            f"| {name} | {r.cell(ours, unit)} | {floor_cell} | {ratio} | {goal}: {verdict(ok)} |"
+        )
+
+    native_row(
+        f"`sqml_predict_table`, logistic regression, {sizes.train_rows:,} rows",
+        "table_lr/ours",
+        us,
+        "",
+        "≤ 0.7 µs/row",
+        m("table_lr/ours") <= 0.7,
+    )
+    native_row(
+        f"`sqml_predict_table`, random forest, {sizes.batch_rows:,} rows (vs the model's own"
+        " predict + a bare scan)",
+        "table_rf/ours",
+        us,
+        "floor/model_predict_scan_rf",
+        "≤ 1.3× floor",
+        m("table_rf/ours") <= 1.3 * m("floor/model_predict_scan_rf"),
+    )
+    native_row(
+        f"native reader, {sizes.train_rows:,} × 21 into float64 (vs the bare scan)",
+        "read/native",
+        "s",
+        "floor/bare_scan",
+        "≤ 2× floor",
+        m("read/native") <= 2 * m("floor/bare_scan"),
+    )
+    for width in (1, 20):
+        native_row(
+            f"no-op function, {width} REAL argument(s): native binding (vs stdlib create_function)",
+            f"noop{width}/native",
+            us,
+            f"noop{width}/stdlib",
+            "≤ 1.5× the stdlib's",
+            m(f"noop{width}/native") <= 1.5 * m(f"noop{width}/stdlib"),
+        )
     lines += ["", "Details and floors (medians, min–max over the rounds):", ""]
     lines += ["| measurement | result |", "|---|---|"]
     details = [
@@ -337,7 +396,8 @@ def report(r: Results, sizes: Sizes, header: str) -> str:
     ctypes_pos = m("positional_lr/ours") - m("positional_lr/ours-stdlib")
     lines += [
         "",
-        f"ctypes binding overhead (capi − stdlib binding, same callable): "
+        f"Binding overhead of sqml_predict (this version's binding − the stdlib binding, same"
+        " callable): "
         f"{fmt(ctypes_json)} µs/row with one JSON argument, {fmt(ctypes_pos)} µs/row with 21 "
         "arguments.",
     ]
@@ -386,8 +446,15 @@ def main() -> None:
             print(
                 f"round {round_number + 1}: {m.key}: {results.per_row[m.key][-1]:.3g}", flush=True
             )
+    modes = sorted({mode for found in results.modes.values() for mode in found})
+    forced = sorted(
+        {mode for key, found in results.modes.items() if key.endswith("-stdlib") for mode in found}
+    )
     header = (
         f"Machine: {machine()}. Load average {load_before} before the run, {load()} after. "
+        f'Binding of "this version" (`sqml_binding_mode()` in each measuring process): '
+        f"{', '.join(sorted(set(modes) - set(forced))) or '–'}"
+        f"{'; the -stdlib rows forced ' + ', '.join(forced) if forced else ''}. "
         f"{sizes.rounds} round(s), {time.perf_counter() - started:.0f} s in all; "
         f"sqlite-ml 0.1.2 ran with {' and '.join(REFERENCE_PACKAGES[1:])} in {args.venv.name}."
     )

@@ -109,6 +109,29 @@ def run(impl: str, task: str, path: str, n: int) -> dict[str, float]:
             else conn.execute("SELECT count(*) FROM train_data").fetchone()[0]
         )
         return {"seconds": seconds, "rows": rows}
+    if task in ("table_lr", "table_rf"):
+        source = "train_data" if task == "table_lr" else rows_sql(n)[1:-1]
+        sql = f"SELECT count(prediction) FROM sqml_predict_table('{task[-2:]}', '{source}')"
+        conn.execute(sql.replace(source, "SELECT * FROM predict_rows LIMIT 2")).fetchall()
+        started = time.perf_counter()
+        (count,) = conn.execute(sql).fetchone()
+        return {"seconds": time.perf_counter() - started, "rows": count}
+    if task == "model_predict_scan_rf":
+        return model_predict_and_scan(conn, "rf", n)
+    if task == "native_read":
+        import numpy as np
+
+        from sqlite_ml import native
+
+        count = conn.execute("SELECT count(*) FROM train_data").fetchone()[0]
+        started = time.perf_counter()
+        reader = native.reader(conn, f"SELECT {COLUMNS}, label FROM train_data")
+        block = np.empty((count, 21), dtype=np.float64)
+        filled, _ = reader.fill(block)
+        reader.close()
+        return {"seconds": time.perf_counter() - started, "rows": filled}
+    if task in ("noop1_stdlib", "noop1_native", "noop20_stdlib", "noop20_native"):
+        return noop_calls(conn, task, n)
     if task == "callable_json_lr" or task == "callable_positional_lr":
         return callable_alone(conn, task, n)
     if task == "fromiter":
@@ -149,6 +172,49 @@ def callable_alone(conn: sqlite3.Connection, task: str, n: int) -> dict[str, flo
     return {"seconds": spent[0], "rows": len(args)}
 
 
+def noop_calls(conn: sqlite3.Connection, task: str, n: int) -> dict[str, float]:
+    """A no-op Python function taking 1 or 20 REAL columns, registered with the stdlib's
+    create_function or with our native binding's C callback (the per-call overhead)."""
+    from sqlite_ml import binding
+
+    width = 1 if task.startswith("noop1_") else 20
+
+    def noop(*values: object) -> None:
+        return None
+
+    if task.endswith("_native"):
+        binder = binding.native_binder()
+        assert binder is not None, "the native binding is not in use"
+        binder.native.create_function(
+            binder.api.handle(conn), "bench_noop", width, 0, noop, lambda error: str(error)
+        )
+    else:
+        conn.create_function("bench_noop", width, noop)
+    sql = f"SELECT count(bench_noop({', '.join(FEATURES[:width])})) FROM {rows_sql(n)}"
+    conn.execute(sql.replace(f"<= {int(n)})", "<= 2)")).fetchall()
+    return {"seconds": timed(conn, sql), "rows": n}
+
+
+def model_predict_and_scan(conn: sqlite3.Connection, name: str, n: int) -> dict[str, float]:
+    """The floor of a bulk prediction: SQLite scanning the rows (max of every column)
+    plus the deployed model's own vectorized predict on the same rows as a matrix."""
+    import numpy as np
+
+    import sqlite_ml
+    from sqlite_ml.data import plain_rows
+
+    session = sqlite_ml._sessions.get(id(conn))
+    with plain_rows(conn):
+        model = session.deployed.model_for(conn, name)
+    scan = "SELECT " + ", ".join(f"max({c})" for c in FEATURES) + f" FROM {rows_sql(n)}"
+    matrix = np.array(conn.execute(f"SELECT {COLUMNS} FROM {rows_sql(n)}").fetchall())
+    model.estimator.predict(matrix[:2])
+    started = time.perf_counter()
+    conn.execute(scan).fetchall()
+    model.estimator.predict(matrix)
+    return {"seconds": time.perf_counter() - started, "rows": len(matrix)}
+
+
 def sklearn_one_row(conn: sqlite3.Connection, name: str, n: int) -> dict[str, float]:
     """scikit-learn 1.x's own predict on one row at a time, with the same pipeline as ours."""
     import numpy as np
@@ -176,6 +242,9 @@ def main() -> None:
     impl, task, path = sys.argv[1:4]
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     result = run(impl, task, path, n)
+    if impl == "ours":  # the binding this process's connections use: sqml_binding_mode()
+        mode = connect(impl, path).execute("SELECT sqml_binding_mode()").fetchone()[0]
+        result["mode"] = mode
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     result["peak_rss_mib"] = peak
     result["pid"] = os.getpid()

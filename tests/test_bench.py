@@ -32,6 +32,8 @@ def test_worker_measures_our_tasks_on_tiny_data(harness, tmp_path):
     path = tmp_path / "data.db"
     run.build_data(path, sizes)
     assert worker.run("ours", "setup", str(path), 0)["seconds"] > 0
+    mode = worker.connect("ours", str(path)).execute("SELECT sqml_binding_mode()").fetchone()[0]
+    native = mode == "native"
     for task in (
         "predict_json_lr",
         "predict_positional_lr",
@@ -42,9 +44,16 @@ def test_worker_measures_our_tasks_on_tiny_data(harness, tmp_path):
         "noop_json",
         "noop20",
         "noop_batch",
+        "model_predict_scan_rf",
+        "noop20_stdlib",
+        *(["table_rf", "noop1_native"] if native else []),
     ):
-        result = worker.run("ours" if "noop" not in task else "floor", task, str(path), 20)
+        impl = "floor" if task.startswith("noop_") or task == "noop20" else "ours"
+        result = worker.run(impl, task, str(path), 20)
         assert result["rows"] == 20 and result["seconds"] > 0, task
+    if native:  # sqml_predict_table and the reader exist on the native binding only
+        assert worker.run("ours", "table_lr", str(path), 0)["rows"] == 300
+        assert worker.run("ours", "native_read", str(path), 0)["rows"] == 300
     trained = worker.run("ours", "train_lr", str(path), 0)
     assert trained["rows"] == 300
 
@@ -64,6 +73,8 @@ def test_report_has_every_target_with_ratios(harness):
         "3. `sqml_predict_batch`",
         "peak RSS",
         "3.00 µs/row (2.00–4.00)",
-        "ctypes binding overhead",
+        "Binding overhead",
+        "`sqml_predict_table`, logistic regression",
+        "native reader",
     ):
         assert needle in text, needle

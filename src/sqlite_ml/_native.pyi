@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 def api_ready() -> bool: ...
@@ -15,6 +15,7 @@ def create_function(
     on_error: Callable[[BaseException], str],
     /,
 ) -> None: ...
+def change_reading(handle: int, /) -> int | None: ...
 def create_predict_table(
     handle: int,
     name: str,
@@ -31,3 +32,19 @@ class Reader:
     def fill(self, matrix: Any, ids: Any = ..., /) -> tuple[int, bool]: ...
     def rows(self, n: int, /) -> list[list[Any]]: ...
     def close(self) -> None: ...
+
+class LinearQuick:
+    def __init__(
+        self,
+        weights: Sequence[float],
+        biases: Sequence[float],
+        fill: Sequence[float],
+        classes: tuple[Any, ...] | None,
+        tolerance: float,
+        per_x: float,
+        constant: float,
+        /,
+    ) -> None: ...
+    def __call__(self, values: Sequence[Any], /) -> Any: ...
+    def text(self, text: str, keys: tuple[str, ...], /) -> Any: ...
+    def batch(self, text: str, keys: tuple[str, ...], /) -> list[Any] | None: ...

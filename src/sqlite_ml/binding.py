@@ -26,6 +26,7 @@ with a one-time warning; the precise message of the last failure is kept for
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sqlite3
 import warnings
@@ -494,7 +495,16 @@ def change_probe(conn: sqlite3.Connection) -> Callable[[], int | None] | None:
     in two C calls instead of a ``PRAGMA data_version`` query. It answers None where it
     cannot vouch: outside a transaction (the pager has not looked at the file yet) and
     while an explicit transaction writes (a rollback moves no counter). None when the C
-    API is not reachable."""
+    API is not reachable. With the native binding the reading is one C call
+    (``_native.change_reading``)."""
+    binder = native_binder()
+    if binder is not None:
+        try:
+            handle = binder.check(conn)
+        except (OSError, TypeError, StopIteration):
+            pass
+        else:
+            return functools.partial(binder.native.change_reading, handle)
     if not _probe_api:
         try:
             _probe_api.append(_CApi())

@@ -185,8 +185,10 @@ def _predict(session: Session, experiment_name: Any, *features: Any) -> Any:
 
 def _predict_batch(session: Session, experiment_name: Any, features: Any) -> str:
     model = _deployed_model(session, experiment_name)
-    with gc_paused_for(features):
-        predictions = predict_many(model, parse_features(features, "batch features"))
+    predictions = model.predict_batch_text(features)
+    if predictions is None:
+        with gc_paused_for(features):
+            predictions = predict_many(model, parse_features(features, "batch features"))
     try:
         return json.dumps(predictions, allow_nan=False)
     except ValueError:  # JSON has no NaN or infinity: such a prediction is written as null

@@ -64,11 +64,21 @@ class LoadedModel:
     row_predictor: RowPredictor  # a row of floats (NaN when missing) -> SQL value
     quick: QuickPredictor | None = None  # raw numbers -> SQL value, None when unsure
     _layouts: list[Callable[[str], re.Match[str] | None]] = field(init=False, repr=False)
+    # The C quick path's reader of json_object()/json_array() text, with the keys it
+    # expects (as SQLite writes them), when the quick path is the native one.
+    _text_quick: Callable[[str, tuple[str, ...]], Any] | None = field(init=False, repr=False)
+    _batch_quick: Callable[[str, tuple[str, ...]], list[Any] | None] | None = field(
+        init=False, repr=False
+    )
+    _keys: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.schema.width != len(self.schema.names):  # one-hot columns: no quick path
             self.quick = None
         self._layouts = _layouts(self.schema.names)
+        self._text_quick = getattr(self.quick, "text", None)
+        self._batch_quick = getattr(self.quick, "batch", None)
+        self._keys = tuple(json.dumps(name, ensure_ascii=False) for name in self.schema.names)
 
     def predict(self, matrix: np.ndarray) -> list[Any]:
         predictions = self.predictor(matrix)
@@ -85,6 +95,11 @@ class LoadedModel:
         """One row given as JSON text (an object keyed by column, or an array)."""
         quick = self.quick
         if quick is not None and type(text) is str:
+            text_quick = self._text_quick
+            if text_quick is not None:
+                result = text_quick(text, self._keys)
+                if result is not None:
+                    return result
             for layout in self._layouts:
                 match = layout(text)
                 if match is not None:
@@ -97,6 +112,15 @@ class LoadedModel:
                         return result
                     break
         return predict_one(self, parse_features(text))
+
+    def predict_batch_text(self, text: object) -> list[Any] | None:
+        """Every row of a JSON array of json_object()/json_array() rows through the C
+        quick path, or None when it cannot vouch for one of them (then the caller reads
+        the array with json.loads)."""
+        batch = self._batch_quick
+        if batch is None or type(text) is not str:
+            return None
+        return batch(text, self._keys)
 
     def predict_values(self, values: Sequence[Any]) -> Any:
         """One row given as SQL values in training-column order."""
