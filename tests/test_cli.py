@@ -232,22 +232,30 @@ def test_train_prints_metrics_and_records_the_run(
     )
 
 
+def sql_error(db: Path, sql: str) -> sqlite3.Error:
+    """The error the same SQL raises on a registered connection (what the CLI must print)."""
+    import sqlite_ml
+
+    conn = sqlite3.connect(db)
+    sqlite_ml.register(conn)
+    try:
+        with pytest.raises(sqlite3.Error) as caught:
+            conn.execute(sql).fetchone()
+    finally:
+        conn.close()
+    return caught.value
+
+
 def test_train_errors_are_the_sql_errors(runner: CliRunner, trained: Path) -> None:
     result = sqml(
         runner, "train", trained, "iris", "-t", "regression", "-a", "ridge", "-d", "dataset_iris",
         "-y", "target",
     )  # fmt: skip
     assert result.exit_code == 1
-    conn = sqlite3.connect(trained)
-    import sqlite_ml
-
-    sqlite_ml.register(conn)
-    with pytest.raises(sqlite3.Error) as caught:
-        conn.execute(
-            "SELECT sqml_train('iris', 'regression', 'ridge', 'dataset_iris', 'target')"
-        ).fetchone()
-    conn.close()
-    assert f"Error: {caught.value}" in result.output
+    error = sql_error(
+        trained, "SELECT sqml_train('iris', 'regression', 'ridge', 'dataset_iris', 'target')"
+    )
+    assert f"Error: {error}" in result.output
     assert "keeps its prediction type" in result.output
 
 
@@ -273,17 +281,12 @@ def test_train_reports_a_bad_option_like_sql_does(runner: CliRunner, trained: Pa
         "dataset_iris", "-y", "target", "--options", '{"C": 2}',
     )  # fmt: skip
     assert result.exit_code == 1
-    conn = sqlite3.connect(trained)
-    import sqlite_ml
-
-    sqlite_ml.register(conn)
-    with pytest.raises(sqlite3.Error) as caught:
-        conn.execute(
-            "SELECT sqml_train('iris', 'classification', 'svc', 'dataset_iris', 'target',"
-            " 0.25, 'shuffle', '{\"C\": 2}')"
-        ).fetchone()
-    conn.close()
-    assert f"Error: {caught.value}" in result.output
+    error = sql_error(
+        trained,
+        "SELECT sqml_train('iris', 'classification', 'svc', 'dataset_iris', 'target',"
+        " 0.25, 'shuffle', '{\"C\": 2}')",
+    )
+    assert f"Error: {error}" in result.output
     assert "hyperparams" in result.output  # the message lists the valid option keys
 
 
