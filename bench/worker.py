@@ -175,7 +175,7 @@ def callable_alone(conn: sqlite3.Connection, task: str, n: int) -> dict[str, flo
 def noop_calls(conn: sqlite3.Connection, task: str, n: int) -> dict[str, float]:
     """A no-op Python function taking 1 or 20 REAL columns, registered with the stdlib's
     create_function or with our native binding's C callback (the per-call overhead)."""
-    from sqlite_ml import binding
+    from sqlite_ml.sqlite import binders as binding
 
     width = 1 if task.startswith("noop1_") else 20
 
@@ -201,7 +201,7 @@ def model_predict_and_scan(conn: sqlite3.Connection, name: str, n: int) -> dict[
     import numpy as np
 
     import sqlite_ml
-    from sqlite_ml.data import plain_rows
+    from sqlite_ml.sqlite.rows import plain_rows
 
     session = sqlite_ml._sessions.get(id(conn))
     with plain_rows(conn):

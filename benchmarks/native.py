@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 import sqlite_ml
-from sqlite_ml import binding, data, native
-from sqlite_ml.prediction import MODELS
+from sqlite_ml.db import readers as data
+from sqlite_ml.ops.prediction import MODELS
+from sqlite_ml.sqlite import binders as binding
+from sqlite_ml.sqlite import native
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 COLUMNS = [f"c{i}" for i in range(20)]
@@ -58,6 +60,7 @@ class NoopSession:
     def __init__(self) -> None:
         self.calls = {"noop": lambda *args: None}
         self.flags = {"noop": (True, False)}
+        self.tables: dict[str, Any] = {}
         self.last_error: str | None = None
 
 

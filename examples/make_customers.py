@@ -10,7 +10,7 @@ Deterministic (fixed numpy seed). Run from the repository root to refresh both c
     .venv/bin/python examples/make_customers.py
 
 It writes ``src/sqlite_ml/data/customers.sql``, packaged with sqlite-ml, which
-``python -m sqlite_ml.demo`` loads.
+``sqml demo`` loads.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlite_ml import persistence
-from sqlite_ml.features import FeatureSchema
+from sqlite_ml.ml import persistence
+from sqlite_ml.ml.features import FeatureSchema
 
 
 def native_built() -> bool:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sqlite_ml.catalogue import ALGORITHMS
+from sqlite_ml.ml.catalogue import ALGORITHMS
 
 from .helpers import IRIS_FEATURES
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import skops.io
 
-from sqlite_ml import persistence
+from sqlite_ml.ml import persistence
 
 from .helpers import IRIS_FEATURES
 

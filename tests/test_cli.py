@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from sqlite_ml import progress, training
-from sqlite_ml.cli import ProgressBar, cli, split_statements
+from sqlite_ml.faces.cli import ProgressBar, cli
+from sqlite_ml.faces.statements import split_statements
+from sqlite_ml.ops import progress, training
 
 from .faces import HOSTILE, make_trained_db, script
 from .helpers import expected_mode
@@ -398,16 +399,23 @@ def _attributes(html: str, name: str) -> list[str]:
     return [part.split('"', 1)[0] for part in parts]
 
 
-def test_extension_path_without_the_native_module(runner: CliRunner) -> None:
-    try:
-        from sqlite_ml import native  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        result = sqml(runner, "extension-path")
-        assert result.exit_code == 1
-        assert "native SQLite extension is not built" in result.output
-    else:
-        result = sqml(runner, "extension-path")
-        assert result.exit_code == 0 and Path(result.output.strip()).exists()
+def test_extension_path(runner: CliRunner) -> None:
+    result = sqml(runner, "extension-path")
+    assert result.exit_code == 0 and Path(result.output.strip()).exists()
+
+
+def test_extension_path_without_the_native_module(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite_ml
+
+    monkeypatch.delattr(sqlite_ml, "_native", raising=False)
+    monkeypatch.setitem(sys.modules, "sqlite_ml._native", None)  # as if never built
+    result = sqml(runner, "extension-path")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: sqlite-ml's native extension is not built in this installation" in (
+        result.output
+    )
 
 
 def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:

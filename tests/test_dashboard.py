@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 import sqlite_ml
-from sqlite_ml import charts, dashboard, insights
+from sqlite_ml.faces import charts
+from sqlite_ml.faces import pages as dashboard
+from sqlite_ml.ops import insights
 
 from .faces import make_trained_db
 
@@ -80,7 +82,7 @@ def test_leaderboard_reads_the_view_and_survives_its_absence(
 
 
 def test_numbers_keep_their_decimals() -> None:
-    from sqlite_ml.charts import fmt
+    from sqlite_ml.faces.charts import fmt
 
     assert fmt(1.0) == "1.0000"  # a perfect score reads like the others
     assert fmt(0.97368) == "0.9737" and fmt(0.0068, 3) == "0.007"

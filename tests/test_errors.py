@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from sqlite_ml.catalogue import ALGORITHMS
+from sqlite_ml.ml.catalogue import ALGORITHMS
 
 from .helpers import IRIS_FEATURES, SETOSA
 

@@ -105,7 +105,7 @@ def test_too_few_labelled_rows_fails_as_a_run(tables):
 def test_an_interrupted_run_is_recorded_as_failed(iris, monkeypatch):
     """Ctrl-C during a fit (a KeyboardInterrupt) leaves the run 'failed: interrupted', not
     'pending' forever, and the interrupt goes on to the caller."""
-    from sqlite_ml import training
+    from sqlite_ml.ops import training
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

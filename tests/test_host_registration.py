@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sqlite_ml
-from sqlite_ml.hosts import register_on_host
+from sqlite_ml.faces.plugin_hosts import register_on_host
 
 from .faces import sqml_tables
 from .helpers import expected_mode

@@ -76,10 +76,10 @@ def test_odd_but_valid_features(models):
 
 def test_bad_experiment_names(models):
     for name, expected in (
-        (b"flowers", "experiment name must be text, got a BLOB of 7 bytes"),
+        (b"flowers", "experiment name must be non-empty text, got a BLOB of 7 bytes"),
         ("flowers\x00", "unknown experiment 'flowers\\0'"),
-        (2**63 - 1, "experiment name must be text, got 9223372036854775807"),
-        (None, "experiment name must be text, got NULL"),
+        (2**63 - 1, "experiment name must be non-empty text, got 9223372036854775807"),
+        (None, "experiment name must be non-empty text, got NULL"),
         ("x" * 100_000, "unknown experiment 'xxx"),
     ):
         for sql in (

@@ -11,7 +11,7 @@ import weakref
 import pytest
 
 import sqlite_ml
-from sqlite_ml import binding
+from sqlite_ml.sqlite import binders as binding
 
 from .helpers import SETOSA, VIRGINICA, Db, expected_mode
 
@@ -67,7 +67,7 @@ def test_an_unknown_forced_mode_is_an_error(monkeypatch, connect):
 def test_sql_values_reach_python_as_their_type(db, value, shown):
     with pytest.raises(sqlite3.OperationalError) as error:
         db.value("SELECT sqml_predict(?, '[1]')", (value,))
-    assert str(error.value) == f"experiment name must be text, got {shown}"
+    assert str(error.value) == f"experiment name must be non-empty text, got {shown}"
 
 
 @native_only
@@ -205,8 +205,9 @@ def test_extension_loading_setting_is_put_back(python):
     extension-loading setting back, and SQL's load_extension() stays off."""
     code = """
 import ctypes, sqlite3, sqlite_ml
-from sqlite_ml import binding, _native
-api = binding._CApi()
+from sqlite_ml import _native
+from sqlite_ml.sqlite.capi import CApi
+api = CApi()
 conn = sqlite3.connect(":memory:")
 def setting():
     value = ctypes.c_int(-1)

@@ -11,9 +11,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from sqlite_ml import predictors
-from sqlite_ml.features import NUMERIC, TEXT_LABELS
-from sqlite_ml.predictors import compile_predictor, compile_row_predictor
+from sqlite_ml.ml import predictors
+from sqlite_ml.ml.labels import NUMERIC_LABELS as NUMERIC
+from sqlite_ml.ml.labels import TEXT_LABELS
+from sqlite_ml.ml.predictors import compile_predictor, compile_row_predictor
 
 pytest.importorskip("sqlite_ml._native")
 

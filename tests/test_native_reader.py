@@ -8,7 +8,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from sqlite_ml import data, native
+from sqlite_ml.db import readers as data
+from sqlite_ml.sqlite import native
 
 from .helpers import Db, expected_mode
 

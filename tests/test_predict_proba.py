@@ -166,7 +166,8 @@ def test_models_without_probabilities(small):
 
 def test_bad_arguments(flowers):
     assert "unknown experiment 'nope'" in predict_proba_error(flowers, "nope", "[1, 2, 3, 4]")
-    assert "experiment name must be text" in predict_proba_error(flowers, 7, "[1, 2, 3, 4]")
+    message = predict_proba_error(flowers, 7, "[1, 2, 3, 4]")
+    assert "experiment name must be non-empty text" in message
     message = predict_proba_error(flowers, "flowers", "[1, 2")
     assert "features is not valid JSON" in message
     message = predict_proba_error(flowers, "flowers", "[1, 2, 3]")

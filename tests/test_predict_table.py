@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from sqlite_ml import bulk
+from sqlite_ml.ops import table_prediction as bulk
 
 from .helpers import IRIS_FEATURES, Db, expected_mode
 
@@ -41,9 +41,10 @@ def test_joins_back_on_rowid(trained):
     assert [row[2] for row in rows] == one_by_one(db, "dataset_iris ORDER BY rowid")
     assert sum(target == prediction for _, target, prediction, _ in rows) > 130
     probabilities = json.loads(rows[0][3])
-    assert set(probabilities) == {"0", "1", "2"}
+    # Keys as every probability function writes a numeric label: the text of the REAL.
+    assert set(probabilities) == {"0.0", "1.0", "2.0"}
     assert abs(sum(probabilities.values()) - 1) < 1e-9
-    assert max(probabilities, key=probabilities.get) == "0"
+    assert max(probabilities, key=probabilities.get) == "0.0"
 
 
 def test_row_ids_are_rowids_even_when_sparse(trained):

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from sqlite_ml.catalogue import ALGORITHMS
+from sqlite_ml.ml.catalogue import ALGORITHMS
 
 # Column names that need quoting, in SQL and in JSON keys alike.
 COLUMNS = ("a", "b c", 'wei"rd', "d", "e")

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sqlite_ml.predictors import compile_predictor, compile_row_predictor
+from sqlite_ml.ml.predictors import compile_predictor, compile_row_predictor
 
 LINEAR = {
     "classification": ["logistic_regression", "sgd", "ridge", "ridge_cv"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlite_ml import prediction
+from sqlite_ml.ops import prediction
 
 from .helpers import IRIS_FEATURES, SETOSA, VIRGINICA, Db
 

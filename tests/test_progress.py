@@ -2,7 +2,7 @@
 
 import threading
 
-from sqlite_ml import progress
+from sqlite_ml.ops import progress
 
 
 def test_reports_reach_the_listener_only_while_listening():

@@ -11,7 +11,7 @@ import pytest
 import sklearn
 
 import sqlite_ml
-from sqlite_ml import store
+from sqlite_ml.db import schema as store
 
 from .helpers import SETOSA, expected_mode
 

@@ -52,7 +52,7 @@ def test_another_models_blob_under_a_recorded_digest_is_refused(trained):
     )
     trained.conn.execute("UPDATE sqml_deployments SET active = (model_id = 1)")
     trained.conn.commit()
-    sqlite_ml.prediction.MODELS._models.clear()  # as a new process would start
+    sqlite_ml.ops.prediction.MODELS._models.clear()  # as a new process would start
     with pytest.raises(sqlite3.OperationalError, match="does not match the SHA-256 recorded"):
         trained.predict("e", SETOSA)
 

@@ -80,7 +80,7 @@ SELECT count(*) FROM sqml_runs;
         SQLITE_ML_PYTHON=sys.executable,  # the override names this environment too
     )
     assert "unknown algorithm 'deep_magic' for prediction type 'classification'" in result.stderr
-    assert "unknown experiment 'nope'; experiments: none yet" in result.stderr
+    assert "unknown experiment 'nope'; experiments in this database: none yet" in result.stderr
     assert result.stdout.strip().splitlines()[-1] == "0"
 
 

@@ -12,7 +12,7 @@ import skops.io
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sqlite_ml import prediction
+from sqlite_ml.ops import prediction
 
 from .helpers import SETOSA, trap_pickle
 

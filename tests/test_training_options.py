@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sqlite_ml import progress
+from sqlite_ml.ops import progress
 
 from .helpers import IRIS_FEATURES, SETOSA
 

@@ -4,21 +4,22 @@
 >>> conn = sqlite3.connect("data.db")
 >>> sqlite_ml.register(conn)
 >>> conn.execute("SELECT sqml_load_dataset('iris')").fetchone()
+
+Importing the package, and registering its functions, loads no machine-learning library:
+scikit-learn, XGBoost and LightGBM are imported by the first function that needs them.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._version import __version__
-from .binding import WeakRegistry
 from .errors import SqmlError
+from .sqlite.binders import WeakRegistry
 
 if TYPE_CHECKING:
-    from .functions import Session
+    from .sql.session import Session
 
 __all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
 
@@ -37,57 +38,11 @@ def register(conn: sqlite3.Connection, *, create_schema: bool = True) -> None:
     now: the first call of a function that writes (``sqml_train``, ``sqml_load_dataset``)
     creates or migrates the schema.
     """
-    from . import binding, store
-    from .data import plain_rows
-    from .functions import new_session
+    from .sql.attach import attach
 
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"register() needs a sqlite3.Connection, got {type(conn).__name__}")
-    with plain_rows(conn):
-        if create_schema:
-            store.ensure_schema(conn)
-        binder = binding.binder_for(conn)
-        session = new_session(conn)
-        if not create_schema:
-            _create_schema_on_first_write(session)
-        binder.attach(conn, session)
-    session.mode = binder.mode
-    _sessions.put(id(conn), session)
-
-
-def _create_schema_on_first_write(session: Session) -> None:
-    from . import store
-
-    session_ref = weakref.ref(session)  # the session holds these calls: no cycle
-
-    def schema_first(call: Callable[..., Any]) -> Callable[..., Any]:
-        def writer(*args: Any) -> Any:
-            owner = session_ref()
-            assert owner is not None  # the connection that calls us keeps it alive
-            store.ensure_schema(owner.conn)
-            return call(*args)
-
-        return writer
-
-    def schema_named(call: Callable[..., Any]) -> Callable[..., Any]:
-        def reader(*args: Any) -> Any:
-            try:
-                return call(*args)
-            except sqlite3.OperationalError as error:
-                if "no such table: sqml_" not in str(error):
-                    raise
-                raise SqmlError(
-                    f"this database has no sqlite-ml tables yet ({error}); "
-                    "train a model first with sqml_train"
-                ) from error
-
-        return reader
-
-    for name, (_deterministic, direct_only) in session.flags.items():
-        if direct_only:  # the functions that write are the direct-only ones
-            session.calls[name] = schema_first(session.calls[name])
-        else:
-            session.calls[name] = schema_named(session.calls[name])
+    _sessions.put(id(conn), attach(conn, create_schema=create_schema))
 
 
 def binding_mode(conn: sqlite3.Connection) -> str | None:

@@ -4,7 +4,7 @@
  * Starts a Python interpreter when the process has none, in the Python environment the
  * package was built in (SQML_PYTHON_EXECUTABLE, recorded by setup.py; the environment
  * variable SQLITE_ML_PYTHON names another python executable). Python must not take over
- * the host's C stdio or its signal handlers. Then sqlite_ml.host.bind() registers the
+ * the host's C stdio or its signal handlers. Then sqlite_ml.faces.sqlite3_shell.bind() registers the
  * functions on the host's connection. The GIL is released when we return: every callback
  * takes it. */
 
@@ -106,7 +106,7 @@ int sqlite3_extension_init(sqlite3 *db, char **error, const sqlite3_api_routines
     PyGILState_STATE gil = started ? PyGILState_UNLOCKED : PyGILState_Ensure();
     int rc = same_library_as_python(error);
     if (rc == SQLITE_OK) {
-        PyObject *host = PyImport_ImportModule("sqlite_ml.host");
+        PyObject *host = PyImport_ImportModule("sqlite_ml.faces.sqlite3_shell");
         PyObject *handle = host ? PyLong_FromVoidPtr(db) : NULL;
         PyObject *done = handle ? PyObject_CallMethod(host, "bind", "O", handle) : NULL;
         if (done == NULL) {

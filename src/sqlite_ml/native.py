@@ -1,42 +1,8 @@
-"""The native layer as the rest of the package sees it: where the extension is, and the
-fast reader on a connection the native binder serves."""
+"""Documented helpers of the native extension (kept at this path for users' code):
+``extension_path()`` for the sqlite3 shell's ``.load``, and the fast ``reader``."""
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
+from .sqlite.native import extension_path, reader
 
-from . import binding
-from .errors import SqmlError
-
-
-def extension_path() -> str:
-    """The path of the compiled extension, for the sqlite3 shell's ``.load``."""
-    try:
-        from . import _native
-    except ImportError as error:
-        raise SqmlError(
-            f"sqlite-ml's native extension is not built in this installation ({error}); "
-            "reinstall with a C compiler and Python headers available"
-        ) from None
-    return str(_native.__file__)
-
-
-def reader(conn: sqlite3.Connection, sql: str) -> Any | None:
-    """A native ``Reader`` over ``sql`` on ``conn``'s own database handle, or None when
-    the native binding is not in use (not built, or another mode forced)."""
-    if not isinstance(conn, sqlite3.Connection):  # a host's connection object (host.py)
-        handle = getattr(conn, "handle", None)
-        if not isinstance(handle, int):
-            return None
-        from . import _native
-
-        return _native.Reader(handle, sql)
-    binder = binding.native_binder()
-    if binder is None:
-        return None
-    try:
-        handle = binder.api.handle(conn)
-    except (OSError, TypeError, StopIteration):
-        return None
-    return binder.native.Reader(handle, sql)
+__all__ = ["extension_path", "reader"]

@@ -1,0 +1,280 @@
+"""Records of the ``sqml_*`` tables: the only code that reads and writes experiments, runs,
+models, metrics, search trials and deployments (``schema.py`` creates the tables)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..errors import SqmlError
+from .transactions import now
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: int
+    name: str
+    prediction_type: str
+    random_state: int | None
+    metric: str | None = None  # None: 'score'
+
+    @property
+    def deciding_metric(self) -> str:
+        return self.metric or "score"
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """What the active deployment of an experiment points at (the blob is read separately)."""
+
+    deployment_id: int
+    model_id: int
+    digest: str | None
+    score: float | None
+    format: str | None  # None: written by sqlite-ml 0.1.x (a pickle we never load)
+    schema_json: str | None
+
+
+def find_experiment(conn: sqlite3.Connection, name: str) -> Experiment | None:
+    row = conn.execute(
+        "SELECT id, name, prediction_type, random_state, metric FROM sqml_experiments"
+        " WHERE name = ?",
+        (name,),
+    ).fetchone()
+    return Experiment(*row) if row else None
+
+
+def experiment_names(conn: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT name FROM sqml_experiments ORDER BY name")]
+
+
+def create_experiment(
+    conn: sqlite3.Connection, name: str, prediction_type: str, random_state: int
+) -> Experiment:
+    stamp = now()
+    cursor = conn.execute(
+        "INSERT INTO sqml_experiments(created_at, updated_at, name, prediction_type, random_state)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (stamp, stamp, name, prediction_type, random_state),
+    )
+    assert cursor.lastrowid is not None
+    return Experiment(cursor.lastrowid, name, prediction_type, random_state)
+
+
+def set_experiment_random_state(conn: sqlite3.Connection, experiment_id: int, seed: int) -> None:
+    conn.execute(
+        "UPDATE sqml_experiments SET random_state = ?, updated_at = ? WHERE id = ?",
+        (seed, now(), experiment_id),
+    )
+
+
+def set_experiment_metric(conn: sqlite3.Connection, experiment_id: int, metric: str) -> None:
+    conn.execute(
+        "UPDATE sqml_experiments SET metric = ?, updated_at = ? WHERE id = ?",
+        (metric, now(), experiment_id),
+    )
+
+
+def create_run(conn: sqlite3.Connection, experiment_id: int, fields: Mapping[str, object]) -> int:
+    stamp = now()
+    columns = ["created_at", "updated_at", "status", "experiment_id", *fields]
+    values = [stamp, stamp, "pending", experiment_id, *fields.values()]
+    cursor = conn.execute(
+        f"INSERT INTO sqml_runs({', '.join(columns)}) VALUES ({', '.join('?' for _ in values)})",  # noqa: S608
+        values,
+    )
+    conn.execute("UPDATE sqml_experiments SET updated_at = ? WHERE id = ?", (stamp, experiment_id))
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def update_run(conn: sqlite3.Connection, run_id: int, fields: Mapping[str, object]) -> None:
+    """Update a run's own columns; ``fields`` keys come from our code, never from users."""
+    assignments = ", ".join(f"{column} = ?" for column in ["updated_at", *fields])
+    conn.execute(
+        f"UPDATE sqml_runs SET {assignments} WHERE id = ?",  # noqa: S608
+        [now(), *fields.values(), run_id],
+    )
+
+
+def insert_model(
+    conn: sqlite3.Connection,
+    run_id: int,
+    blob: bytes,
+    digest: str,
+    feature_schema: str,
+    library: str = "scikit-learn",
+    model_format: str = "skops",
+    feature_importance: str | None = None,
+) -> int:
+    stamp = now()
+    cursor = conn.execute(
+        "INSERT INTO sqml_models(created_at, updated_at, run_id, library, data, format, digest,"
+        " feature_schema, feature_importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            stamp,
+            stamp,
+            run_id,
+            library,
+            blob,
+            model_format,
+            digest,
+            feature_schema,
+            feature_importance,
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def insert_metrics(conn: sqlite3.Connection, model_id: int, metrics: Mapping[str, float]) -> None:
+    stamp = now()
+    conn.executemany(
+        "INSERT INTO sqml_metrics(created_at, updated_at, model_id, name, value)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(stamp, stamp, model_id, name, value) for name, value in metrics.items()],
+    )
+
+
+def active_model(
+    conn: sqlite3.Connection, experiment_id: int, metric: str = "score"
+) -> ActiveModel | None:
+    """The active deployment; its score is the model's ``metric`` row in sqml_metrics."""
+    row = conn.execute(
+        """SELECT d.id, d.model_id, m.digest,
+                  (SELECT value FROM sqml_metrics
+                    WHERE model_id = d.model_id AND name = ?
+                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1),
+                  m.format, m.feature_schema
+             FROM sqml_deployments AS d JOIN sqml_models AS m ON m.id = d.model_id
+            WHERE d.experiment_id = ? AND d.active
+            ORDER BY d.id DESC LIMIT 1""",
+        (metric, experiment_id),
+    ).fetchone()
+    return ActiveModel(*row) if row else None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    model_id: int
+    strategy: str | None
+    restored_deployment_id: int | None
+    active: bool
+
+    @property
+    def history_position(self) -> int:
+        """Where this deployment stands in history: a rollback stands where the deployment
+        it restored stood, so the next rollback walks on from there."""
+        return self.restored_deployment_id or self.id
+
+
+def deployments(conn: sqlite3.Connection, experiment_id: int) -> list[Deployment]:
+    """An experiment's deployments, oldest first."""
+    rows = conn.execute(
+        "SELECT id, model_id, strategy, restored_deployment_id, active FROM sqml_deployments"
+        " WHERE experiment_id = ? ORDER BY id",
+        (experiment_id,),
+    ).fetchall()
+    return [Deployment(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    id: int
+    experiment_id: int
+    format: str | None
+    metric_value: float | None
+
+
+def experiment_models(
+    conn: sqlite3.Connection, experiment_id: int, metric: str
+) -> list[StoredModel]:
+    """An experiment's models with their value of ``metric`` (None when not recorded)."""
+    rows = conn.execute(
+        """SELECT m.id, r.experiment_id, m.format,
+                  (SELECT value FROM sqml_metrics
+                    WHERE model_id = m.id AND name = ?
+                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1)
+             FROM sqml_models AS m JOIN sqml_runs AS r ON r.id = m.run_id
+            WHERE r.experiment_id = ? ORDER BY m.id""",
+        (metric, experiment_id),
+    ).fetchall()
+    return [StoredModel(*row) for row in rows]
+
+
+def find_model(conn: sqlite3.Connection, model_id: int) -> StoredModel | None:
+    row = conn.execute(
+        "SELECT m.id, r.experiment_id, m.format, NULL FROM sqml_models AS m"
+        " JOIN sqml_runs AS r ON r.id = m.run_id WHERE m.id = ?",
+        (model_id,),
+    ).fetchone()
+    return StoredModel(*row) if row else None
+
+
+def feature_importance(conn: sqlite3.Connection, model_id: int) -> str | None:
+    row = conn.execute(
+        "SELECT feature_importance FROM sqml_models WHERE id = ?", (model_id,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def insert_search_trials(
+    conn: sqlite3.Connection, run_id: int, scoring: str, trials: list[dict[str, object]]
+) -> None:
+    stamp = now()
+    conn.executemany(
+        "INSERT INTO sqml_search_trials(created_at, updated_at, run_id, candidate, params,"
+        " scoring, mean_score, std_score, rank, fit_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                stamp,
+                stamp,
+                run_id,
+                trial["candidate"],
+                trial["params"],
+                scoring,
+                trial["mean_score"],
+                trial["std_score"],
+                trial["rank"],
+                trial["fit_time"],
+            )
+            for trial in trials
+        ],
+    )
+
+
+def deploy(
+    conn: sqlite3.Connection,
+    experiment_id: int,
+    model_id: int,
+    strategy: str,
+    restored_deployment_id: int | None = None,
+) -> int:
+    """Record a deployment and make it the experiment's only active one."""
+    stamp = now()
+    cursor = conn.execute(
+        "INSERT INTO sqml_deployments(created_at, updated_at, experiment_id, model_id, active,"
+        " strategy, restored_deployment_id) VALUES (?, ?, ?, ?, TRUE, ?, ?)",
+        (stamp, stamp, experiment_id, model_id, strategy, restored_deployment_id),
+    )
+    deployment_id = cursor.lastrowid
+    conn.execute(
+        "UPDATE sqml_deployments SET active = FALSE, updated_at = ?"
+        " WHERE experiment_id = ? AND active AND id != ?",
+        (stamp, experiment_id, deployment_id),
+    )
+    assert deployment_id is not None
+    return deployment_id
+
+
+def model_blob(conn: sqlite3.Connection, model_id: int) -> bytes:
+    """The stored bytes of a model."""
+    row = conn.execute("SELECT data FROM sqml_models WHERE id = ?", (model_id,)).fetchone()
+    if row is None:
+        raise SqmlError(f"model {model_id} is missing from sqml_models")
+    data = row[0]
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return bytes(data or b"")

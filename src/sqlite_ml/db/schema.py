@@ -1,0 +1,226 @@
+"""The schema of the ``sqml_*`` tables, and the migrations that bring any earlier one up.
+
+The layout keeps every table and column of sqlite-ml 0.1.x, so queries and databases
+written for it keep working; later versions only add columns, tables and views.
+Migrations are forward-only and idempotent: ``ensure_schema`` brings a database of any
+earlier version (or none) up to ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..errors import SqmlError
+from ..scoring import LOWER_IS_BETTER
+from .transactions import savepoint
+
+SCHEMA_VERSION = 2
+
+_TIMESTAMPS = (
+    "created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+    "updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"
+)
+
+# The 0.1.x tables, as it created them.
+_BASE_TABLES = {
+    "sqml_experiments": f"""CREATE TABLE IF NOT EXISTS sqml_experiments (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        name TEXT NOT NULL, prediction_type TEXT NOT NULL, UNIQUE(name))""",
+    "sqml_runs": f"""CREATE TABLE IF NOT EXISTS sqml_runs (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        status TEXT NOT NULL, algorithm TEXT NOT NULL, dataset TEXT NOT NULL,
+        target TEXT NOT NULL, test_size REAL NOT NULL, split_strategy TEXT NOT NULL,
+        experiment_id INTEGER NOT NULL REFERENCES sqml_experiments(id))""",
+    "sqml_models": f"""CREATE TABLE IF NOT EXISTS sqml_models (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        run_id INTEGER NOT NULL REFERENCES sqml_runs(id),
+        library TEXT NOT NULL, data BLOB NOT NULL)""",
+    "sqml_metrics": f"""CREATE TABLE IF NOT EXISTS sqml_metrics (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        model_id INTEGER NOT NULL REFERENCES sqml_models(id),
+        name TEXT NOT NULL, value REAL NOT NULL)""",
+    "sqml_deployments": f"""CREATE TABLE IF NOT EXISTS sqml_deployments (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        experiment_id INTEGER REFERENCES sqml_experiments(id),
+        model_id INTEGER REFERENCES sqml_models(id),
+        active BOOLEAN NOT NULL DEFAULT FALSE)""",
+}
+
+# Columns added since 0.1.x (all nullable, so ALTER TABLE can add them to older data):
+# version 1 added the first ones, version 2 those marked so.
+_ADDED_COLUMNS = {
+    "sqml_experiments": ["random_state INTEGER", "metric TEXT"],  # 2: metric
+    "sqml_runs": [
+        "seed INTEGER",
+        "hyperparams TEXT",
+        "error TEXT",
+        "finished_at DATETIME",
+        "fit_time REAL",
+        "score_time REAL",
+        "data_rows INTEGER",
+        "train_rows INTEGER",
+        "test_rows INTEGER",
+        "data_digest TEXT",
+        "feature_names TEXT",
+        "feature_types TEXT",
+        "library_versions TEXT",
+        "warnings TEXT",
+        "options TEXT",  # 2
+        "importance_time REAL",  # 2
+    ],
+    "sqml_models": [
+        "format TEXT",
+        "digest TEXT",
+        "feature_schema TEXT",
+        "feature_importance TEXT",  # 2
+    ],
+    "sqml_metrics": [],
+    "sqml_deployments": ["strategy TEXT", "restored_deployment_id INTEGER"],  # 2: restored_...
+}
+
+# Tables added by version 2.
+_NEW_TABLES = {
+    "sqml_search_trials": f"""CREATE TABLE IF NOT EXISTS sqml_search_trials (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        run_id INTEGER NOT NULL REFERENCES sqml_runs(id),
+        candidate INTEGER NOT NULL, params TEXT NOT NULL, scoring TEXT NOT NULL,
+        mean_score REAL, std_score REAL, rank INTEGER NOT NULL, fit_time REAL)""",
+}
+
+_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS sqml_runs_experiment ON sqml_runs(experiment_id)",
+    "CREATE INDEX IF NOT EXISTS sqml_models_run ON sqml_models(run_id)",
+    "CREATE INDEX IF NOT EXISTS sqml_metrics_model ON sqml_metrics(model_id, name)",
+    "CREATE INDEX IF NOT EXISTS sqml_deployments_experiment"
+    " ON sqml_deployments(experiment_id, active)",
+    "CREATE INDEX IF NOT EXISTS sqml_search_trials_run ON sqml_search_trials(run_id)",
+]
+
+# Same columns as 0.1.x's view; rebuilt on migration so that it reads every run.
+_RUNS_OVERVIEW = """CREATE VIEW sqml_runs_overview AS
+SELECT
+    sqml_runs.id AS run_id,
+    sqml_experiments.name AS experiment,
+    sqml_runs.created_at AS start_time,
+    sqml_runs.status AS status,
+    sqml_runs.algorithm AS algorithm,
+    (SELECT sqml_metrics.value FROM sqml_models
+       JOIN sqml_metrics ON sqml_metrics.model_id = sqml_models.id
+      WHERE sqml_models.run_id = sqml_runs.id AND sqml_metrics.name = 'score'
+      ORDER BY sqml_metrics.id DESC LIMIT 1) AS score,
+    sqml_runs.error AS error,
+    sqml_runs.seed AS seed,
+    sqml_runs.fit_time AS fit_time,
+    (SELECT sqml_models.id FROM sqml_models WHERE sqml_models.run_id = sqml_runs.id
+      ORDER BY sqml_models.id DESC LIMIT 1) AS model_id,
+    EXISTS (SELECT 1 FROM sqml_deployments
+              JOIN sqml_models ON sqml_models.id = sqml_deployments.model_id
+             WHERE sqml_models.run_id = sqml_runs.id AND sqml_deployments.active) AS deployed
+FROM sqml_runs
+JOIN sqml_experiments ON sqml_experiments.id = sqml_runs.experiment_id"""
+
+# Every model with its experiment's deciding metric, best first within each experiment.
+# Metrics go into JSON with 17 significant digits, so they read back as the stored REALs.
+_LOWER_IS_BETTER_SQL = ", ".join(f"'{name}'" for name in LOWER_IS_BETTER)
+# The leaderboard as a query: the view below, and what the reports read where a database
+# opened read-only has no such view yet.
+LEADERBOARD_SELECT = f"""
+SELECT experiment, model_id, run_id, algorithm, metric, score, metrics, hyperparams,
+       deployed, created_at,
+       rank() OVER (PARTITION BY experiment_id ORDER BY score IS NULL,
+           CASE WHEN metric IN ({_LOWER_IS_BETTER_SQL}) THEN score END ASC,
+           CASE WHEN metric NOT IN ({_LOWER_IS_BETTER_SQL}) THEN score END DESC) AS rank
+FROM (
+    SELECT e.id AS experiment_id, e.name AS experiment, m.id AS model_id, r.id AS run_id,
+           r.algorithm AS algorithm, coalesce(e.metric, 'score') AS metric,
+           (SELECT value FROM sqml_metrics
+             WHERE model_id = m.id AND name = coalesce(e.metric, 'score')
+             ORDER BY id DESC LIMIT 1) AS score,
+           (SELECT json_group_object(name, json(printf('%!.17g', value))) FROM sqml_metrics
+             WHERE model_id = m.id AND typeof(value) IN ('real', 'integer')) AS metrics,
+           r.hyperparams AS hyperparams,
+           EXISTS (SELECT 1 FROM sqml_deployments AS d
+                    WHERE d.model_id = m.id AND d.active) AS deployed,
+           m.created_at AS created_at
+      FROM sqml_models AS m
+      JOIN sqml_runs AS r ON r.id = m.run_id
+      JOIN sqml_experiments AS e ON e.id = r.experiment_id
+)
+"""  # noqa: S608
+
+_VIEWS = {
+    "sqml_runs_overview": _RUNS_OVERVIEW,
+    "sqml_leaderboard": f"CREATE VIEW sqml_leaderboard AS{LEADERBOARD_SELECT}"
+    "ORDER BY experiment, rank, model_id DESC",
+}
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqml_meta'"
+    ).fetchone()
+    if not has_meta:
+        return 0
+    row = conn.execute("SELECT value FROM sqml_meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise SqmlError(
+            f"sqml_meta's schema_version is {row[0]!r}, not a version number; the sqlite-ml "
+            "tables of this database are damaged"
+        ) from None
+
+
+def _schema_complete(conn: sqlite3.Connection) -> bool:
+    """Every sqml table and the view exist (a table dropped by hand is made again)."""
+    wanted = {*_BASE_TABLES, *_NEW_TABLES, "sqml_meta", *_VIEWS}
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name LIKE 'sqml%'"
+        )
+    }
+    return wanted <= present
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create or migrate the sqml tables; a no-op (and no write) on an up-to-date database."""
+    current = schema_version(conn)
+    if current == SCHEMA_VERSION and _schema_complete(conn):
+        return
+    if current > SCHEMA_VERSION:
+        raise SqmlError(
+            f"this database uses sqlite-ml schema version {current}, newer than the "
+            f"{SCHEMA_VERSION} this version understands; upgrade sqlite-ml"
+        )
+    try:
+        with savepoint(conn):
+            _create_or_migrate(conn)
+    except sqlite3.OperationalError as error:
+        raise SqmlError(
+            f"cannot create or update sqlite-ml's tables (sqml_*) in this database: {error}"
+        ) from error
+
+
+def _create_or_migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS sqml_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for table, ddl in _BASE_TABLES.items():
+        conn.execute(ddl)
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in _ADDED_COLUMNS[table]:
+            if column.split()[0] not in existing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    for ddl in _NEW_TABLES.values():
+        conn.execute(ddl)
+    for index in _INDEXES:
+        conn.execute(index)
+    for view, ddl in _VIEWS.items():
+        conn.execute(f"DROP VIEW IF EXISTS {view}")
+        conn.execute(ddl)
+    conn.execute(
+        "INSERT INTO sqml_meta(key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )

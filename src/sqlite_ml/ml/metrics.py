@@ -1,0 +1,59 @@
+"""Metrics recorded for every model; ``score`` decides deployment unless an experiment
+chose another metric (``metric`` option of ``sqml_train``). Their names and which way
+each is better are in ``scoring.py``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    accuracy = float(skm.accuracy_score(y_true, y_pred))
+    # The function f1_score, precision_score and recall_score each call: once, not thrice.
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y_true, y_pred, average="weighted", zero_division=0
+    )
+    return {
+        "score": accuracy,
+        "accuracy": accuracy,
+        "f1": float(f1),
+        "precision": float(precision),
+        "recall": float(recall),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    mse = float(skm.mean_squared_error(y_true, y_pred))
+    r2 = float(skm.r2_score(y_true, y_pred)) if len(y_true) >= 2 else math.nan
+    return {
+        "score": r2,
+        "r2": r2,
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "max_error": float(skm.max_error(y_true, y_pred)),
+    }
+
+
+def clustering_metrics(x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Internal measures on the preprocessed rows; NaN when there are not 2..n-1 clusters."""
+    clusters = len(np.unique(labels))
+    if not 2 <= clusters < len(labels):
+        return {"score": math.nan, "silhouette": math.nan}
+    silhouette = float(skm.silhouette_score(x, labels))
+    return {
+        "score": silhouette,
+        "silhouette": silhouette,
+        "calinski_harabasz": float(skm.calinski_harabasz_score(x, labels)),
+        "davies_bouldin": float(skm.davies_bouldin_score(x, labels)),
+    }
+
+
+def compute(prediction_type: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    if prediction_type == "classification":
+        return classification_metrics(y_true, y_pred)
+    return regression_metrics(y_true, y_pred)

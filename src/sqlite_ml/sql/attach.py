@@ -1,0 +1,69 @@
+"""Attaching the registry's functions to a connection: a Python ``sqlite3`` connection
+(``sqlite_ml.register``) or a host program's database handle (the sqlite3 shell)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..db.schema import ensure_schema
+from ..errors import SqmlError
+from ..sqlite import binders
+from ..sqlite.rows import plain_rows
+from .registry import new_session
+from .session import Session, create_schema_on_first_write
+
+
+def attach(conn: sqlite3.Connection, *, create_schema: bool = True) -> Session:
+    """Create or migrate the schema (unless ``create_schema`` is False: then the first
+    function that writes does it) and attach every function with the best binder."""
+    with plain_rows(conn):
+        if create_schema:
+            ensure_schema(conn)
+        binder = binders.binder_for(conn)
+        session = new_session(conn)
+        if not create_schema:
+            create_schema_on_first_write(session)
+        binder.attach(conn, session)
+    session.mode = binder.mode
+    return session
+
+
+class _HostOwner:
+    """``sqml_binding_mode()`` in a host: owned by SQLite, it keeps the session and its
+    connection object alive exactly as long as the host's database connection."""
+
+    def __init__(self, session: Session, conn: Any):
+        self.session = session
+        self.conn = conn
+
+    def __call__(self) -> str:
+        return "native-host"
+
+
+def _ensure_schema_unless_read_only(conn: Any) -> bool:
+    """Create or migrate the schema; False (nothing written) when the database cannot be
+    written (``sqlite3 -readonly``, ``?mode=ro``, ``PRAGMA query_only``), so that a
+    read-only database can still be read and predicted from."""
+    try:
+        ensure_schema(conn)
+    except SqmlError as error:
+        if "readonly database" not in str(error.__cause__ or ""):
+            raise
+        return False
+    return True
+
+
+def attach_to_host(handle: int) -> None:
+    """A host program's database (``sqlite3_extension_init`` calls this): create or
+    migrate the schema and attach every function, the table-valued ones included."""
+    from ..sqlite.host import HostConnection  # needs the native extension
+
+    conn: Any = HostConnection(handle)
+    with plain_rows(conn):
+        writable = _ensure_schema_unless_read_only(conn)
+    session = new_session(conn)
+    if not writable:  # as the plugins do: functions now, the schema on the first write
+        create_schema_on_first_write(session)
+    session.mode = "native-host"
+    binders.attach_to_host(handle, session, _HostOwner(session, conn))

@@ -1,0 +1,177 @@
+"""The registry of every ``sqml_*`` SQL function, scalar and table-valued: its name, its
+arguments (and the usage text an arity error shows), its SQLite flags and the thin
+function in ``functions.py`` that implements it.
+
+Every binder (native, ctypes, stdlib) and the sqlite3 shell's host attach from here, so
+a function added to ``FUNCTIONS`` exists everywhere; ``docs/functions/`` documents each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SqmlError
+from ..sqlite.rows import plain_rows
+from . import functions
+from .session import Session
+
+
+@dataclass(frozen=True)
+class SqlFunction:
+    name: str
+    implementation: Callable[..., Any]  # (session, *sql_args)
+    arguments: tuple[str, ...]
+    optional: int = 0
+    deterministic: bool = False
+    direct_only: bool = False  # writes tables: never callable from a view or trigger
+    # Another form taking any number of arguments from len(arguments) on (its usage text,
+    # arguments after the first len(arguments) - 1), e.g. feature values one by one.
+    variadic: tuple[str, ...] = ()
+    # Whether it runs its queries itself under plain_rows (so that a call answered from
+    # memory pays for no context manager): prediction, on every row of a query.
+    own_plain_rows: bool = False
+
+    def usage(self) -> str:
+        required = self.arguments[: len(self.arguments) - self.optional]
+        optional = self.arguments[len(required) :]
+        text = ", ".join(required)
+        for argument in optional:
+            text += f" [, {argument}"
+        usage = f"{self.name}({text}{']' * len(optional)})"
+        if self.variadic:
+            other = ", ".join([*self.arguments[:-1], *self.variadic])
+            usage += f" or {self.name}({other})"
+        return usage
+
+    def arity_error(self, got: int) -> SqmlError:
+        minimum = len(self.arguments) - self.optional
+        maximum = len(self.arguments)
+        if self.variadic:
+            expected = f"{minimum} or more"
+        else:
+            expected = str(minimum) if minimum == maximum else f"{minimum} to {maximum}"
+        return SqmlError(
+            f"{self.name} takes {expected} arguments, got {got}; usage: {self.usage()}"
+        )
+
+    def bound_to(self, session: Session) -> Callable[..., Any]:
+        minimum = len(self.arguments) - self.optional
+        maximum = 2**31 if self.variadic else len(self.arguments)
+        implementation = self.implementation
+        # Weak: the session stores this function, and a cycle would keep the session (and
+        # what binding_mode() and last_error() report) alive after the connection closes.
+        session_ref = weakref.ref(session)
+
+        if self.own_plain_rows:
+
+            def call_direct(*args: Any) -> Any:
+                if not minimum <= len(args) <= maximum:
+                    raise self.arity_error(len(args))
+                return implementation(session_ref(), *args)
+
+            return call_direct
+
+        def call(*args: Any) -> Any:
+            if not minimum <= len(args) <= maximum:
+                raise self.arity_error(len(args))
+            session = session_ref()
+            assert session is not None  # the connection that calls us keeps it alive
+            with plain_rows(session.conn):
+                return implementation(session, *args)
+
+        return call
+
+
+@dataclass(frozen=True)
+class TableFunction:
+    """A table-valued function (an eponymous virtual table of the native layer; the
+    ctypes and stdlib bindings cannot provide one)."""
+
+    name: str
+    # session -> (database handle -> what the virtual table calls for its rows)
+    factory: Callable[[Session], Callable[[int], Callable[..., Any]]]
+    arguments: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def usage(self) -> str:
+        return f"{self.name}({', '.join(self.arguments)})"
+
+
+FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
+    SqlFunction("sqml_version", functions.version, (), deterministic=True),
+    SqlFunction("sqml_python_version", functions.python_version, (), deterministic=True),
+    SqlFunction("sqml_sklearn_version", functions.sklearn_version, (), deterministic=True),
+    SqlFunction(
+        "sqml_load_dataset", functions.load_dataset, ("name", "table"), optional=1, direct_only=True
+    ),
+    SqlFunction(
+        "sqml_train",
+        functions.train,
+        (
+            "experiment_name",
+            "prediction_type",
+            "algorithm",
+            "dataset",
+            "target",
+            "test_size",
+            "split_strategy",
+            "options",
+        ),
+        optional=3,
+        direct_only=True,
+    ),
+    SqlFunction(
+        "sqml_deploy",
+        functions.deploy,
+        ("experiment_name", "strategy_or_model_id"),
+        direct_only=True,
+    ),
+    SqlFunction("sqml_feature_importance", functions.feature_importance, ("experiment_name",)),
+    SqlFunction(
+        "sqml_predict",
+        functions.predict,
+        ("experiment_name", "features"),
+        variadic=("value1", "value2", "..."),
+        own_plain_rows=True,
+    ),
+    SqlFunction(
+        "sqml_predict_batch",
+        functions.predict_batch,
+        ("experiment_name", "features"),
+        own_plain_rows=True,
+    ),
+    SqlFunction("sqml_predict_proba", functions.predict_proba, ("experiment_name", "features")),
+    SqlFunction(
+        "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
+    ),
+    TableFunction(
+        "sqml_predict_table",
+        functions.predict_table,
+        ("experiment_name", "source"),
+        ("row_id", "prediction", "probabilities"),
+    ),
+)
+
+# sqml_binding_mode() is attached by each binder itself (it owns the session).
+BINDING_MODE = "sqml_binding_mode"
+
+
+def new_session(conn: sqlite3.Connection | Any) -> Session:
+    """A connection's session with every SQL function bound to it, ready to attach."""
+    session = Session(conn)
+    for function in FUNCTIONS:
+        if isinstance(function, TableFunction):
+            session.tables[function.name] = function.factory(session)
+            continue
+        session.calls[function.name] = function.bound_to(session)
+        session.flags[function.name] = (function.deterministic, function.direct_only)
+    return session
+
+
+def registered_names() -> list[str]:
+    """Every SQL function a registered connection has, ``sqml_binding_mode`` included."""
+    return [function.name for function in FUNCTIONS] + [BINDING_MODE]
