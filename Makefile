@@ -25,9 +25,9 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The editable install also compiles the native extension (src/sqlite_ml/_native.c) in
-# place; it is rebuilt whenever its source changes.
-$(STAMP): pyproject.toml setup.py src/sqlite_ml/_native.c src/sqlite_ml/_native_host.h | $(BIN)/python
+# The editable install also compiles the native extension (the C sources in csrc/) into
+# src/sqlite_ml; it is rebuilt whenever one of them changes.
+$(STAMP): pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h) | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]'
 	touch $@
 
