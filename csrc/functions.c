@@ -60,8 +60,7 @@ PyObject *sqml_create_function(PyObject *module, PyObject *args) {
     int nargs, flags;
     if (!PyArg_ParseTuple(args, "OsiiOO", &handle, &name, &nargs, &flags, &call, &on_error))
         return NULL;
-    if (sqml_check_api() < 0) return NULL;
-    sqlite3 *db = sqml_handle_from(handle);
+    sqlite3 *db = sqml_connection(handle);
     if (db == NULL) return NULL;
     if (!PyCallable_Check(call) || !PyCallable_Check(on_error)) {
         PyErr_SetString(PyExc_TypeError, "call and on_error must be callable");

@@ -260,18 +260,31 @@ static int parse_row(const char **cursor, const char *end, PyObject *keys, Py_ss
     return 1;
 }
 
+/* The arguments (json, keys) of text() and batch(): 1 with json's UTF-8 in [*start, *end)
+ * and the keys in *keys; 0 when the keys are not one per input (the answer is None); -1
+ * with a Python exception set. */
+static int json_arguments(LinearQuick *self, PyObject *args, PyObject **keys,
+                          const char **start, const char **end) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, keys)) return -1;
+    if (PyTuple_GET_SIZE(*keys) != self->width) return 0;
+    Py_ssize_t size;
+    *start = PyUnicode_AsUTF8AndSize(text, &size);
+    if (*start == NULL) return -1;
+    *end = *start + size;
+    return 1;
+}
+
 /* quick.text(json, keys) -> the prediction for one row as JSON text (see parse_row), or
  * None when the text is any other shape or the answer is unsure (the caller's slow path
  * decides). */
 static PyObject *linear_text(LinearQuick *self, PyObject *args) {
-    PyObject *text, *keys;
-    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, &keys)) return NULL;
+    PyObject *keys;
+    const char *p, *end;
+    int ready = json_arguments(self, args, &keys, &p, &end);
+    if (ready < 0) return NULL;
+    if (ready == 0) Py_RETURN_NONE;
     Py_ssize_t n = self->width;
-    if (PyTuple_GET_SIZE(keys) != n) Py_RETURN_NONE;
-    Py_ssize_t size;
-    const char *p = PyUnicode_AsUTF8AndSize(text, &size);
-    if (p == NULL) return NULL;
-    const char *end = p + size;
     double small[128];
     double *x = n <= 128 ? small : PyMem_Malloc(sizeof(double) * (size_t)n);
     if (x == NULL) return PyErr_NoMemory();
@@ -286,14 +299,12 @@ static PyObject *linear_text(LinearQuick *self, PyObject *args) {
  * parse_row reads them), or None when any row is another shape or unsure, or the array
  * is empty: the caller's slow path then decides every row. */
 static PyObject *linear_batch(LinearQuick *self, PyObject *args) {
-    PyObject *text, *keys;
-    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, &keys)) return NULL;
+    PyObject *keys;
+    const char *p, *end;
+    int ready = json_arguments(self, args, &keys, &p, &end);
+    if (ready < 0) return NULL;
+    if (ready == 0) Py_RETURN_NONE;
     Py_ssize_t n = self->width;
-    if (PyTuple_GET_SIZE(keys) != n) Py_RETURN_NONE;
-    Py_ssize_t size;
-    const char *p = PyUnicode_AsUTF8AndSize(text, &size);
-    if (p == NULL) return NULL;
-    const char *end = p + size;
     if (p >= end || *p != '[') Py_RETURN_NONE;
     p++;
     double small[128];

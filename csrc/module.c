@@ -31,13 +31,22 @@ int sqlite3_sqmlbind_init(sqlite3 *db, char **error, const sqlite3_api_routines 
     return sqml_adopt_api(api, error);
 }
 
-int sqml_check_api(void) {
+static int check_api(void) {
     if (!api_ready()) {
         PyErr_SetString(PyExc_RuntimeError,
                         "sqlite-ml's native extension was not loaded into any SQLite library");
         return -1;
     }
     return 0;
+}
+
+sqlite3 *sqml_connection(PyObject *handle) {
+    if (check_api() < 0) return NULL;
+    void *db = PyLong_AsVoidPtr(handle);
+    if (db == NULL && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "no database handle");
+    }
+    return (sqlite3 *)db;
 }
 
 static PyObject *native_api_ready(PyObject *module, PyObject *unused) {
@@ -51,14 +60,14 @@ static PyObject *native_api_ready(PyObject *module, PyObject *unused) {
 static PyObject *native_libversion_address(PyObject *module, PyObject *unused) {
     (void)module;
     (void)unused;
-    if (sqml_check_api() < 0) return NULL;
+    if (check_api() < 0) return NULL;
     return PyLong_FromVoidPtr((void *)sqlite3_api->libversion);
 }
 
 static PyObject *native_libversion(PyObject *module, PyObject *unused) {
     (void)module;
     (void)unused;
-    if (sqml_check_api() < 0) return NULL;
+    if (check_api() < 0) return NULL;
     return PyUnicode_FromString(sqlite3_libversion());
 }
 
@@ -75,8 +84,7 @@ static PyObject *native_api_layout(PyObject *module, PyObject *unused) {
 /* What a host connection object reports about its database handle. */
 static PyObject *native_connection_state(PyObject *module, PyObject *handle_object) {
     (void)module;
-    if (sqml_check_api() < 0) return NULL;
-    sqlite3 *db = sqml_handle_from(handle_object);
+    sqlite3 *db = sqml_connection(handle_object);
     if (db == NULL) return NULL;
     return Py_BuildValue("{s:O,s:L,s:L}", "in_transaction",
                          sqlite3_get_autocommit(db) ? Py_False : Py_True, "total_changes",
@@ -89,8 +97,7 @@ static PyObject *native_connection_state(PyObject *module, PyObject *handle_obje
  * it cannot vouch (no transaction open yet; an explicit transaction that writes). */
 static PyObject *native_change_reading(PyObject *module, PyObject *handle_object) {
     (void)module;
-    if (sqml_check_api() < 0) return NULL;
-    sqlite3 *db = sqml_handle_from(handle_object);
+    sqlite3 *db = sqml_connection(handle_object);
     if (db == NULL) return NULL;
 #if SQLITE_VERSION_NUMBER >= 3034000
     int state = sqlite3_txn_state(db, "main");

@@ -316,8 +316,7 @@ PyObject *sqml_create_predict_table(PyObject *module, PyObject *args) {
     PyObject *handle, *chunks, *on_error;
     const char *name;
     if (!PyArg_ParseTuple(args, "OsOO", &handle, &name, &chunks, &on_error)) return NULL;
-    if (sqml_check_api() < 0) return NULL;
-    sqlite3 *db = sqml_handle_from(handle);
+    sqlite3 *db = sqml_connection(handle);
     if (db == NULL) return NULL;
     TableModule *table_module = PyMem_RawMalloc(sizeof(TableModule));
     if (table_module == NULL) return PyErr_NoMemory();

@@ -166,8 +166,7 @@ static int reader_init(Reader *self, PyObject *args, PyObject *kwargs) {
     const char *sql;
     Py_ssize_t size;
     if (!PyArg_ParseTuple(args, "Os#|O", &handle, &sql, &size, &parameters)) return -1;
-    if (sqml_check_api() < 0) return -1;
-    sqlite3 *db = sqml_handle_from(handle);
+    sqlite3 *db = sqml_connection(handle);
     if (db == NULL) return -1;
     const char *tail = NULL;
     int rc = sqlite3_prepare_v2(db, sql, (int)size, &self->stmt, &tail);

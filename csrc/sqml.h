@@ -53,8 +53,9 @@ SQLITE_EXTENSION_INIT3
 /* Record the API table of the library loading us; a second, different library is
  * refused (SQLITE_ERROR with *error set). */
 SQML_INTERNAL int sqml_adopt_api(const sqlite3_api_routines *api, char **error);
-/* 0 when a library has handed us its API table; -1 with a Python exception otherwise. */
-SQML_INTERNAL int sqml_check_api(void);
+/* The connection a Python int holds, once a library has handed us its API table; NULL
+ * with a Python exception set. */
+SQML_INTERNAL sqlite3 *sqml_connection(PyObject *handle);
 
 /* values.c: values between SQLite and Python (the GIL is held) ---------------------- */
 
@@ -66,8 +67,6 @@ SQML_INTERNAL int sqml_set_result(sqlite3_context *context, PyObject *result);
 SQML_INTERNAL char *sqml_take_error(PyObject *on_error, const char *name, int *nomem);
 /* Decrement references from a SQLite destructor (takes the GIL; nothing after shutdown). */
 SQML_INTERNAL void sqml_release_objects(PyObject **objects, int count);
-/* The connection a Python int holds; NULL with a Python exception. */
-SQML_INTERNAL sqlite3 *sqml_handle_from(PyObject *handle);
 
 /* The module's functions and types, each in the file of its role -------------------- */
 

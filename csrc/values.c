@@ -84,11 +84,3 @@ void sqml_release_objects(PyObject **objects, int count) {
     PyGILState_Release(gil);
 }
 
-sqlite3 *sqml_handle_from(PyObject *handle) {
-    void *db = PyLong_AsVoidPtr(handle);
-    if (db == NULL && !PyErr_Occurred()) {
-        PyErr_SetString(PyExc_ValueError, "no database handle");
-    }
-    return (sqlite3 *)db;
-}
-
