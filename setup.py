@@ -1,5 +1,6 @@
-"""Build the optional native layer (src/sqlite_ml/_native.c); everything else is in
-pyproject.toml. A failed compile leaves a working pure-Python package (``optional``)."""
+"""Build the optional native layer (the C sources in csrc/, see csrc/sqml.h) as the module
+sqlite_ml._native; everything else is in pyproject.toml. A failed compile leaves a working
+pure-Python package (``optional``)."""
 
 import sys
 import sysconfig
@@ -26,13 +27,21 @@ setup(
     ext_modules=[
         Extension(
             "sqlite_ml._native",
-            sources=["src/sqlite_ml/_native.c"],
-            depends=["src/sqlite_ml/_native_host.h"],
+            sources=[
+                "csrc/module.c",
+                "csrc/values.c",
+                "csrc/functions.c",
+                "csrc/reader.c",
+                "csrc/predict_table.c",
+                "csrc/linear_quick.c",
+                "csrc/host_entry.c",
+            ],
+            depends=["csrc/sqml.h"],
             libraries=libraries,
             library_dirs=library_dirs,
             runtime_library_dirs=library_dirs,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
-            # The environment a host program's interpreter starts in (see _native_host.h).
+            # The environment a host program's interpreter starts in (see csrc/host_entry.c).
             define_macros=[("SQML_PYTHON_EXECUTABLE", _c_string(sys.executable))],
             optional=True,
         )

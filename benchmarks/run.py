@@ -1,12 +1,12 @@
 """Benchmark sqlite-ml against sqlite-ml 0.1.2 and against the floors of the work itself.
 
-    python bench/run.py            # the full run (about 10 minutes on 2 cores)
-    python bench/run.py --quick    # small sizes, one round: a smoke test of the harness
+    python benchmarks/run.py            # the full run (about 10 minutes on 2 cores)
+    python benchmarks/run.py --quick    # small sizes, one round: a smoke test of the harness
 
-Builds synthetic data (20 REAL features, a 0/1 label) once under bench/.data, creates
-bench/.venv-0.1.2 with sqlite-ml 0.1.2 and scikit-learn 1.5.2 from PyPI on first use,
-then runs every measurement in its own process, the two implementations interleaved
-round after round, and writes a markdown table of medians, min-max and ratios.
+Builds synthetic data (20 REAL features, a 0/1 label) once under benchmarks/.data,
+creates benchmarks/.venv-0.1.2 with sqlite-ml 0.1.2 and scikit-learn 1.5.2 from PyPI on
+first use, then runs every measurement in its own process, the two implementations
+interleaved round after round, and writes a markdown table of medians, min-max and ratios.
 """
 
 from __future__ import annotations

@@ -4,11 +4,15 @@
  * Starts a Python interpreter when the process has none, in the Python environment the
  * package was built in (SQML_PYTHON_EXECUTABLE, recorded by setup.py; the environment
  * variable SQLITE_ML_PYTHON names another python executable). Python must not take over
- * the host's C stdio or its signal handlers. Then sqlite_ml.faces.sqlite3_shell.bind() registers the
- * functions on the host's connection. The GIL is released when we return: every callback
- * takes it. */
+ * the host's C stdio or its signal handlers. Then the bind() of the Python module
+ * SQML_HOST_MODULE registers the functions on the host's connection. The GIL is released
+ * when we return: every callback takes it. */
+#include "sqml.h"
 
 #include <dlfcn.h>
+
+/* The Python module whose bind(handle) registers the functions on a host's connection. */
+#define SQML_HOST_MODULE "sqlite_ml.faces.sqlite3_shell"
 
 #ifndef SQML_PYTHON_EXECUTABLE
 #define SQML_PYTHON_EXECUTABLE ""
@@ -97,7 +101,7 @@ static int same_library_as_python(char **error) {
 __declspec(dllexport)
 #endif
 int sqlite3_extension_init(sqlite3 *db, char **error, const sqlite3_api_routines *api) {
-    if (adopt_api(api, error) != SQLITE_OK) return SQLITE_ERROR;
+    if (sqml_adopt_api(api, error) != SQLITE_OK) return SQLITE_ERROR;
     int started = 0;
     if (!Py_IsInitialized()) {
         if (start_python(error) != SQLITE_OK) return SQLITE_ERROR;
@@ -106,7 +110,7 @@ int sqlite3_extension_init(sqlite3 *db, char **error, const sqlite3_api_routines
     PyGILState_STATE gil = started ? PyGILState_UNLOCKED : PyGILState_Ensure();
     int rc = same_library_as_python(error);
     if (rc == SQLITE_OK) {
-        PyObject *host = PyImport_ImportModule("sqlite_ml.faces.sqlite3_shell");
+        PyObject *host = PyImport_ImportModule(SQML_HOST_MODULE);
         PyObject *handle = host ? PyLong_FromVoidPtr(db) : NULL;
         PyObject *done = handle ? PyObject_CallMethod(host, "bind", "O", handle) : NULL;
         if (done == NULL) {
