@@ -26,18 +26,14 @@ import sqlite_ml
 
 def registered_function_names() -> set[str]:
     """The name of every SQL function sqlite-ml registers on a connection."""
-    # After the move into subpackages this is sqlite_ml.sql.registry.FUNCTIONS.
-    from sqlite_ml.functions import FUNCTIONS
+    from sqlite_ml.sql.registry import registered_names
 
-    # Attached by the binding itself, not listed there: sqml_binding_mode and (native
-    # binding) the table-valued sqml_predict_table.
-    return {function.name for function in FUNCTIONS} | {"sqml_binding_mode", "sqml_predict_table"}
+    return set(registered_names())
 
 
 def cli_group() -> Any:
     """The click group of the ``sqml`` command."""
-    # After the move into subpackages this is sqlite_ml.faces.cli.cli.
-    from sqlite_ml.cli import cli
+    from sqlite_ml.faces.cli import cli
 
     return cli
 
