@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import SqmlError
-from .sqlite.binders import WeakRegistry
+from .sqlite.weak_registry import WeakRegistry
 
 if TYPE_CHECKING:
     from .sql.session import Session

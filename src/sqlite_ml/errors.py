@@ -9,7 +9,6 @@ suggests the closest valid name when there is one.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 
@@ -47,6 +46,8 @@ def closest(value: object, candidates: Iterable[str]) -> str | None:
     """The candidate a mistyped ``value`` most likely meant (case aside), or None."""
     if not isinstance(value, str) or not value:
         return None
+    import difflib  # only when a name is wrong
+
     names = list(candidates)
     folded = {name.casefold(): name for name in names}
     if value.casefold() in folded and folded[value.casefold()] != value:

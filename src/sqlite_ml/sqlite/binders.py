@@ -33,13 +33,13 @@ import sqlite3
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 from ..errors import SqmlError
 from .capi import FUNCTION_CALLBACK, CApi
+from .weak_registry import WeakRegistry
 
 SqlCallable = Callable[..., Any]
-T = TypeVar("T")
 
 _SQLITE_UTF8 = 1
 _SQLITE_DETERMINISTIC = 0x800
@@ -57,27 +57,6 @@ def error_message(error: BaseException, function_name: str) -> str:
     else:
         text = f"{function_name}: unexpected {type(error).__name__}: {error}"
     return text.replace("\x00", "\\0")
-
-
-class WeakRegistry(Generic[T]):
-    """Objects by an integer key (a handle or an address), held weakly; an entry leaves
-    when its object dies, unless a newer object took the key meanwhile."""
-
-    def __init__(self) -> None:
-        self._refs: dict[int, weakref.ref[T]] = {}
-
-    def put(self, key: int, value: T) -> None:
-        refs = self._refs
-
-        def forget(ref: weakref.ref[T]) -> None:
-            if refs.get(key) is ref:
-                del refs[key]
-
-        refs[key] = weakref.ref(value, forget)
-
-    def get(self, key: int) -> T | None:
-        ref = self._refs.get(key)
-        return ref() if ref is not None else None
 
 
 # A table-valued function as the native layer runs it: given the database handle, the

@@ -1,0 +1,105 @@
+"""A database written by sqlite-ml 0.3.0 (``tests/data/sqlite-ml-0.3.0.db``, made by
+``tests/data/make_db_0_3_0.py`` before the modules moved into subpackages) opens and
+answers exactly as 0.3.0 did: its skops blobs name 0.3.0's dotted paths, and nothing of
+it is migrated or rewritten."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_ml
+
+from .helpers import expected_mode
+
+DATA = Path(__file__).resolve().parent / "data"
+ANSWERS = json.loads((DATA / "sqlite-ml-0.3.0.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def old(tmp_path: Path) -> sqlite3.Connection:
+    path = tmp_path / "old.db"
+    shutil.copyfile(DATA / "sqlite-ml-0.3.0.db", path)
+    conn = sqlite3.connect(path)
+    sqlite_ml.register(conn)
+    yield conn
+    conn.close()
+
+
+def same(ours: Any, theirs: Any) -> bool:
+    if isinstance(theirs, float) and isinstance(ours, float):
+        return ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+    return bool(ours == theirs) and type(ours) is type(theirs)
+
+
+@pytest.mark.parametrize("experiment", sorted(ANSWERS["experiments"]))
+def test_every_model_predicts_as_0_3_0_did(old: sqlite3.Connection, experiment: str) -> None:
+    entry = ANSWERS["experiments"][experiment]
+    rows = old.execute(
+        f"SELECT rowid, sqml_predict(?, {entry['columns']}) FROM {entry['table']} "  # noqa: S608
+        "ORDER BY rowid",
+        (experiment,),
+    ).fetchall()
+    expected = [tuple(pair) for pair in entry["predictions"]]
+    assert len(rows) == len(expected) > 0
+    wrong = [(g, w) for g, w in zip(rows, expected, strict=True) if not same(g[1], w[1])]
+    assert not wrong, wrong[:5]
+    for features, probabilities in entry.get("probabilities", []):
+        (text,) = old.execute("SELECT sqml_predict_proba(?, ?)", (experiment, features)).fetchone()
+        ours, theirs = json.loads(text), json.loads(probabilities)
+        assert list(ours) == list(theirs)  # the same keys, in the same order
+        # Equal to rounding: runs trained with preprocess now take the folded-weights
+        # path that 0.3.0 kept for the default pipeline only (same formulas).
+        for key, value in theirs.items():
+            assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-15)
+
+
+def test_the_deployed_model_and_the_other_answers_are_unchanged(old: sqlite3.Connection) -> None:
+    assert (
+        old.execute("SELECT sqml_feature_importance('churn')").fetchone()[0]
+        == (ANSWERS["feature_importance"])
+    )
+    evaluated = json.loads(
+        old.execute("SELECT sqml_evaluate('diabetes', 'dataset_diabetes')").fetchone()[0]
+    )
+    assert evaluated == json.loads(ANSWERS["evaluate"])
+    board = old.execute(
+        "SELECT experiment, model_id, metric, score, rank FROM sqml_leaderboard"
+    ).fetchall()
+    assert [list(row) for row in board] == ANSWERS["leaderboard"]
+    assert ANSWERS["experiments"]["iris"]["model_id"] == 1  # the rollback went back to 1
+
+
+def test_nothing_of_the_old_database_is_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    shutil.copyfile(DATA / "sqlite-ml-0.3.0.db", path)
+    before = path.read_bytes()
+    conn = sqlite3.connect(path)
+    sqlite_ml.register(conn)
+    conn.execute("SELECT sqml_predict('iris', '[5.1, 3.5, 1.4, 0.2]')").fetchone()
+    conn.commit()
+    conn.close()
+    assert path.read_bytes() == before
+
+
+def test_table_predictions_match_and_training_goes_on(old: sqlite3.Connection) -> None:
+    if expected_mode() == "native":
+        entry = ANSWERS["experiments"]["churn lgbm"]
+        rows = old.execute(
+            "SELECT row_id, prediction FROM sqml_predict_table('churn lgbm', 'customers')"
+            " ORDER BY row_id"
+        ).fetchall()
+        assert [list(row) for row in rows] == entry["predictions"]
+    result = json.loads(
+        old.execute(
+            "SELECT sqml_train('iris', 'classification', 'decision_tree', 'dataset_iris', 'target')"
+        ).fetchone()[0]
+    )
+    assert result["run_id"] == 11 and result["model_id"] == 11
+    assert old.execute("SELECT sqml_predict('iris', '[5.1, 3.5, 1.4, 0.2]')").fetchone()[0] == 0.0
