@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h)
 DEMO_DB ?= demo.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test system-packages .venv demo test lint format clean bench bench-quick
+.PHONY: help install install-test system-packages system-packages-demo .venv demo test lint format clean bench bench-quick
 
 help:
 	@echo "make demo     create .venv if needed, install sqlite-ml, run the demo into $(DEMO_DB)"
@@ -44,10 +44,13 @@ install .venv: $(STAMP)
 
 install-test: $(TEST_STAMP)
 
-system-packages:
-	bash scripts/install-system-packages.sh
+system-packages-demo:
+	bash scripts/install-system-packages.sh demo
 
-demo: install
+system-packages:
+	bash scripts/install-system-packages.sh test
+
+demo: system-packages-demo install
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB)-journal
 	$(BIN)/sqml demo $(DEMO_DB)
 
