@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 import sqlite_ml
+from sqlite_ml.db.schema import SCHEMA_VERSION
 
 from .helpers import IRIS_FEATURES, SETOSA, VIRGINICA, Db, trap_pickle
 
@@ -226,6 +227,7 @@ def write_v1_database(path: Path) -> None:
     db.train("iris", "classification", "logistic_regression", "dataset_iris", "target")
     conn.execute("DROP VIEW sqml_leaderboard")
     conn.execute("DROP TABLE sqml_search_trials")
+    conn.execute("DROP TABLE sqml_pretrained")  # version 3
     for table, added in V2_COLUMNS.items():
         for column in added:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -243,7 +245,10 @@ def test_a_v1_database_migrates_in_place_and_keeps_serving(db_path, connect):
     ).fetchall()
 
     db = Db(connect(), db_path)
-    assert db.value("SELECT value FROM sqml_meta WHERE key = 'schema_version'") == "2"
+    assert db.value("SELECT value FROM sqml_meta WHERE key = 'schema_version'") == str(
+        SCHEMA_VERSION
+    )
+    assert db.value("SELECT count(*) FROM sqml_pretrained") == 0
     for table, added in V2_COLUMNS.items():
         present = {row[1] for row in db.rows(f"PRAGMA table_info({table})")}
         assert set(added) <= present, table

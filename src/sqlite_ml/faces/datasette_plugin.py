@@ -32,7 +32,9 @@ PLUGIN = "sqlite-ml"
 
 @hookimpl
 def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
-    register_on_host(conn, "Datasette")
+    # Setting vectors: true in the plugin configuration loads sqlite-vec too.
+    vectors = bool((datasette.plugin_config(PLUGIN) or {}).get("vectors"))
+    register_on_host(conn, "Datasette", vectors)
 
 
 def configured_database(datasette: Any) -> Any | None:

@@ -13,6 +13,7 @@ from sklearn.base import is_classifier
 from ..db.relations import Relation, require_column
 from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unknown
 from ..ml.catalogue import make_estimator, parameter_names
+from ..ml.pretrained import load_embedder
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
 
@@ -31,7 +32,7 @@ OPTION_KEYS = (
     "metric",
 )
 SEARCH_ARGS = ("cv", "n_iter")
-PREPROCESS_KEYS = ("impute", "scale", "encode")
+PREPROCESS_KEYS = ("impute", "scale", "encode", "embed")
 MAX_CANDIDATES = 1000
 _TRIAL_ROWS = 32
 
@@ -41,6 +42,7 @@ class ColumnPreprocess:
     impute: str = "mean"
     scale: str = "standard"
     encode: str | None = None  # None: automatic (numbers as numbers, text one-hot)
+    embed: str | None = None  # a pretrained embedding model's name: text -> its vector
 
 
 @dataclass(frozen=True)
@@ -184,12 +186,33 @@ def _preprocess(raw: object, features: list[str]) -> dict[str, ColumnPreprocess]
         refuse_unknown("preprocess key", spec, PREPROCESS_KEYS, context=f" for '{column}'")
         allowed = {"impute": IMPUTE_STRATEGIES, "scale": SCALE_STRATEGIES, "encode": ENCODINGS}
         for key, value in spec.items():
-            if value not in allowed[key]:
+            if key != "embed" and value not in allowed[key]:
                 raise unknown(key, value, allowed[key], context=f" for preprocess '{column}'")
+        embed = _embedding_model(column, spec)
         out[column] = ColumnPreprocess(
-            spec.get("impute", "mean"), spec.get("scale", "standard"), spec.get("encode")
+            spec.get("impute", "mean"), spec.get("scale", "standard"), spec.get("encode"), embed
         )
     return out
+
+
+def _embedding_model(column: str, spec: dict[str, Any]) -> str | None:
+    """Preprocess ``embed``: the model is loaded now, so that a missing one stops the run
+    before anything is written."""
+    if "embed" not in spec:
+        return None
+    model = spec["embed"]
+    if not isinstance(model, str) or not model.strip():
+        raise SqmlError(
+            f"preprocess embed for '{column}' must name a pretrained model ('default', a "
+            f"folder or a Hugging Face id), got {describe(model)}"
+        )
+    if "encode" in spec:
+        raise SqmlError(
+            f"preprocess '{column}' has both encode and embed; a text column is either "
+            "encoded as categories or embedded, not both"
+        )
+    load_embedder(model)
+    return model
 
 
 def _features(raw: object, relation: Relation, target: str | None) -> list[str]:

@@ -39,9 +39,10 @@ from ..ml.labels import (
     numbers_or_error,
 )
 from ..ml.pipelines import build_pipeline, transform_in_place
+from ..ml.pretrained import load_embedder
 from ..ml.splits import SPLIT_STRATEGIES, split_rows
 from ..scoring import better
-from . import importance, progress, search
+from . import importance, pretrained, progress, search
 from .experiments import new_experiment_name
 from .options import TrainOptions, validate_options
 from .reading import read_numeric
@@ -68,6 +69,11 @@ class TrainRequest:
     @property
     def encodings(self) -> dict[str, str | None]:
         return {name: spec.encode for name, spec in self.options.preprocess.items()}
+
+    @property
+    def embeddings(self) -> dict[str, str]:
+        """Column -> the pretrained model that embeds its text (preprocess embed)."""
+        return {n: spec.embed for n, spec in self.options.preprocess.items() if spec.embed}
 
     @property
     def order_by(self) -> str | None:
@@ -194,6 +200,7 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
         count, text_labels = count_rows_with_target(conn, request.dataset, target), False
     _require_two_rows(request, count)
     categorical = any(e not in (None, "none") for e in request.encodings.values())
+    categorical = categorical or bool(request.embeddings)
     label_kind = CLUSTER_LABELS if target is None else NUMERIC_LABELS
     if not text_labels and not categorical:
         read = read_numeric(conn, request.dataset, features, target, count, request.order_by)
@@ -259,8 +266,9 @@ def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> Prepa
             columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
             labels = labels[keep]
     _require_two_rows(request, len(labels))
+    embedders = {column: load_embedder(model) for column, model in request.embeddings.items()}
     schema = FeatureSchema.infer(
-        features, columns[:-1], target or "", label_kind, request.encodings, outputs
+        features, columns[:-1], target or "", label_kind, request.encodings, outputs, embedders
     )
     matrix = schema.encode_columns(columns[:-1], len(labels))
     infinite = np.isinf(matrix).any(axis=0)
@@ -482,6 +490,8 @@ def _fit_and_record(
             feature_importance=json.dumps(importances),
         )
         store.insert_metrics(conn, model_id, values)
+        for embedder in data.schema.embedders.values():
+            pretrained.record_use(conn, embedder, required=True)
         if searched is not None:
             store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
         deployed = request.options.automatic_deploy and _beats_active(

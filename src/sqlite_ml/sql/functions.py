@@ -134,6 +134,44 @@ def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any =
     return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
 
 
+def embed(session: Session, model: Any, text: Any) -> bytes | None:
+    # Called for every row of a query: the connection's model is looked up inline.
+    if text is None:
+        return None
+    embedder = session.pretrained.loaded.get(model) or _embedder(session, model)
+    if type(text) is not str:
+        from ..ops.pretrained import text_of
+
+        text = text_of(text, "sqml_embed")
+    return embedder.embed_one(text)
+
+
+def _embedder(session: Session, model: Any) -> Any:
+    conn = session.conn
+    with plain_rows(conn):
+        return session.pretrained.embedder(conn, model)
+
+
+def embed_batch(session: Session, model: Any, texts: Any) -> str | None:
+    from ..ops.pretrained import embed_batch as embed_texts
+
+    if texts is None:
+        return None
+    return embed_texts(_embedder(session, model), texts)
+
+
+def classify_text(session: Session, model: Any, text: Any, labels: Any) -> str | None:
+    from ..ops.pretrained import classify_text as closest_label
+    from ..ops.pretrained import text_of
+
+    embedder = _embedder(session, model)
+    names, vectors = session.pretrained.label_vectors(embedder, labels)
+    text = text_of(text, "sqml_classify_text")
+    if text is None:
+        return None
+    return closest_label(names, vectors, embedder.embed_one(text))
+
+
 # What the virtual table calls: (experiment, source, with_probabilities) -> chunks of
 # (row ids, predictions, probabilities or None).
 Chunks = Callable[[Any, Any, bool], Iterator[Any]]

@@ -148,6 +148,11 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
     SqlFunction(
         "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
     ),
+    # Not direct-only: a trigger may keep a vector table in step with its text. Their one
+    # write, the first use of a model on a connection in sqml_pretrained, is provenance.
+    SqlFunction("sqml_embed", functions.embed, ("model", "text"), own_plain_rows=True),
+    SqlFunction("sqml_embed_batch", functions.embed_batch, ("model", "texts")),
+    SqlFunction("sqml_classify_text", functions.classify_text, ("model", "text", "labels")),
     TableFunction(
         "sqml_predict_table",
         functions.predict_table,

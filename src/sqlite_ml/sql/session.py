@@ -13,6 +13,7 @@ from ..errors import SqmlError
 
 if TYPE_CHECKING:
     from ..ops.prediction import DeployedModels
+    from ..ops.pretrained import PretrainedModels
 
 
 class Session:
@@ -24,6 +25,7 @@ class Session:
     that registering functions imports no machine-learning library."""
 
     deployed: DeployedModels
+    pretrained: PretrainedModels  # the embedding models its queries use, made on first use
 
     def __init__(self, conn: sqlite3.Connection | Any):
         self._conn_address = id(conn)
@@ -41,6 +43,11 @@ class Session:
     def __getattr__(self, name: str) -> Any:
         # Only reached while the attribute is missing: after the first call, ``deployed``
         # is a plain attribute (prediction reads it on every row).
+        if name == "pretrained":
+            from ..ops.pretrained import PretrainedModels
+
+            self.pretrained = PretrainedModels()
+            return self.pretrained
         if name != "deployed":
             raise AttributeError(name)
         from ..ops.prediction import DeployedModels
