@@ -146,7 +146,7 @@ def sentence_transformers_model(folder: Path, dimension: int = 16) -> Any:
     """A one-layer BERT with mean pooling saved by sentence-transformers itself; returns the
     library's own model (for the numbers it gives)."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     torch.manual_seed(0)
@@ -162,8 +162,13 @@ def sentence_transformers_model(folder: Path, dimension: int = 16) -> Any:
         max_position_embeddings=64,
     )
     BertModel(config).save_pretrained(str(base))
-    transformer = models.Transformer(str(base), max_seq_length=32)
-    pooling = models.Pooling(dimension, pooling_mode="mean")
+    try:  # sentence-transformers 6 moved them
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Pooling, Transformer
+
+    transformer = Transformer(str(base), max_seq_length=32)
+    pooling = Pooling(dimension, pooling_mode="mean")
     model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
     model.save(str(folder))
     return model

@@ -226,6 +226,7 @@ class FeatureSchema:
             feature.kind in (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED)
             for feature in self.features
         )
+        self.single_vector = len(self.features) == 1 and self._kinds[0] == VECTOR
         # The loaded models of the embedding features, by feature name (see bind_embedders).
         self.embedders: dict[str, Embedder] = dict(embedders or {})
 

@@ -96,7 +96,10 @@ class LoadedModel:
         return self.row_predictor(row)
 
     def predict_text(self, text: object) -> Any:
-        """One row given as JSON text (an object keyed by column, or an array)."""
+        """One row given as JSON text (an object keyed by column, or an array); for a
+        model of one vector feature, a BLOB is that vector."""
+        if type(text) is bytes and self.schema.single_vector:
+            return self.predict_values([text])
         quick = self.quick
         if quick is not None and type(text) is str:
             text_quick = self._text_quick
