@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .helpers import Db
+from .helpers import Db, without_packages
 from .tiny_models import OnnxModel, StaticModel, sentence_transformers_model
 
 TEXTS = ["the team won the football match", "rain tonight", "an unseen zzzq word", ""]
@@ -89,13 +89,9 @@ def test_training_on_an_onnx_model(db: Db, tmp_path: Path) -> None:
 
 def test_a_missing_runtime_names_its_extra(python, tmp_path: Path) -> None:  # noqa: ANN001
     model = OnnxModel(tmp_path / "onnx")
-    code = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] == 'onnxruntime':
-            raise ModuleNotFoundError(name)
-sys.meta_path.insert(0, Block())
+    code = (
+        without_packages("onnxruntime")
+        + """
 import sqlite3, sqlite_ml
 conn = sqlite3.connect(':memory:'); sqlite_ml.register(conn)
 try:
@@ -103,6 +99,7 @@ try:
 except sqlite3.Error as error:
     print(error)
 """
+    )
     done = python(code, str(model.folder))
     assert "needs the Python package 'onnxruntime'" in done.stdout, done.stderr
     assert "pip install 'sqlite-ml[onnx]'" in done.stdout

@@ -15,7 +15,7 @@ import pytest
 import sqlite_ml
 from sqlite_ml.ml.pretrained import sources
 
-from .helpers import Db
+from .helpers import Db, without_packages
 from .tiny_models import StaticModel
 
 BUILTIN = "wordllama-l2-supercat"
@@ -231,19 +231,9 @@ def test_a_folder_without_a_model_names_what_it_expects(db: Db, tmp_path: Path) 
         embed(db, "x", f"static:{tmp_path / 'empty'}")
 
 
-BLOCK = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in sys.argv[2:]:
-            raise ModuleNotFoundError(name)
-sys.meta_path.insert(0, Block())
-"""
-
-
 def test_a_missing_backend_names_its_extra(python, tmp_path: Path) -> None:  # noqa: ANN001
     code = (
-        BLOCK
+        without_packages("wordllama")
         + """
 import sqlite3, sqlite_ml
 conn = sqlite3.connect(sys.argv[1]); sqlite_ml.register(conn)
@@ -253,6 +243,6 @@ except sqlite3.Error as error:
     print(error)
 """
     )
-    done = python(code, str(tmp_path / "x.db"), "wordllama")
+    done = python(code, str(tmp_path / "x.db"))
     assert "needs the Python package 'wordllama'" in done.stdout, done.stderr
     assert "pip install 'sqlite-ml[embeddings]'" in done.stdout

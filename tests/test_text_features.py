@@ -12,7 +12,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from .helpers import Db, expected_mode
+from .helpers import Db, expected_mode, without_packages
 
 TOPICS = {
     "sports": (
@@ -208,13 +208,7 @@ def test_vector_columns_must_be_float32_of_one_dimension(db: Db) -> None:
         db.value("SELECT sqml_train('v', 'regression', 'ridge', 't', 'y')")
 
 
-BLOCK = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] == 'wordllama':
-            raise ModuleNotFoundError(name)
-sys.meta_path.insert(0, Block())
+PREDICT = """
 import sqlite3, sqlite_ml
 conn = sqlite3.connect(sys.argv[1]); sqlite_ml.register(conn)
 try:
@@ -229,7 +223,7 @@ def test_a_database_moved_to_a_machine_without_the_model_says_what_to_install(
 ) -> None:  # noqa: ANN001
     train(topics, "embedded")
     topics.conn.commit()
-    done = python(BLOCK, str(topics.path))
+    done = python(without_packages("wordllama") + PREDICT, str(topics.path))
     assert "embeds column 'review' with the pretrained model 'wordllama-l2-supercat'" in (
         done.stdout
     ), done.stderr

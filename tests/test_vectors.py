@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import sqlite_ml
 from sqlite_ml.faces.cli import cli
 
+from .helpers import without_packages
 from .test_datasette_plugin import datasette_get
 from .test_sqlite_utils_plugin import sqlite_utils_cli
 
@@ -110,18 +111,15 @@ def test_the_plugins_load_it_when_asked(tmp_path: Path, monkeypatch) -> None:  #
 
 
 def test_missing_sqlite_vec_names_the_extra(python, tmp_path: Path) -> None:  # noqa: ANN001
-    code = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] == 'sqlite_vec':
-            raise ModuleNotFoundError(name)
-sys.meta_path.insert(0, Block())
+    code = (
+        without_packages("sqlite_vec")
+        + """
 import sqlite3, sqlite_ml
 try:
     sqlite_ml.register(sqlite3.connect(sys.argv[1]), vectors=True)
 except sqlite_ml.SqmlError as error:
     print(error)
 """
+    )
     done = python(code, str(tmp_path / "x.db"))
     assert "pip install 'sqlite-ml[vectors]'" in done.stdout, done.stderr
