@@ -419,15 +419,43 @@ class FeatureSchema:
             matrix = self._encode_numeric_records(records, batch)
             if matrix is not None:
                 return matrix
+        embedded = self._embed_in_batches(records)
         rows = [
-            self._encode_record(record, f" (item {i})" if batch else "")
+            self._encode_record(record, f" (item {i})" if batch else "", embedded)
             for i, record in enumerate(records)
         ]
         if not rows:
             return np.zeros((0, self.width), dtype=np.float64)
         return np.asarray(rows, dtype=np.float64)
 
-    def _encode_record(self, record: Any, where: str) -> list[float]:
+    def _embed_in_batches(self, records: list[Any]) -> dict[tuple[int, str], list[float]]:
+        """The vectors of the texts of embedding features in records given as arrays in
+        column order (table prediction, evaluation), embedded a batch at a time: a model
+        call per text would cost heavy models (ONNX, PyTorch) several times more. The
+        per-record encoder uses them and embeds anything else itself."""
+        found: dict[tuple[int, str], list[float]] = {}
+        width = len(self.names)
+        for slot, kind in enumerate(self._kinds):
+            if kind != EMBEDDING:
+                continue
+            texts = list(
+                dict.fromkeys(
+                    record[slot]
+                    for record in records
+                    if type(record) is list and len(record) == width and type(record[slot]) is str
+                )
+            )
+            if texts:
+                vectors = self._embedder(self.features[slot]).embed_many(texts).tolist()
+                found.update(((slot, t), v) for t, v in zip(texts, vectors, strict=True))
+        return found
+
+    def _encode_record(
+        self,
+        record: Any,
+        where: str,
+        embedded: Mapping[tuple[int, str], list[float]] | None = None,
+    ) -> list[float]:
         if isinstance(record, Mapping):
             try:
                 values: Sequence[Any] = [record[name] for name in self.names]
@@ -463,11 +491,14 @@ class FeatureSchema:
                     encoded[offsets[slot]] = self._number(slot, value, where)
             elif self._kinds[slot] in (EMBEDDING, VECTOR):
                 feature, start = self.features[slot], offsets[slot]
-                if feature.kind == VECTOR:
-                    vector = vector_of(feature, value, where)
+                known = embedded.get((slot, value)) if embedded and type(value) is str else None
+                if known is not None:  # embedded with the rest of the batch
+                    numbers = known
+                elif feature.kind == VECTOR:
+                    numbers = vector_of(feature, value, where).tolist()
                 else:
-                    vector = self._embed_texts(feature, [value], where)[0]
-                encoded[start : start + feature.dimension] = vector.tolist()
+                    numbers = self._embed_texts(feature, [value], where)[0].tolist()
+                encoded[start : start + feature.dimension] = numbers
             else:
                 if isinstance(value, (dict, list)):
                     raise SqmlError(
