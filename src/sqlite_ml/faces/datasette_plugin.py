@@ -33,7 +33,8 @@ PLUGIN = "sqlite-ml"
 @hookimpl
 def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     # Setting vectors: true in the plugin configuration loads sqlite-vec too.
-    vectors = bool((datasette.plugin_config(PLUGIN) or {}).get("vectors"))
+    setting = (datasette.plugin_config(PLUGIN) or {}).get("vectors")
+    vectors = setting is True or str(setting).strip().lower() in ("1", "true", "yes", "on")
     register_on_host(conn, "Datasette", vectors)
 
 
