@@ -4,7 +4,7 @@
 1. ``sqml_embed`` over N short sentences with the built-in model, against WordLlama's own
    ``embed(texts, norm=True)`` called directly in Python on the same sentences (the SQL
    call's overhead); ``sqml_embed_batch`` over the same column through
-   ``json_group_array`` for comparison.
+   ``json_group_array`` and the table-valued ``sqml_embed_table`` for comparison.
 2. Embedding + ``vec0`` insert of M rows, then top-10 KNN per query: embedding the query
    in SQL (``MATCH sqml_embed('default', ?)``) against sqlite-vec's own query on a
    precomputed vector (``MATCH ?``).
@@ -70,11 +70,25 @@ def embedding_throughput(count: int, repeat: int) -> list[tuple[str, str]]:
             "SELECT length(sqml_embed_batch('default', json_group_array(body))) FROM t"
         ).fetchone(),
     )
+    table_rows = [("sqml_embed_table (native binding only)", "not available in this binding")]
+    if sqlite_ml.binding_mode(conn) == "native":
+        table = best_of(
+            repeat,
+            lambda: conn.execute(
+                "SELECT count(embedding) FROM sqml_embed_table('default',"
+                " 'SELECT rowid, body FROM t')"
+            ).fetchone(),
+        )
+        table_rows = [
+            ("sqml_embed_table, a chunk of rows per Python call", f"{count / table:,.0f}/s"),
+            ("sqml_embed_table / sqml_embed throughput", f"{scalar / table:.2f}x"),
+        ]
     return [
         (f"WordLlama embed(norm=True), {count:,} sentences, direct", f"{count / direct:,.0f}/s"),
         ("sqml_embed, one call per row", f"{count / scalar:,.0f}/s"),
         ("sqml_embed / direct throughput", f"{direct / scalar:.2f}x"),
         ("sqml_embed_batch over json_group_array", f"{count / batch:,.0f}/s"),
+        *table_rows,
     ]
 
 

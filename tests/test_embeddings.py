@@ -15,7 +15,7 @@ import pytest
 import sqlite_ml
 from sqlite_ml.ml.pretrained import sources
 
-from .helpers import Db, without_packages
+from .helpers import Db, expected_mode, without_packages
 from .tiny_models import StaticModel
 
 BUILTIN = "wordllama-l2-supercat"
@@ -246,3 +246,33 @@ except sqlite3.Error as error:
     done = python(code, str(tmp_path / "x.db"))
     assert "needs the Python package 'wordllama'" in done.stdout, done.stderr
     assert "pip install 'sqlite-ml[embeddings]'" in done.stdout
+
+
+@pytest.mark.skipif(expected_mode() != "native", reason="table-valued: the native binding")
+def test_the_table_valued_form_embeds_a_column_as_sqml_embed_does(db: Db) -> None:
+    db.conn.execute("CREATE TABLE docs(id INTEGER PRIMARY KEY, body TEXT)")
+    texts = ["the team won", None, "rain tomorrow", "", "Ünïcode ✓"]
+    db.conn.executemany("INSERT INTO docs(body) VALUES (?)", [(text,) for text in texts])
+    rows = db.rows(
+        "SELECT row_id, embedding, text FROM sqml_embed_table('default', 'SELECT id, body "
+        "FROM docs') ORDER BY row_id"
+    )
+    assert [(key, text) for key, _, text in rows] == list(enumerate(texts, 1))
+    # byte for byte what sqml_embed gives, row by row
+    assert [blob for _, blob, _ in rows] == [embed(db, text) for text in texts]
+    # into a table, joined by key, without a Python call per row
+    db.conn.execute(
+        "CREATE TABLE vectors AS SELECT row_id AS id, embedding FROM "
+        "sqml_embed_table('default', 'SELECT id, body FROM docs WHERE body IS NOT NULL')"
+    )
+    assert db.value("SELECT count(*) FROM vectors") == 4
+    for source, message in [
+        ("docs", "must be a SELECT of two columns"),
+        ("SELECT body FROM docs", "it has 1 column"),
+        ("SELECT body, id FROM docs", "the first column must be an integer key"),
+        ("SELECT nope FROM docs", "not a single SELECT that runs"),
+    ]:
+        with pytest.raises(sqlite3.OperationalError, match=message):
+            db.rows("SELECT * FROM sqml_embed_table('default', ?)", (source,))
+    with pytest.raises(sqlite3.OperationalError, match="needs a model and a source"):
+        db.rows("SELECT * FROM sqml_embed_table('default')")

@@ -94,11 +94,22 @@ class TableFunction:
     name: str
     # session -> (database handle -> what the virtual table calls for its rows)
     factory: Callable[[Session], Callable[[int], Callable[..., Any]]]
-    arguments: tuple[str, ...]
-    columns: tuple[str, ...]
+    arguments: tuple[str, ...]  # two, the hidden columns
+    columns: tuple[str, ...]  # three: a row id, a value, a text read only when asked for
+    column_types: tuple[str, ...] = ("INTEGER", "", "TEXT")
+    missing_arguments: str = ""  # the error when an argument is missing, with an example
 
     def usage(self) -> str:
         return f"{self.name}({', '.join(self.arguments)})"
+
+    def declaration(self) -> str:
+        """The virtual table's CREATE TABLE, as the native layer declares it."""
+        columns = [
+            f"{name} {kind}".strip()
+            for name, kind in zip(self.columns, self.column_types, strict=True)
+        ]
+        hidden = [f"{argument} HIDDEN" for argument in self.arguments]
+        return f"CREATE TABLE x({', '.join(columns + hidden)})"
 
 
 FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
@@ -156,8 +167,19 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
     TableFunction(
         "sqml_predict_table",
         functions.predict_table,
-        ("experiment_name", "source"),
+        ("experiment", "source"),
         ("row_id", "prediction", "probabilities"),
+        missing_arguments="sqml_predict_table needs an experiment and a source: "
+        "SELECT * FROM sqml_predict_table('experiment', 'table, view or SELECT')",
+    ),
+    TableFunction(
+        "sqml_embed_table",
+        functions.embed_table,
+        ("model", "source"),
+        ("row_id", "embedding", "text"),
+        ("INTEGER", "BLOB", "TEXT"),
+        missing_arguments="sqml_embed_table needs a model and a source: "
+        "SELECT * FROM sqml_embed_table('default', 'SELECT id, text FROM ...')",
     ),
 )
 
@@ -171,6 +193,10 @@ def new_session(conn: sqlite3.Connection | Any) -> Session:
     for function in FUNCTIONS:
         if isinstance(function, TableFunction):
             session.tables[function.name] = function.factory(session)
+            session.table_shapes[function.name] = (
+                function.declaration(),
+                function.missing_arguments,
+            )
             continue
         session.calls[function.name] = function.bound_to(session)
         session.flags[function.name] = (function.deterministic, function.direct_only)

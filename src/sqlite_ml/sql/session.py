@@ -33,6 +33,8 @@ class Session:
         self.flags: dict[str, tuple[bool, bool]] = {}
         # Table-valued functions: name -> (database handle -> what the virtual table calls).
         self.tables: dict[str, Callable[[int], Callable[..., Any]]] = {}
+        # Table-valued functions: name -> (CREATE TABLE declaration, missing-argument error).
+        self.table_shapes: dict[str, tuple[str, str]] = {}
         self.last_error: str | None = None
         self.mode = ""
 

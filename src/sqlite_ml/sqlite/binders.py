@@ -71,6 +71,7 @@ class Registrable(Protocol):
     calls: dict[str, SqlCallable]
     flags: dict[str, tuple[bool, bool]]  # name -> (deterministic, direct_only)
     tables: dict[str, TableFactory]
+    table_shapes: dict[str, tuple[str, str]]  # name -> (declaration, missing-argument error)
     last_error: str | None  # the full message of the last failure, for every face to show
 
 
@@ -247,7 +248,10 @@ def attach_natively(native: Any, db: int, session: Registrable) -> None:
         flags = _function_flags(session.flags.get(name, (False, False)))
         native.create_function(db, name, -1, flags, function, error_reporter(session, name))
     for name, factory in session.tables.items():
-        native.create_predict_table(db, name, factory(db), error_reporter(session, name))
+        declaration, usage = session.table_shapes[name]
+        native.create_predict_table(
+            db, name, factory(db), error_reporter(session, name), declaration, usage
+        )
 
 
 def attach_to_host(handle: int, session: Registrable, owner: Callable[[], str]) -> None:

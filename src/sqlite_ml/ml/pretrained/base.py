@@ -77,7 +77,7 @@ class Embedder:
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to norm 1, in place where possible; rows of zeros stay zeros."""
     matrix = np.ascontiguousarray(matrix, dtype=VECTOR_DTYPE)
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
+    norms = np.sqrt(np.square(matrix, dtype=np.float64).sum(axis=1))  # as vector_norm()
     norms[norms == 0] = 1.0
     matrix /= norms[:, None].astype(VECTOR_DTYPE)
     if not np.isfinite(matrix).all():
@@ -85,15 +85,10 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def normalised_bytes(vector: np.ndarray) -> bytes:
-    """One vector, scaled to norm 1, as float32 little-endian bytes."""
-    vector = np.asarray(vector, dtype=VECTOR_DTYPE)
-    norm = math.sqrt(float(np.dot(vector, vector)))
-    if norm > 0:
-        vector = vector / np.float32(norm)
-    if not math.isfinite(norm):
-        raise SqmlError("the embedding model produced a non-finite number (NaN or infinity)")
-    return vector.tobytes()
+def vector_norm(vector: np.ndarray) -> float:
+    """A float32 vector's length, summed in float64 the way normalise_rows sums each row,
+    so that one text gives the very same bytes alone or in a batch."""
+    return math.sqrt(float(np.square(vector, dtype=np.float64).sum()))
 
 
 def file_digests(root: Path, relative_paths: Sequence[str]) -> dict[str, str]:

@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from ...errors import SqmlError
-from .base import VECTOR_DTYPE, Embedder, ModelIdentity, file_digests, missing_extra
+from .base import (
+    VECTOR_DTYPE,
+    Embedder,
+    ModelIdentity,
+    file_digests,
+    missing_extra,
+    vector_norm,
+)
 
 # Model2Vec's layout: these files in a directory (config.json names model_type model2vec).
 STATIC_FILES = ("model.safetensors", "tokenizer.json", "config.json")
@@ -84,9 +91,9 @@ class StaticEmbedder(Embedder):
             return self._zeros
         # The mean and the sum point the same way: only the direction is kept.
         vector = np.add.reduce(self._matrix.take(ids, axis=0), axis=0)
-        norm = np.sqrt(np.dot(vector, vector))
+        norm = vector_norm(vector)
         if norm > 0:
-            vector /= norm
+            vector /= np.float32(norm)
         return vector.tobytes()
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
