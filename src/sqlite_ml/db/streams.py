@@ -129,6 +129,29 @@ def value_counts(
         raise _read_error(relation, error) from error
 
 
+def database_file(conn: sqlite3.Connection, relation: Relation) -> str:
+    """The file of the database holding ``relation`` (Dask workers open it themselves)."""
+    schema = "main"
+    if relation.sql_name and "." in relation.sql_name:
+        schema = relation.sql_name.split(".", 1)[0].strip('"').replace('""', '"')
+    for _, name, path in conn.execute("PRAGMA database_list"):
+        if name == schema:
+            if not path:
+                break
+            return str(path)
+    raise SqmlError(
+        f"dataset '{shorten(relation.name)}' is in an in-memory or temporary database; Dask "
+        "workers read the database file themselves, so it must be a file on a shared path"
+    )
+
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    """A read-only connection to a database file (a Dask worker reading its partition)."""
+    from urllib.parse import quote
+
+    return sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, check_same_thread=False)
+
+
 def require_key(conn: sqlite3.Connection, relation: Relation, key_column: str | None) -> None:
     """A streamed (hashed) split needs a key per row: the rowid, or a named key column."""
     if key_column is None and not has_rowid(conn, relation):

@@ -91,7 +91,7 @@ class ChunkSequence(lightgbm.Sequence):
         return self._buffer[position - self._start]
 
 
-def _primer(estimator: Any, width: int, classes: np.ndarray | None) -> None:
+def prime(estimator: Any, width: int, classes: np.ndarray | None) -> None:
     """Fit ``estimator`` on a few rows so its library sets every fitted attribute."""
     labels = classes if classes is not None else np.array([0.0, 1.0])
     rows = np.zeros((max(len(labels), 2), width))
@@ -109,11 +109,7 @@ def _primer(estimator: Any, width: int, classes: np.ndarray | None) -> None:
 def fit_xgboost(estimator: Any, batches: Batches, width: int, classes: np.ndarray | None) -> None:
     """Train ``estimator`` (XGBoost, scikit-learn interface) on ``batches``; labels are
     class positions in ``classes`` for classification, as XGBoost wants them."""
-    params = estimator.get_xgb_params()
-    if classes is not None and len(classes) > 2:
-        if params.get("objective") != "multi:softmax":
-            params["objective"] = "multi:softprob"
-        params["num_class"] = len(classes)
+    params = xgboost_params(estimator, classes)
     iterator = ChunkIterator(batches)
     matrix = xgboost.QuantileDMatrix(
         iterator,
@@ -123,7 +119,24 @@ def fit_xgboost(estimator: Any, batches: Batches, width: int, classes: np.ndarra
     )
     booster = xgboost.train(params, matrix, estimator.get_num_boosting_rounds())
     del matrix
-    _primer(estimator, width, classes)
+    adopt_xgboost(estimator, booster, width, classes)
+
+
+def xgboost_params(estimator: Any, classes: np.ndarray | None) -> dict[str, Any]:
+    """The training parameters the estimator's own ``fit`` would use."""
+    params = dict(estimator.get_xgb_params())
+    if classes is not None and len(classes) > 2:
+        if params.get("objective") != "multi:softmax":
+            params["objective"] = "multi:softprob"
+        params["num_class"] = len(classes)
+    return params
+
+
+def adopt_xgboost(
+    estimator: Any, booster: xgboost.Booster, width: int, classes: np.ndarray | None
+) -> None:
+    """Make ``estimator`` the fitted scikit-learn face of ``booster``."""
+    prime(estimator, width, classes)
     estimator._Booster = booster
 
 
@@ -138,13 +151,18 @@ def fit_lightgbm(
 ) -> None:
     """Train ``estimator`` (LightGBM, scikit-learn interface) on ``batches`` of ``rows``
     train rows whose ``labels`` (class positions for classification) are given whole."""
-    _primer(estimator, width, classes)
+    prime(estimator, width, classes)
     params = estimator._process_params(stage="fit")  # what its own fit would pass
     params.pop("metric", None)
     dataset = lightgbm.Dataset(
         ChunkSequence(batches, rows, batch_size), label=labels, params=params, free_raw_data=True
     )
     booster = lightgbm.train(params, dataset, num_boost_round=estimator.n_estimators)
+    adopt_lightgbm(estimator, booster)
+
+
+def adopt_lightgbm(estimator: Any, booster: lightgbm.Booster) -> None:
+    """Make ``estimator`` (already primed) the fitted scikit-learn face of ``booster``."""
     estimator._Booster = booster
     estimator._n_features = booster.num_feature()
     estimator._best_iteration = booster.best_iteration

@@ -133,9 +133,15 @@ class RowStream:
     """Passes over the encoded rows with a target, each chunk split by its keys' hash."""
 
     def __init__(
-        self, conn: sqlite3.Connection, request: TrainRequest, schema: FeatureSchema, seed: int
+        self,
+        conn: sqlite3.Connection,
+        request: TrainRequest,
+        schema: FeatureSchema,
+        seed: int,
+        rowid_range: tuple[int, int] | None = None,
     ):
         self.conn = conn
+        self.rowid_range = rowid_range  # a Dask partition's rows
         self.request = request
         self.schema = schema
         self.seed = seed
@@ -153,6 +159,7 @@ class RowStream:
             request.target,
             big.key_column,
             big.chunk_rows,
+            self.rowid_range,
         ):
             encoded = self._encode(chunk)
             done += len(chunk)
@@ -306,7 +313,7 @@ def _fit_preprocessing(pipeline: Any, stream: RowStream, first: FirstPass) -> No
     pipeline.steps[1] = ("scale", scaler)
 
 
-def _class_codes(classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def class_codes(classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.searchsorted(classes, labels).astype(np.float32)
 
 
@@ -326,7 +333,7 @@ def _fit_model(
 
         def xgboost_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for x, y in stream.train("fit"):
-                yield prepare.transform(x), (y if classes is None else _class_codes(classes, y))
+                yield prepare.transform(x), (y if classes is None else class_codes(classes, y))
 
         fit_xgboost(model, xgboost_batches, width, classes)
         return
@@ -334,7 +341,7 @@ def _fit_model(
         assert first.train_labels is not None
         labels = first.train_labels
         if classes is not None:
-            labels = _class_codes(classes, labels)
+            labels = class_codes(classes, labels)
 
         def lightgbm_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for x, y in stream.train("fit"):
