@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 
 from ..db.readers import count_rows_with_target
+from ..db.streams import require_key
 from ..errors import SqmlError, choices
 from ..ml.catalogue import STREAMING, streaming_method
 from .big_data_options import stream_threshold_bytes
@@ -44,6 +45,25 @@ def _why_not_streamed(request: TrainRequest) -> str | None:
     return None
 
 
+def check(conn: sqlite3.Connection, request: TrainRequest) -> None:
+    """Refuse, before anything is written, what the options ask for and cannot be done."""
+    big = request.options.big_data
+    boosted = request.algorithm in BOOSTED
+    if big.dask_explicit and big.max_rows is None:
+        if request.options.search is None and not boosted:
+            raise SqmlError(
+                "option dask sends a hyperparameter search, or XGBoost and LightGBM training, "
+                f"to the cluster; algorithm '{request.algorithm}' without a search has nothing "
+                "to send (leave dask out, or add a search)"
+            )
+    if big.stream:
+        reason = _why_not_streamed(request)
+        if reason is not None:
+            raise SqmlError(f"option stream: {reason}")
+    if big.stream or big.max_rows is not None:
+        require_key(conn, request.dataset, big.key_column)
+
+
 def choose(conn: sqlite3.Connection, request: TrainRequest) -> Engine:
     big = request.options.big_data
     boosted = request.algorithm in BOOSTED
@@ -54,18 +74,10 @@ def choose(conn: sqlite3.Connection, request: TrainRequest) -> Engine:
             return dask_engine.search_engine(big.dask, big.dask_timeout)
         if boosted and big.stream is not False:
             return Engine("dask", scheduler=big.dask)
-        if big.dask_explicit:
-            raise SqmlError(
-                "option dask sends a hyperparameter search, or XGBoost and LightGBM training, "
-                f"to the cluster; algorithm '{request.algorithm}' without a search has nothing "
-                "to send (leave dask out, or add a search)"
-            )
     if big.max_rows is not None:
         return Engine("memory", {"max_rows": big.max_rows, "sample": big.sample})
     reason = _why_not_streamed(request)
     if big.stream:
-        if reason is not None:
-            raise SqmlError(f"option stream: {reason}")
         return Engine("stream", {"automatic": False})
     if big.stream is None and reason is None:
         threshold = stream_threshold_bytes()

@@ -134,6 +134,9 @@ def validate(
             f"dataset '{relation.name}' has several columns named {choices(duplicates)}; "
             "give them distinct names in a view"
         )
+    from . import engines
+
+    engines.check(conn, request)
     return request
 
 
