@@ -21,7 +21,7 @@ STREAM = {"stream": True, "chunk_rows": 64, "random_state": 7}
 
 def run_row(db, run_id):
     names = ("engine", "engine_details", "split_scheme", "key_column", "train_rows", "test_rows")
-    row = db.rows(f"SELECT {', '.join(names)} FROM sqml_runs WHERE id = ?", (run_id,))[0]
+    row = db.rows(f"SELECT {', '.join(names)} FROM sqml_runs WHERE id = ?", (run_id,))[0]  # noqa: S608
     return dict(zip(names, row, strict=True))
 
 
