@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -172,11 +171,15 @@ def main() -> None:
     )
     memory = child({"kind": "read_memory", "db": str(tables[big_rows]), "table": "big"})
     stream = child({"kind": "read_stream", "db": str(tables[big_rows]), "table": "big"})
+    memory_rate, stream_rate = big_rows / memory["seconds"], big_rows / stream["seconds"]
     lines.append(
-        f"| in-memory reader | {big_rows / memory['seconds']:,.0f} rows/s, peak RSS {memory['peak_rss_mb']:,.0f} MiB |"
+        f"| in-memory reader | {memory_rate:,.0f} rows/s, "
+        f"peak RSS {memory['peak_rss_mb']:,.0f} MiB |"
     )
     lines.append(
-        f"| streamed reader (65,536-row chunks) | {big_rows / stream['seconds']:,.0f} rows/s ({memory['seconds'] / stream['seconds']:.2f}x the in-memory reader), peak RSS {stream['peak_rss_mb']:,.0f} MiB |"
+        f"| streamed reader (65,536-row chunks) | {stream_rate:,.0f} rows/s "
+        f"({stream_rate / memory_rate:.2f}x the in-memory reader), "
+        f"peak RSS {stream['peak_rss_mb']:,.0f} MiB |"
     )
     for algorithm in ("xgboost", "sgd"):
         peaks = {}
@@ -209,11 +212,13 @@ def main() -> None:
             f"accuracy {big['accuracy']:.4f} |"
         )
         lines.append(
-            f"| streamed {algorithm}, {small_rows:,} rows | peak RSS {small['peak_rss_mb']:,.0f} MiB "
+            f"| streamed {algorithm}, {small_rows:,} rows | "
+            f"peak RSS {small['peak_rss_mb']:,.0f} MiB "
             f"(the {big_rows:,}-row run: {big['peak_rss_mb'] / small['peak_rss_mb'] - 1:+.0%}) |"
         )
         lines.append(
-            f"| in-memory {algorithm} on a {sample:,}-row sample | accuracy {sampled['accuracy']:.4f} "
+            f"| in-memory {algorithm} on a {sample:,}-row sample | "
+            f"accuracy {sampled['accuracy']:.4f} "
             f"(streamed - sample: {100 * (big['accuracy'] - sampled['accuracy']):+.2f} points), "
             f"peak RSS {sampled['peak_rss_mb']:,.0f} MiB |"
         )
