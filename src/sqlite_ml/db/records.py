@@ -226,7 +226,8 @@ def insert_search_trials(
     stamp = now()
     conn.executemany(
         "INSERT INTO sqml_search_trials(created_at, updated_at, run_id, candidate, params,"
-        " scoring, mean_score, std_score, rank, fit_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " scoring, mean_score, std_score, rank, fit_time, workers)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 stamp,
@@ -239,6 +240,7 @@ def insert_search_trials(
                 trial["std_score"],
                 trial["rank"],
                 trial["fit_time"],
+                trial.get("workers"),
             )
             for trial in trials
         ],
