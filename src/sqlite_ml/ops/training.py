@@ -204,7 +204,7 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             if len(labels) >= 2:
                 features_schema = [Feature(name, NUMERIC) for name in features]
                 schema = FeatureSchema(features_schema, target or "", label_kind)
-                return PreparedData(matrix, labels, schema, _digest(matrix, labels))
+                return PreparedData(matrix, labels, schema, data_digest(matrix, labels))
     return _prepare_from_rows(conn, request)
 
 
@@ -271,10 +271,10 @@ def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> Prepa
             "view) before training"
         )
     raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
-    return PreparedData(matrix, labels, schema, _digest(matrix, labels), raw)
+    return PreparedData(matrix, labels, schema, data_digest(matrix, labels), raw)
 
 
-def _digest(matrix: np.ndarray, labels: np.ndarray) -> str:
+def data_digest(matrix: np.ndarray, labels: np.ndarray) -> str:
     """SHA-256 of the encoded training data, the same whichever way it was read."""
     hasher = hashlib.sha256()
     for start in range(0, len(matrix), 65536):  # in slices: no full copy of the matrix
