@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -119,14 +120,18 @@ def require_libraries(how: str = _DOUBLE) -> None:
     needed = ["onnx", "onnxruntime", "skl2onnx"]
     if how in (_XGBOOST, _LIGHTGBM):
         needed.append("onnxmltools")
-    import importlib.util
-
-    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    missing = [name for name in needed if not _installed(name)]
     if missing:
         raise SqmlError(
             f"ONNX export needs the optional extra 'onnx' ({choices(missing)} not installed); "
             f"install it with: {EXTRA}"
         )
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 @dataclass(frozen=True)
@@ -245,23 +250,25 @@ def _encode_feature(builder: _Builder, feature: Feature) -> str | None:
     if not categories:  # a column that was NULL in every training row encodes to nothing
         return None if feature.kind == CATEGORICAL else _missing_column(builder, source, feature)
     if feature.kind == ORDINAL:
+        keys, positions_of_keys = _category_keys(categories)
         positions = builder.node(
             "LabelEncoder",
             [source],
             "ordinal",
             domain="ai.onnx.ml",
-            keys_strings=categories,
-            values_floats=[float(i) for i in range(len(categories))],
+            keys_strings=keys,
+            values_floats=[float(i) for i in positions_of_keys],
             default_float=math.nan,
         )
         return builder.node("Cast", [positions], "ordinal_double", to=TensorProto.DOUBLE)
+    keys, positions_of_keys = _category_keys(categories)
     index = builder.node(
         "LabelEncoder",
         [source],
         "category_index",
         domain="ai.onnx.ml",
-        keys_strings=categories,
-        values_int64s=list(range(len(categories))),
+        keys_strings=keys,
+        values_int64s=positions_of_keys,
         default_int64=len(categories),  # NULL and unseen: one past the last category
     )
     if feature.kind == CATEGORICAL:
@@ -280,6 +287,23 @@ def _encode_feature(builder: _Builder, feature: Feature) -> str | None:
         shape = builder.constant("te_shape", np.array([-1, feature.outputs], dtype=np.int64))
         return builder.node("Reshape", [gathered, shape], "target_encoded")
     raise SqmlError(f"feature '{feature.name}' has kind '{feature.kind}', which ONNX export lacks")
+
+
+def _category_keys(categories: list[str]) -> tuple[list[str], list[int]]:
+    """The texts that select each category: the category itself, and for a whole number
+    ('3', from an INTEGER 3 or a REAL 3.0, one SQLite value) also '3.0', as a host
+    printing a REAL writes it (unless '3.0' is a category of its own)."""
+    keys, positions = list(categories), list(range(len(categories)))
+    taken = set(categories)
+    for position, category in enumerate(categories):
+        alias = category + ".0"
+        if _WHOLE_NUMBER.fullmatch(category) and alias not in taken:
+            keys.append(alias)
+            positions.append(position)
+    return keys, positions
+
+
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def _missing_column(builder: _Builder, source: str, feature: Feature) -> str:
@@ -342,6 +366,15 @@ def _front(builder: _Builder, schema: FeatureSchema, pipeline: Pipeline) -> str:
 
 def _convert_estimator(estimator: Any, how: str, width: int, classifier: bool) -> Any:
     """The estimator alone as an ONNX model whose input is ``X`` [N, width]."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # The converters read attributes scikit-learn marks deprecated (SVC's probA_).
+        warnings.simplefilter("ignore", FutureWarning)
+        return _converted(estimator, how, width, classifier)
+
+
+def _converted(estimator: Any, how: str, width: int, classifier: bool) -> Any:
     if how in (_DOUBLE, _FLOAT):
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType

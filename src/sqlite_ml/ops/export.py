@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +64,6 @@ def require_format(value: object) -> str:
 def export_model(conn: sqlite3.Connection, experiment_or_model_id: object, format: object) -> bytes:
     """The ONNX bytes of the model, after the check."""
     require_format(format)
-    started = time.perf_counter()
     record = _model_record(conn, experiment_or_model_id)
     model_id = record.model_id
     algorithm = str(record.run.get("algorithm") or "")
@@ -89,7 +87,6 @@ def export_model(conn: sqlite3.Connection, experiment_or_model_id: object, forma
     )
     checked = check_rows(conn, record, schema)
     report = compare(exported, pipeline, schema, record, checked)
-    report["seconds"] = round(time.perf_counter() - started, 3)
     properties = {p.key: p.value for p in exported.model.metadata_props}
     properties["sqlite_ml.check"] = json.dumps(report)
     from onnx import helper
