@@ -54,6 +54,7 @@ ALLOWED_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 # take float32), or by onnxmltools (float32, as XGBoost compares; LightGBM's trees then
 # get its exact double thresholds and a double input, as LightGBM compares).
 _DOUBLE, _FLOAT, _XGBOOST, _LIGHTGBM = "skl2onnx-double", "skl2onnx-float", "xgboost", "lightgbm"
+_HIST = "hist_gradient_boosting"  # our own converter, double thresholds
 COVERED: dict[str, dict[str, str]] = {
     "classification": {
         "logistic_regression": _DOUBLE,
@@ -69,6 +70,7 @@ COVERED: dict[str, dict[str, str]] = {
         "knn": _DOUBLE,
         "mlp": _DOUBLE,
         "svc": _DOUBLE,
+        "hist_gradient_boosting": _HIST,
         "xgboost": _XGBOOST,
         "lightgbm": _LIGHTGBM,
     },
@@ -90,6 +92,7 @@ COVERED: dict[str, dict[str, str]] = {
         "knn": _DOUBLE,
         "mlp": _DOUBLE,
         "svr": _FLOAT,
+        "hist_gradient_boosting": _HIST,
         "xgboost": _XGBOOST,
         "lightgbm": _LIGHTGBM,
     },
@@ -375,6 +378,11 @@ def _convert_estimator(estimator: Any, how: str, width: int, classifier: bool) -
 
 
 def _converted(estimator: Any, how: str, width: int, classifier: bool) -> Any:
+    if how == _HIST:
+        from . import onnx_hist_gradient_boosting
+
+        opsets = {"": DEFAULT_OPSET, "ai.onnx.ml": ML_OPSET}
+        return onnx_hist_gradient_boosting.convert(estimator, width, classifier, opsets)
     if how in (_DOUBLE, _FLOAT):
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
