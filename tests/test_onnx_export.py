@@ -521,3 +521,18 @@ def test_cli_errors(tables: Db, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["export", str(tables.path), "flowers"])
     assert result.exit_code == 2 and "Missing option '--output'" in result.output
     assert not target.exists()
+
+
+def test_only_a_tie_in_the_models_own_probabilities_excuses_another_class() -> None:
+    classes = ["a", "b", "c"]
+    tied = np.array([[0.4, 0.4, 0.2], [0.2, 0.3, 0.5]])
+    report: dict[str, Any] = {}
+    assert export._compare_labels(["b", "c"], ["a", "c"], tied, classes, report) is None
+    assert report == {"differing_predictions": 0, "tied_predictions": 1}
+    clear = np.array([[0.41, 0.39, 0.2]])
+    message = export._compare_labels(["b"], ["a"], clear, classes, {})
+    assert message == "1 predictions differ (first: the model predicts 'a', the graph 'b')"
+    assert export._compare_labels(["b"], ["a"], None, [], {}) is not None  # no probabilities
+    # the model's class is not its top probability (SVC's Platt scaling): no excuse either
+    platt = np.array([[0.3, 0.3, 0.4]])
+    assert export._compare_labels(["b"], ["a"], platt, classes, {}) is not None

@@ -33,7 +33,7 @@ from ..errors import SqmlError, choices, describe, shorten, unknown
 from ..ml import onnx_export, persistence
 from ..ml.features import NUMERIC, Feature, FeatureSchema
 from ..ml.labels import TEXT_LABELS, encode_labels, numbers_or_error
-from ..ml.probabilities import gives_probabilities
+from ..ml.probabilities import class_labels, gives_probabilities
 from ..ml.splits import hashed_split, split_rows
 from .deployment import model_id_of
 from .experiments import require_active_model, unknown_experiment
@@ -47,6 +47,9 @@ MAX_CHECK_ROWS = 1000
 # (at least 1), so a value near zero from a large-valued model is judged on that scale.
 PROBABILITY_TOLERANCE = 1e-5
 REGRESSION_TOLERANCE = 1e-5
+# A class the graph picks may differ from the model's only where the model itself has a
+# tie: both classes' probabilities within this of its highest.
+TIE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -347,46 +350,92 @@ def compare(
     outputs = session.run(None, onnx_export.input_feed(exported.inputs, checked.rows))
     got = dict(zip([o.name for o in session.get_outputs()], outputs, strict=True))
     matrix = schema.encode_records(checked.rows)
-    expected = pipeline.predict(matrix)
-    kind = record.prediction_type
     report: dict[str, Any] = {"rows": len(checked.rows), "source": checked.source}
-    problem = None
-    if kind == "regression":
-        onnx_values = np.asarray(got[onnx_export.PREDICTION], dtype=np.float64)
-        model_values = np.asarray(expected, dtype=np.float64)
-        scale = max(1.0, float(np.nanmax(np.abs(model_values), initial=0.0)))
-        difference = _max_difference(onnx_values, model_values)
-        report["max_prediction_difference"] = difference
-        report["prediction_tolerance"] = REGRESSION_TOLERANCE * scale
-        if not difference <= REGRESSION_TOLERANCE * scale:
-            problem = _first(onnx_values, model_values, REGRESSION_TOLERANCE * scale)
-    else:
-        onnx_labels = _labels(got[onnx_export.PREDICTION], schema, kind)
-        model_labels = _labels(expected, schema, kind)
-        differing = [
-            i for i, (a, b) in enumerate(zip(onnx_labels, model_labels, strict=True)) if a != b
-        ]
-        report["differing_predictions"] = len(differing)
-        if differing:
-            i = differing[0]
-            problem = (
-                f"{len(differing)} predictions differ (first: the model predicts "
-                f"{model_labels[i]!r}, the graph {onnx_labels[i]!r})"
-            )
-    if problem is None and onnx_export.PROBABILITIES in got and gives_probabilities(pipeline):
-        onnx_p = np.asarray(got[onnx_export.PROBABILITIES], dtype=np.float64)
+    model_p = None
+    if onnx_export.PROBABILITIES in got and gives_probabilities(pipeline):
         model_p = np.asarray(pipeline.predict_proba(matrix), dtype=np.float64)
-        difference = _max_difference(onnx_p, model_p)
-        report["max_probability_difference"] = difference
-        report["probability_tolerance"] = PROBABILITY_TOLERANCE
-        if not difference <= PROBABILITY_TOLERANCE:
-            problem = f"probabilities differ by up to {difference:.3g}"
+        problem = _compare_probabilities(got[onnx_export.PROBABILITIES], model_p, report)
+    else:
+        problem = None
+    expected = pipeline.predict(matrix)
+    if record.prediction_type == "regression":
+        problem = problem or _compare_values(got[onnx_export.PREDICTION], expected, report)
+    else:
+        labels = got[onnx_export.PREDICTION]
+        classes = class_labels(pipeline) if model_p is not None else []
+        problem = problem or _compare_labels(
+            _labels(labels, schema, record.prediction_type),
+            _labels(expected, schema, record.prediction_type),
+            model_p,
+            _labels(classes, schema, record.prediction_type),
+            report,
+        )
     if problem is not None:
         raise SqmlError(
             f"the ONNX graph of model {record.model_id} does not reproduce the model: {problem} "
             f"on {checked.source}; it was not exported (a converter's limit: please report it)"
         )
     return report
+
+
+def _compare_probabilities(got: Any, model_p: np.ndarray, report: dict[str, Any]) -> str | None:
+    difference = _max_difference(np.asarray(got, dtype=np.float64), model_p)
+    report["max_probability_difference"] = difference
+    report["probability_tolerance"] = PROBABILITY_TOLERANCE
+    if not difference <= PROBABILITY_TOLERANCE:
+        return f"probabilities differ by up to {difference:.3g}"
+    return None
+
+
+def _compare_values(got: Any, expected: Any, report: dict[str, Any]) -> str | None:
+    onnx_values = np.asarray(got, dtype=np.float64)
+    model_values = np.asarray(expected, dtype=np.float64)
+    scale = max(1.0, float(np.nanmax(np.abs(model_values), initial=0.0)))
+    tolerance = REGRESSION_TOLERANCE * scale
+    difference = _max_difference(onnx_values, model_values)
+    report["max_prediction_difference"] = difference
+    report["prediction_tolerance"] = tolerance
+    if not difference <= tolerance:
+        off = np.flatnonzero(~(np.abs(onnx_values - model_values) <= tolerance))
+        i = int(off[0]) if len(off) else 0
+        return (
+            f"{len(off)} values differ by more than {tolerance:.3g} (first: the model "
+            f"predicts {model_values[i]!r}, the graph {onnx_values[i]!r})"
+        )
+    return None
+
+
+def _compare_labels(
+    onnx_labels: list[Any],
+    model_labels: list[Any],
+    model_p: np.ndarray | None,
+    classes: list[Any],
+    report: dict[str, Any],
+) -> str | None:
+    """Classes and cluster ids must be the same, except on a tie: a row where the model's
+    own probabilities of both classes are within ``TIE_TOLERANCE`` of its highest (float32
+    sums cannot break such a tie the way the model's double sums happen to)."""
+    differing = [
+        i for i, (a, b) in enumerate(zip(onnx_labels, model_labels, strict=True)) if a != b
+    ]
+    position = {label: j for j, label in enumerate(classes)}
+    ties: set[int] = set()
+    for i in differing if model_p is not None else []:
+        assert model_p is not None
+        a, b = position.get(model_labels[i]), position.get(onnx_labels[i])
+        row = model_p[i]
+        if a is not None and b is not None and min(row[a], row[b]) >= row.max() - TIE_TOLERANCE:
+            ties.add(i)
+    wrong = [i for i in differing if i not in ties]
+    report["differing_predictions"] = len(wrong)
+    report["tied_predictions"] = len(ties)
+    if wrong:
+        i = wrong[0]
+        return (
+            f"{len(wrong)} predictions differ (first: the model predicts "
+            f"{model_labels[i]!r}, the graph {onnx_labels[i]!r})"
+        )
+    return None
 
 
 def _labels(values: Any, schema: FeatureSchema, kind: str) -> list[Any]:
@@ -409,12 +458,3 @@ def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
     if not a.size:
         return 0.0
     return float(np.max(np.where(both_nan, 0.0, np.abs(a - b))))
-
-
-def _first(onnx_values: np.ndarray, model_values: np.ndarray, tolerance: float) -> str:
-    off = np.flatnonzero(~(np.abs(onnx_values - model_values) <= tolerance))
-    i = int(off[0]) if len(off) else 0
-    return (
-        f"{len(off)} values differ by more than {tolerance:.3g} (first: the model predicts "
-        f"{model_values[i]!r}, the graph {onnx_values[i]!r})"
-    )
