@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import socket
 import sqlite3
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import onnxruntime
 import pytest
 from click.testing import CliRunner
 
+import sqlite_ml
 from sqlite_ml.faces.cli import cli
 from sqlite_ml.ml import onnx_export
 from sqlite_ml.ml.splits import hash_unit
@@ -536,3 +538,20 @@ def test_only_a_tie_in_the_models_own_probabilities_excuses_another_class() -> N
     # the model's class is not its top probability (SVC's Platt scaling): no excuse either
     platt = np.array([[0.3, 0.3, 0.4]])
     assert export._compare_labels(["b"], ["a"], platt, classes, {}) is not None
+
+
+def test_models_of_a_0_3_0_database_export(tmp_path: Path) -> None:
+    """A database written by sqlite-ml 0.3.0 (tests/data): its models export as they are,
+    checked on their runs' recomputed test rows (an XGBoost model on TEXT columns here)."""
+    path = tmp_path / "old.db"
+    shutil.copy(Path(__file__).parent / "data" / "sqlite-ml-0.3.0.db", path)
+    conn = sqlite3.connect(path)
+    sqlite_ml.register(conn)
+    db = Db(conn, path)
+    model_id = db.value(
+        "SELECT m.id FROM sqml_models m JOIN sqml_runs r ON r.id = m.run_id"
+        " WHERE r.algorithm = 'xgboost'"
+    )
+    check = json.loads(metadata(exported(db, model_id))["sqlite_ml.check"])
+    assert "test rows of run" in check["source"] and check["differing_predictions"] == 0
+    conn.close()
