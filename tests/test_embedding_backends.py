@@ -102,4 +102,4 @@ except sqlite3.Error as error:
     )
     done = python(code, str(model.folder))
     assert "needs the Python package 'onnxruntime'" in done.stdout, done.stderr
-    assert "pip install 'sqlite-ml[onnx]'" in done.stdout
+    assert "pip install 'sqlite-ml[onnx-embeddings]'" in done.stdout

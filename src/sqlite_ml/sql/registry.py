@@ -159,6 +159,11 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
     SqlFunction(
         "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
     ),
+    SqlFunction(
+        "sqml_export_model",
+        functions.export_model,
+        ("experiment_or_model_id", "format"),
+    ),
     # Not direct-only: a trigger may keep a vector table in step with its text. Their one
     # write, the first use of a model on a connection in sqml_pretrained, is provenance.
     SqlFunction("sqml_embed", functions.embed, ("model", "text"), own_plain_rows=True),

@@ -70,7 +70,7 @@ class OnnxEmbedder(Embedder):
         try:
             import onnxruntime
         except ImportError:
-            raise missing_extra("onnxruntime", "onnx", what) from None
+            raise missing_extra("onnxruntime", "onnx-embeddings", what) from None
         export = onnx_export(root)
         if export is None:
             raise SqmlError(f"{what}: {root} has no {' or '.join(ONNX_EXPORTS)}")
