@@ -228,3 +228,24 @@ def test_a_database_moved_to_a_machine_without_the_model_says_what_to_install(
         done.stdout
     ), done.stderr
     assert "pip install 'sqlite-ml[embeddings]'" in done.stdout
+
+
+def test_streamed_training_refuses_embeddings_and_a_sample_embeds_them(topics: Db) -> None:
+    streamed = json.dumps({"stream": True, "preprocess": {"review": {"embed": "default"}}})
+    with pytest.raises(sqlite3.OperationalError, match="preprocess embed embeds text in memory"):
+        topics.value(
+            "SELECT sqml_train('s', 'classification', 'sgd', 'reviews', 'topic',"
+            " 0.3, 'shuffle', ?)",
+            (streamed,),
+        )
+    sampled = json.dumps({"max_rows": 120, "preprocess": {"review": {"embed": "default"}}})
+    result = json.loads(
+        topics.value(
+            "SELECT sqml_train('sampled', 'classification', 'logistic_regression', 'reviews',"
+            " 'topic', 0.3, 'shuffle', ?)",
+            (sampled,),
+        )
+    )
+    assert result["train_rows"] + result["test_rows"] == 120 and result["score"] >= 0.8
+    schema = json.loads(topics.value("SELECT feature_schema FROM sqml_models"))
+    assert schema["features"][0]["kind"] == "embedding"
