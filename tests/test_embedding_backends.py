@@ -83,7 +83,9 @@ def test_training_on_an_onnx_model(db: Db, tmp_path: Path) -> None:
         )
     )
     assert result["score"] == 1.0
-    predicted = db.value("SELECT sqml_predict('notes', json_object('note', 'the team won'))")
+    predicted = db.value(
+        "SELECT sqml_predict('notes', json_object('note', 'the team won the football match'))"
+    )
     assert predicted == "sport"
 
 
