@@ -227,7 +227,7 @@ def test_train_prints_metrics_and_records_the_run(
         .fetchone()
     )
     assert f"run {run_id}," in result.output
-    assert test_rows == 45  # 30% of 150
+    assert 30 < test_rows < 60  # 30% of 150, as decided by the hash of each rowid
     assert any(
         line.split() == ["accuracy", f"{accuracy:.4f}"] for line in result.output.splitlines()
     )

@@ -243,7 +243,7 @@ def test_a_v1_database_migrates_in_place_and_keeps_serving(db_path, connect):
     ).fetchall()
 
     db = Db(connect(), db_path)
-    assert db.value("SELECT value FROM sqml_meta WHERE key = 'schema_version'") == "2"
+    assert db.value("SELECT value FROM sqml_meta WHERE key = 'schema_version'") == "3"
     for table, added in V2_COLUMNS.items():
         present = {row[1] for row in db.rows(f"PRAGMA table_info({table})")}
         assert set(added) <= present, table

@@ -36,6 +36,46 @@ class ActiveModel:
     schema_json: str | None
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run recorded about its data and split (what naming its test rows needs)."""
+
+    id: int
+    experiment_id: int
+    experiment: str
+    prediction_type: str
+    status: str
+    algorithm: str
+    dataset: str
+    target: str  # '' for clustering without a target
+    test_size: float
+    split_strategy: str
+    seed: int | None
+    options: str | None
+    split_scheme: str | None  # None: made before split schemes were recorded
+    key_column: str | None  # None: the rowid
+    test_fingerprint: str | None
+    model_id: int | None
+
+
+def find_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
+    row = conn.execute(
+        """SELECT r.id, r.experiment_id, e.name, e.prediction_type, r.status, r.algorithm,
+                  r.dataset, r.target, r.test_size, r.split_strategy, r.seed, r.options,
+                  r.split_scheme, r.key_column, r.test_fingerprint,
+                  (SELECT max(id) FROM sqml_models WHERE run_id = r.id)
+             FROM sqml_runs AS r JOIN sqml_experiments AS e ON e.id = r.experiment_id
+            WHERE r.id = ?""",
+        (run_id,),
+    ).fetchone()
+    return RunRecord(*row) if row else None
+
+
+def model_run_id(conn: sqlite3.Connection, model_id: int) -> int | None:
+    row = conn.execute("SELECT run_id FROM sqml_models WHERE id = ?", (model_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def find_experiment(conn: sqlite3.Connection, name: str) -> Experiment | None:
     row = conn.execute(
         "SELECT id, name, prediction_type, random_state, metric FROM sqml_experiments"

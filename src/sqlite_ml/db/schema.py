@@ -14,7 +14,7 @@ from ..errors import SqmlError
 from ..scoring import LOWER_IS_BETTER
 from .transactions import savepoint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TIMESTAMPS = (
     "created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "
@@ -67,12 +67,17 @@ _ADDED_COLUMNS = {
         "warnings TEXT",
         "options TEXT",  # 2
         "importance_time REAL",  # 2
+        "split_scheme TEXT",  # 3: issue 14 ('hash', 'stratified_hash', 'last', 'position')
+        "key_column TEXT",  # 3: issue 14 (NULL: rowid)
+        "test_fingerprint TEXT",  # 3: issue 14 (JSON: count and digest of the test keys)
+        "deploy_decision TEXT",  # 3: issue 14 (JSON: what the deployment compared, and why)
     ],
     "sqml_models": [
         "format TEXT",
         "digest TEXT",
         "feature_schema TEXT",
         "feature_importance TEXT",  # 2
+        "training_summary TEXT",  # 3: issue 14 (JSON: per-feature summaries for drift)
     ],
     "sqml_metrics": [],
     "sqml_deployments": ["strategy TEXT", "restored_deployment_id INTEGER"],  # 2: restored_...

@@ -29,6 +29,7 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
+    "key_column",
 )
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
@@ -56,6 +57,7 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
+    key_column: str | None = None  # names each row (its key) where the rowid cannot
     text: str | None = None  # the options as given, normalized, for the run record
 
 
@@ -215,6 +217,15 @@ def validate_options(
     default_features: list[str],
 ) -> TrainOptions:
     raw = parse_options(value)
+    key_column = raw.get("key_column")
+    if key_column is not None:
+        key_column = require_column(relation, key_column, "key_column")
+        if key_column == target:
+            raise SqmlError(
+                f"option key_column names the target column '{target}'; name a column that "
+                "identifies each row"
+            )
+        default_features = [column for column in default_features if column != key_column]
     hyperparams = raw.get("hyperparams", {})
     check_hyperparams(estimator_cls, algorithm, hyperparams, "hyperparams")
     _check_values(estimator_cls, algorithm, hyperparams)
@@ -251,5 +262,6 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
+        key_column=key_column,
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )

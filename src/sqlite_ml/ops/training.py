@@ -39,10 +39,12 @@ from ..ml.labels import (
     numbers_or_error,
 )
 from ..ml.pipelines import build_pipeline, transform_in_place
-from ..ml.splits import SPLIT_STRATEGIES, split_rows
+from ..ml.probabilities import gives_probabilities
+from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
 from ..scoring import better
 from . import importance, progress, search
 from .experiments import new_experiment_name
+from .held_out import fingerprint, keyed_rows
 from .options import TrainOptions, validate_options
 from .reading import read_numeric
 
@@ -58,12 +60,20 @@ class TrainRequest:
     split_strategy: str
     estimator_cls: type[Any]
     options: TrainOptions = TrainOptions()
+    # Whether every row has a key (a table's rowid, or the key_column option): then the
+    # split is decided by key hashes and sqml_test_rows can name the test rows.
+    keyed: bool = False
 
     @property
     def feature_columns(self) -> list[str]:
         if self.options.features is not None:
             return list(self.options.features)
-        return [column for column in self.dataset.columns if column != self.target]
+        not_features = (self.target, self.options.key_column)
+        return [column for column in self.dataset.columns if column not in not_features]
+
+    @property
+    def key_column(self) -> str | None:
+        return self.options.key_column
 
     @property
     def encodings(self) -> dict[str, str | None]:
@@ -124,6 +134,7 @@ def validate(
         target=target_column,
         default_features=[c for c in relation.columns if c != target_column],
     )
+    keyed = choices_made.key_column is not None or has_rowid(conn, relation)
     if choices_made.order_by is not None and split_strategy != "last":
         raise SqmlError(
             f"option order_by applies to split strategy 'last' only, not '{split_strategy}'"
@@ -144,6 +155,7 @@ def validate(
         str(split_strategy),
         estimator_cls,
         choices_made,
+        keyed,
     )
     if not request.feature_columns:
         raise SqmlError(
@@ -196,7 +208,9 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     categorical = any(e not in (None, "none") for e in request.encodings.values())
     label_kind = CLUSTER_LABELS if target is None else NUMERIC_LABELS
     if not text_labels and not categorical:
-        read = read_numeric(conn, request.dataset, features, target, count, request.order_by)
+        read = read_numeric(
+            conn, request.dataset, features, target, count, request.order_by, request.key_column
+        )
         if read is not None:
             matrix, labels = read
             if request.prediction_type == "classification":
@@ -239,7 +253,9 @@ def _require_two_rows(request: TrainRequest, rows: int) -> None:
 def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     features, target = request.feature_columns, request.target
     selected = features if target is None else [*features, target]
-    rows = read_rows(conn, request.dataset, selected, target, request.order_by)
+    rows = read_rows(
+        conn, request.dataset, selected, target, request.order_by, key_column=request.key_column
+    )
     columns: list[Sequence[object]] = list(zip(*rows, strict=True))
     if not columns:
         columns = [() for _ in selected]
@@ -335,6 +351,8 @@ def _start_run(
                 "target": request.target or "",  # clustering without a target
                 "test_size": request.test_size,
                 "split_strategy": request.split_strategy,
+                "split_scheme": split_scheme(request.split_strategy, request.keyed),
+                "key_column": request.key_column,
                 "seed": _seed(request, experiment),
                 "library_versions": json.dumps(library_versions()),
                 "options": request.options.text,
@@ -423,7 +441,11 @@ def _fit_and_record(
     seed: int,
 ) -> dict[str, Any]:
     data = prepare(conn, request)
-    train_rows, test_rows = split_rows(request.split_strategy, request.test_size, data.labels, seed)
+    keys = _row_keys(conn, request, data)
+    train_rows, test_rows = split_rows(
+        request.split_strategy, request.test_size, data.labels, seed, keys
+    )
+    test_keys = None if keys is None else keys[test_rows]
     if data.schema.target_encoded:
         _fit_target_encoding(request, data, train_rows)
     clustering = request.prediction_type == "clustering"
@@ -448,10 +470,12 @@ def _fit_and_record(
         fit_time = time.perf_counter() - started
         progress.report("fit", 1, 1)
         del x_train
+        # Copies from here on: the raw test rows are scored again (probabilities, the
+        # deployment's comparison) and must stay as read.
+        transform_in_place(pipeline, False)
         started = time.perf_counter()
         values = _test_metrics(request.prediction_type, pipeline, x_test, y_test)
         score_time = time.perf_counter() - started
-        transform_in_place(pipeline, False)
         started = time.perf_counter()
         importances = importance.permutation_importance(
             request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed
@@ -506,6 +530,7 @@ def _fit_and_record(
                 "feature_types": json.dumps(data.schema.types()),
                 "hyperparams": json.dumps(hyperparams),
                 "warnings": json.dumps(warning_text) if warning_text else None,
+                "test_fingerprint": None if test_keys is None else fingerprint(test_keys),
             },
         )
     result: dict[str, Any] = {
@@ -527,6 +552,29 @@ def _fit_and_record(
         result["best_params"] = searched.best_params
         result["candidates"] = len(searched.trials)
     return result
+
+
+def _row_keys(
+    conn: sqlite3.Connection, request: TrainRequest, data: PreparedData
+) -> np.ndarray | None:
+    """Each training row's key (rowid or key_column), in the order the rows were read;
+    None for rows without keys (they are then split by position)."""
+    if not request.keyed:
+        return None
+    rows = keyed_rows(
+        conn,
+        request.dataset,
+        request.key_column,
+        request.target,
+        request.order_by,
+        request.prediction_type,
+    )
+    if len(rows.keys) != len(data.labels):  # the two reads saw different rows
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' changed while it was read "
+            f"({len(data.labels)} then {len(rows.keys)} rows); train again"
+        )
+    return rows.keys
 
 
 def _fit_target_encoding(request: TrainRequest, data: PreparedData, train_rows: np.ndarray) -> None:
@@ -564,7 +612,11 @@ def _test_metrics(
     if prediction_type == "clustering":
         transformed = pipeline[:-1].transform(x_test)
         return metrics.clustering_metrics(transformed, pipeline[-1].predict(transformed))
-    return metrics.compute(prediction_type, y_test, pipeline.predict(x_test))
+    values = metrics.compute(prediction_type, y_test, pipeline.predict(x_test))
+    if prediction_type == "classification" and gives_probabilities(pipeline):
+        probabilities = pipeline.predict_proba(x_test)
+        values.update(metrics.probability_metrics(y_test, probabilities, pipeline.classes_))
+    return values
 
 
 def _beats_active(

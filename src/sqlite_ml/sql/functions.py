@@ -134,6 +134,22 @@ def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any =
     return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
 
 
+CHUNK_ROWS = 4096  # rows per chunk a table-valued function hands to SQLite
+
+
+def chunked(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    for start in range(0, len(rows), CHUNK_ROWS):
+        yield rows[start : start + CHUNK_ROWS]
+
+
+def test_rows(session: Session, run_id: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_test_rows(run_id)``: the key of every row the run was tested on."""
+    from ..ops import held_out
+
+    held = held_out.held_out_rows(session.conn, run_id)
+    return chunked([(key,) for key in held_out.key_values(held.keys)])
+
+
 # What the virtual table calls: (experiment, source, with_probabilities) -> chunks of
 # (row ids, predictions, probabilities or None).
 Chunks = Callable[[Any, Any, bool], Iterator[Any]]
