@@ -41,7 +41,7 @@ from ..ml.labels import (
 from ..ml.pipelines import build_pipeline, transform_in_place
 from ..ml.probabilities import gives_probabilities
 from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
-from ..scoring import better
+from ..scoring import PROBABILITY_METRICS, better
 from . import importance, progress, search
 from .experiments import new_experiment_name
 from .held_out import fingerprint, keyed_rows
@@ -135,6 +135,8 @@ def validate(
         default_features=[c for c in relation.columns if c != target_column],
     )
     keyed = choices_made.key_column is not None or has_rowid(conn, relation)
+    deciding = choices_made.metric or (experiment.deciding_metric if experiment else "score")
+    _require_probabilities_for(deciding, str(algorithm), estimator_cls, choices_made)
     if choices_made.order_by is not None and split_strategy != "last":
         raise SqmlError(
             f"option order_by applies to split strategy 'last' only, not '{split_strategy}'"
@@ -170,6 +172,22 @@ def validate(
             "give them distinct names in a view"
         )
     return request
+
+
+def _require_probabilities_for(
+    metric: str, algorithm: str, estimator_cls: type[Any], options: TrainOptions
+) -> None:
+    """A metric of probabilities decides only between models that give them."""
+    if metric not in PROBABILITY_METRICS:
+        return
+    if gives_probabilities(make_estimator(estimator_cls, 0, options.hyperparams)):
+        return
+    raise SqmlError(
+        f"metric '{metric}' is computed from class probabilities, and algorithm "
+        f"'{algorithm}' gives none with these hyperparameters"
+        + (" (svc gives them with probability=true)" if algorithm == "svc" else "")
+        + "; choose another metric or algorithm"
+    )
 
 
 @dataclass

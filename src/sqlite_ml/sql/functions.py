@@ -150,6 +150,30 @@ def test_rows(session: Session, run_id: Any) -> Iterator[list[tuple[Any, ...]]]:
     return chunked([(key,) for key in held_out.key_values(held.keys)])
 
 
+def roc_curve(
+    session: Session, experiment_name: Any, dataset: Any, target: Any = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_roc_curve(experiment, dataset[, target])``: a point per class and threshold."""
+    from ..ops import evaluation
+
+    conn = session.conn
+    model = session.deployed.model_for(conn, experiment_name)
+    rows: list[tuple[Any, ...]] = []
+    for curve in evaluation.roc_curves(conn, model, experiment_name, dataset, target):
+        label = curve.label.item() if hasattr(curve.label, "item") else curve.label
+        summary = (curve.auc, curve.average_precision, curve.brier, curve.calibration_error)
+        points = zip(
+            curve.threshold.tolist(),
+            curve.fpr.tolist(),
+            curve.tpr.tolist(),
+            curve.precision.tolist(),
+            curve.recall.tolist(),
+            strict=True,
+        )
+        rows.extend((label, *point, *summary) for point in points)
+    return chunked(rows)
+
+
 # What the virtual table calls: (experiment, source, with_probabilities) -> chunks of
 # (row ids, predictions, probabilities or None).
 Chunks = Callable[[Any, Any, bool], Iterator[Any]]

@@ -193,6 +193,24 @@ FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
         ("row_id", "prediction", "probabilities"),
     ),
     RowsFunction("sqml_test_rows", functions.test_rows, ("run_id",), ("row_id",)),
+    RowsFunction(
+        "sqml_roc_curve",
+        functions.roc_curve,
+        ("experiment_name", "dataset", "target"),
+        (
+            "class",
+            "threshold",
+            "fpr",
+            "tpr",
+            "precision",
+            "recall",
+            "auc",
+            "average_precision",
+            "brier",
+            "calibration_error",
+        ),
+        optional=1,
+    ),
 )
 
 # sqml_binding_mode() is attached by each binder itself (it owns the session).
