@@ -74,7 +74,6 @@ def calibration_error(positive: np.ndarray, scores: np.ndarray) -> float:
     """Expected calibration error: over equal-width probability bins, the share of rows
     in a bin times the gap between its mean probability and its share of positives."""
     bins = np.minimum((scores * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
-    counts = np.bincount(bins, minlength=CALIBRATION_BINS)
     predicted = np.bincount(bins, weights=scores, minlength=CALIBRATION_BINS)
     observed = np.bincount(bins, weights=positive.astype(np.float64), minlength=CALIBRATION_BINS)
     return float(np.sum(np.abs(observed - predicted)) / len(scores))
