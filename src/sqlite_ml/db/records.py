@@ -56,6 +56,7 @@ class RunRecord:
     key_column: str | None  # None: the rowid
     test_fingerprint: str | None
     model_id: int | None
+    data_digest: str | None = None
 
 
 def find_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
@@ -63,7 +64,7 @@ def find_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
         """SELECT r.id, r.experiment_id, e.name, e.prediction_type, r.status, r.algorithm,
                   r.dataset, r.target, r.test_size, r.split_strategy, r.seed, r.options,
                   r.split_scheme, r.key_column, r.test_fingerprint,
-                  (SELECT max(id) FROM sqml_models WHERE run_id = r.id)
+                  (SELECT max(id) FROM sqml_models WHERE run_id = r.id), r.data_digest
              FROM sqml_runs AS r JOIN sqml_experiments AS e ON e.id = r.experiment_id
             WHERE r.id = ?""",
         (run_id,),
@@ -191,6 +192,15 @@ def active_model(
             WHERE d.experiment_id = ? AND d.active
             ORDER BY d.id DESC LIMIT 1""",
         (metric, experiment_id),
+    ).fetchone()
+    return ActiveModel(*row) if row else None
+
+
+def model_record(conn: sqlite3.Connection, model_id: int) -> ActiveModel | None:
+    """A stored model as a deployment would point at it (deployment id 0: none)."""
+    row = conn.execute(
+        "SELECT 0, id, digest, NULL, format, feature_schema FROM sqml_models WHERE id = ?",
+        (model_id,),
     ).fetchone()
     return ActiveModel(*row) if row else None
 

@@ -34,7 +34,7 @@ def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
 
 _LEADERBOARD_COLUMNS = (
     "experiment, model_id, run_id, algorithm, metric, score, metrics, hyperparams, "
-    "deployed, created_at, rank"
+    "deployed, created_at, rank, decision, p_value, improvement_interval"
 )
 
 
@@ -49,10 +49,11 @@ def leaderboard_rows(conn: sqlite3.Connection) -> list[Row]:
             ).fetchall()
         except sqlite3.OperationalError:
             pass  # a view of another shape: run the query of this version
+    query = LEADERBOARD_SELECT
     if not _has_column(conn, "sqml_experiments", "metric"):  # 0.1.x: every run by 'score'
-        query = LEADERBOARD_SELECT.replace("coalesce(e.metric, 'score')", "'score'")
-    else:
-        query = LEADERBOARD_SELECT
+        query = query.replace("coalesce(e.metric, 'score')", "'score'")
+    if not _has_column(conn, "sqml_runs", "deploy_decision"):  # before schema version 3
+        query = query.replace("r.deploy_decision", "NULL")
     return conn.execute(
         f"SELECT {_LEADERBOARD_COLUMNS} FROM ({query}){order}"  # noqa: S608
     ).fetchall()

@@ -134,7 +134,8 @@ SELECT experiment, model_id, run_id, algorithm, metric, score, metrics, hyperpar
        deployed, created_at,
        rank() OVER (PARTITION BY experiment_id ORDER BY score IS NULL,
            CASE WHEN metric IN ({_LOWER_IS_BETTER_SQL}) THEN score END ASC,
-           CASE WHEN metric NOT IN ({_LOWER_IS_BETTER_SQL}) THEN score END DESC) AS rank
+           CASE WHEN metric NOT IN ({_LOWER_IS_BETTER_SQL}) THEN score END DESC) AS rank,
+       decision, p_value, improvement_interval
 FROM (
     SELECT e.id AS experiment_id, e.name AS experiment, m.id AS model_id, r.id AS run_id,
            r.algorithm AS algorithm, coalesce(e.metric, 'score') AS metric,
@@ -146,7 +147,15 @@ FROM (
            r.hyperparams AS hyperparams,
            EXISTS (SELECT 1 FROM sqml_deployments AS d
                     WHERE d.model_id = m.id AND d.active) AS deployed,
-           m.created_at AS created_at
+           m.created_at AS created_at,
+           -- 3: issue 14: how the automatic deployment decided (sqml_runs.deploy_decision)
+           CASE WHEN json_valid(r.deploy_decision)
+                THEN json_extract(r.deploy_decision, '$.summary') END AS decision,
+           CASE WHEN json_valid(r.deploy_decision)
+                THEN json_extract(r.deploy_decision, '$.gate.p_value') END AS p_value,
+           CASE WHEN json_valid(r.deploy_decision)
+                THEN json_extract(r.deploy_decision, '$.gate.interval') END
+               AS improvement_interval
       FROM sqml_models AS m
       JOIN sqml_runs AS r ON r.id = m.run_id
       JOIN sqml_experiments AS e ON e.id = r.experiment_id

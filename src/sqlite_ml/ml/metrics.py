@@ -5,6 +5,7 @@ each is better are in ``scoring.py``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -27,7 +28,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
 
 
 def probability_metrics(
-    y_true: np.ndarray, probabilities: np.ndarray, classes: np.ndarray | list[object]
+    y_true: np.ndarray, probabilities: np.ndarray, classes: np.ndarray | Sequence[object]
 ) -> dict[str, float]:
     """Metrics of class probabilities (columns in ``classes`` order): ``roc_auc`` and
     ``average_precision`` (binary: of the second class, as scikit-learn; more classes:

@@ -42,6 +42,9 @@ class ModelEntry:
     deployed: bool
     created_at: str
     rank: int
+    decision: str | None = None  # how the automatic deployment decided, in words
+    p_value: float | None = None  # of the deploy_if gate, when it decided
+    improvement_interval: tuple[float | None, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,9 +134,24 @@ def leaderboard(conn: sqlite3.Connection) -> list[ModelEntry]:
                 deployed=bool(row[8]),
                 created_at=str(row[9]),
                 rank=int(row[10]),
+                decision=row[11] if isinstance(row[11], str) else None,
+                p_value=_number(row[12]),
+                improvement_interval=_interval(row[13]),
             )
         )
     return entries
+
+
+def _interval(text: object) -> tuple[float | None, float | None] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    return _number(value[0]), _number(value[1])
 
 
 def _metrics_by_model(conn: sqlite3.Connection) -> dict[int, dict[str, float]]:

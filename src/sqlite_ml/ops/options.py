@@ -30,7 +30,9 @@ OPTION_KEYS = (
     "automatic_deploy",
     "metric",
     "key_column",
+    "deploy_if",
 )
+DEPLOY_IF_KEYS = ("min_improvement", "confidence", "resamples")
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
 MAX_CANDIDATES = 1000
@@ -42,6 +44,17 @@ class ColumnPreprocess:
     impute: str = "mean"
     scale: str = "standard"
     encode: str | None = None  # None: automatic (numbers as numbers, text one-hot)
+
+
+@dataclass(frozen=True)
+class DeployGate:
+    """The ``deploy_if`` option: deploy automatically only when a paired bootstrap on the
+    new run's test rows shows an improvement above ``min_improvement`` of the deciding
+    metric with ``confidence``."""
+
+    min_improvement: float = 0.0
+    confidence: float = 0.95
+    resamples: int = 1000
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class TrainOptions:
     automatic_deploy: bool = True
     metric: str | None = None
     key_column: str | None = None  # names each row (its key) where the rowid cannot
+    deploy_if: DeployGate | None = None
     text: str | None = None  # the options as given, normalized, for the run record
 
 
@@ -206,6 +220,34 @@ def _features(raw: object, relation: Relation, target: str | None) -> list[str]:
     return names
 
 
+def _deploy_gate(raw: object, prediction_type: str) -> DeployGate:
+    if not isinstance(raw, dict):
+        raise SqmlError(
+            'option deploy_if must be a JSON object such as {"min_improvement": 0.01, '
+            f'"confidence": 0.95}}, got {describe(raw)}'
+        )
+    refuse_unknown("deploy_if key", raw, DEPLOY_IF_KEYS)
+    if prediction_type == "clustering":
+        raise SqmlError("option deploy_if compares predictions with a target; clustering has none")
+    minimum = raw.get("min_improvement", 0.0)
+    if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or minimum < 0:
+        raise SqmlError(f"deploy_if min_improvement must be a number >= 0, got {describe(minimum)}")
+    confidence = raw.get("confidence", 0.95)
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, (int, float))
+        or not (0 < confidence < 1)
+    ):
+        raise SqmlError(
+            f"deploy_if confidence must be a number strictly between 0 and 1, got "
+            f"{describe(confidence)}"
+        )
+    resamples = _integer("deploy_if.resamples", raw.get("resamples", 1000), 100)
+    if resamples > 100_000:
+        raise SqmlError(f"deploy_if resamples must be at most 100000, got {resamples}")
+    return DeployGate(float(minimum), float(confidence), resamples)
+
+
 def validate_options(
     value: object,
     *,
@@ -263,5 +305,6 @@ def validate_options(
         automatic_deploy=automatic,
         metric=metric,
         key_column=key_column,
+        deploy_if=_deploy_gate(raw["deploy_if"], prediction_type) if "deploy_if" in raw else None,
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )

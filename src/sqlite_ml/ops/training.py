@@ -41,8 +41,8 @@ from ..ml.labels import (
 from ..ml.pipelines import build_pipeline, transform_in_place
 from ..ml.probabilities import gives_probabilities
 from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
-from ..scoring import PROBABILITY_METRICS, better
-from . import importance, progress, search
+from ..scoring import PROBABILITY_METRICS
+from . import deploy_decision, importance, progress, search
 from .experiments import new_experiment_name
 from .held_out import fingerprint, keyed_rows
 from .options import TrainOptions, validate_options
@@ -512,6 +512,32 @@ def _fit_and_record(
     warning_text = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
+    test_fingerprint = None if test_keys is None else fingerprint(test_keys)
+    decision = deploy_decision.decide(
+        conn,
+        experiment,
+        deploy_decision.Candidate(
+            run_id=run_id,
+            prediction_type=request.prediction_type,
+            dataset=request.dataset,
+            target=request.target,
+            key_column=request.key_column,
+            fingerprint=test_fingerprint,
+            data_digest=data.digest,
+            schema=data.schema,
+            x_test=x_test,
+            y_test=y_test,
+            test_keys=test_keys,
+            outputs=deploy_decision.candidate_outputs(
+                request.prediction_type, pipeline, x_test, metric
+            ),
+            value=values.get(metric),
+            seed=seed,
+        ),
+        request.options.automatic_deploy,
+        request.options.deploy_if,
+    )
+    deployed = decision.deployed
 
     with savepoint(conn):
         model_id = store.insert_model(
@@ -526,9 +552,6 @@ def _fit_and_record(
         store.insert_metrics(conn, model_id, values)
         if searched is not None:
             store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
-        deployed = request.options.automatic_deploy and _beats_active(
-            conn, experiment, metric, values.get(metric)
-        )
         if deployed:
             store.deploy(conn, experiment.id, model_id, "automatic")
         store.update_run(
@@ -548,7 +571,8 @@ def _fit_and_record(
                 "feature_types": json.dumps(data.schema.types()),
                 "hyperparams": json.dumps(hyperparams),
                 "warnings": json.dumps(warning_text) if warning_text else None,
-                "test_fingerprint": None if test_keys is None else fingerprint(test_keys),
+                "test_fingerprint": test_fingerprint,
+                "deploy_decision": decision.to_json(),
             },
         )
     result: dict[str, Any] = {
@@ -556,6 +580,7 @@ def _fit_and_record(
         "prediction_type": request.prediction_type,
         "algorithm": request.algorithm,
         "deployed": deployed,
+        "deploy_decision": json.loads(decision.to_json()),
         "score": score,
         "metric": metric,
         "run_id": run_id,
@@ -635,18 +660,6 @@ def _test_metrics(
         probabilities = pipeline.predict_proba(x_test)
         values.update(metrics.probability_metrics(y_test, probabilities, pipeline.classes_))
     return values
-
-
-def _beats_active(
-    conn: sqlite3.Connection, experiment: store.Experiment, metric: str, value: float | None
-) -> bool:
-    """Whether a new model with ``value`` of the experiment's metric replaces the active one."""
-    active = store.active_model(conn, experiment.id, metric)
-    if active is None or active.format != persistence.FORMAT:  # a 0.1.x pickle is never served
-        return True
-    if active.score is None:
-        return True
-    return value is not None and better(metric, value, active.score)
 
 
 def _library(estimator_cls: type[Any]) -> str:
