@@ -148,11 +148,13 @@ def insert_model(
     library: str = "scikit-learn",
     model_format: str = "skops",
     feature_importance: str | None = None,
+    training_summary: str | None = None,
 ) -> int:
     stamp = now()
     cursor = conn.execute(
         "INSERT INTO sqml_models(created_at, updated_at, run_id, library, data, format, digest,"
-        " feature_schema, feature_importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " feature_schema, feature_importance, training_summary)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             stamp,
             stamp,
@@ -163,6 +165,7 @@ def insert_model(
             digest,
             feature_schema,
             feature_importance,
+            training_summary,
         ),
     )
     assert cursor.lastrowid is not None
@@ -268,6 +271,13 @@ def feature_importance(conn: sqlite3.Connection, model_id: int) -> str | None:
         "SELECT feature_importance FROM sqml_models WHERE id = ?", (model_id,)
     ).fetchone()
     return None if row is None else row[0]
+
+
+def training_summary(conn: sqlite3.Connection, model_id: int) -> str | None:
+    row = conn.execute(
+        "SELECT training_summary FROM sqml_models WHERE id = ?", (model_id,)
+    ).fetchone()
+    return None if row is None or not isinstance(row[0], str) else row[0]
 
 
 def insert_search_trials(

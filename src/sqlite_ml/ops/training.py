@@ -20,6 +20,7 @@ import lightgbm
 import numpy as np
 import sklearn
 import xgboost
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from .._version import __version__
@@ -42,7 +43,7 @@ from ..ml.pipelines import build_pipeline, transform_in_place
 from ..ml.probabilities import gives_probabilities
 from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
 from ..scoring import PROBABILITY_METRICS
-from . import deploy_decision, importance, progress, search
+from . import deploy_decision, drift, importance, progress, search
 from .experiments import new_experiment_name
 from .held_out import fingerprint, keyed_rows
 from .options import TrainOptions, validate_options
@@ -304,7 +305,11 @@ def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> Prepa
             f"column '{column}' holds an infinite value; replace it (or filter it out in a "
             "view) before training"
         )
-    raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
+    # Raw values are kept for target encoding, preprocess checks and the training summary
+    # of categorical features (drift).
+    categorical = any(feature.kind != NUMERIC for feature in schema.features)
+    keep_raw = schema.target_encoded or request.options.preprocess or categorical
+    raw = columns[:-1] if keep_raw else None
     return PreparedData(matrix, labels, schema, _digest(matrix, labels), raw)
 
 
@@ -464,6 +469,7 @@ def _fit_and_record(
         request.split_strategy, request.test_size, data.labels, seed, keys
     )
     test_keys = None if keys is None else keys[test_rows]
+    feature_summaries = drift.feature_summaries(data.schema, data.matrix, data.columns, train_rows)
     if data.schema.target_encoded:
         _fit_target_encoding(request, data, train_rows)
     clustering = request.prediction_type == "clustering"
@@ -487,6 +493,9 @@ def _fit_and_record(
         pipeline.fit(x_train, None if clustering else y_train)
         fit_time = time.perf_counter() - started
         progress.report("fit", 1, 1)
+        summary = drift.training_summary(
+            feature_summaries, len(train_rows), _model_input_mean(pipeline, x_train)
+        )
         del x_train
         # Copies from here on: the raw test rows are scored again (probabilities, the
         # deployment's comparison) and must stay as read.
@@ -548,6 +557,7 @@ def _fit_and_record(
             data.schema.to_json(),
             library=_library(request.estimator_cls),
             feature_importance=json.dumps(importances),
+            training_summary=summary,
         )
         store.insert_metrics(conn, model_id, values)
         if searched is not None:
@@ -595,6 +605,17 @@ def _fit_and_record(
         result["best_params"] = searched.best_params
         result["candidates"] = len(searched.trials)
     return result
+
+
+def _model_input_mean(pipeline: Pipeline, x_train: np.ndarray) -> np.ndarray | None:
+    """The mean of what a linear model saw in training (its inputs after imputation and
+    scaling): the point its explanations are centred on (sqml_explain)."""
+    if not hasattr(pipeline[-1], "coef_"):
+        return None
+    if isinstance(pipeline.named_steps["impute"], SimpleImputer):
+        # Standard scaling of the imputed rows: their mean is the scaler's centre, zero.
+        return np.zeros(x_train.shape[1])
+    return np.asarray(pipeline[:-1].transform(x_train).mean(axis=0), dtype=np.float64)
 
 
 def _row_keys(

@@ -134,6 +134,12 @@ def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any =
     return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
 
 
+def drift(session: Session, experiment_name: Any, dataset: Any) -> str:
+    from ..ops.drift import drift_report
+
+    return json.dumps(drift_report(session.conn, experiment_name, dataset), allow_nan=False)
+
+
 CHUNK_ROWS = 4096  # rows per chunk a table-valued function hands to SQLite
 
 

@@ -183,6 +183,7 @@ FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
         own_plain_rows=True,
     ),
     SqlFunction("sqml_predict_proba", functions.predict_proba, ("experiment_name", "features")),
+    SqlFunction("sqml_drift", functions.drift, ("experiment_name", "dataset")),
     SqlFunction(
         "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
     ),
