@@ -140,6 +140,25 @@ def drift(session: Session, experiment_name: Any, dataset: Any) -> str:
     return json.dumps(drift_report(session.conn, experiment_name, dataset), allow_nan=False)
 
 
+def explain(session: Session, experiment_name: Any, features: Any, top_k: Any = None) -> str:
+    """``sqml_explain(experiment, features[, top_k])``: one row's explanation."""
+    from ..ops.explain import explain_one
+
+    model = session.deployed.model_for(session.conn, experiment_name)
+    return json.dumps(explain_one(session.conn, model, experiment_name, features, top_k))
+
+
+def explain_table(
+    session: Session, experiment_name: Any, source: Any, top_k: Any = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_explain_table(experiment, source[, top_k])``: a row per row and feature."""
+    from ..ops.explain import explanation_rows
+
+    conn = session.conn
+    model = session.deployed.model_for(conn, experiment_name)
+    return explanation_rows(conn, model, experiment_name, source, top_k)
+
+
 CHUNK_ROWS = 4096  # rows per chunk a table-valued function hands to SQLite
 
 

@@ -185,6 +185,25 @@ FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
     SqlFunction("sqml_predict_proba", functions.predict_proba, ("experiment_name", "features")),
     SqlFunction("sqml_drift", functions.drift, ("experiment_name", "dataset")),
     SqlFunction(
+        "sqml_explain", functions.explain, ("experiment_name", "features", "top_k"), optional=1
+    ),
+    RowsFunction(
+        "sqml_explain_table",
+        functions.explain_table,
+        ("experiment_name", "source", "top_k"),
+        (
+            "row_id",
+            "prediction",
+            "raw_output",
+            "baseline",
+            "feature",
+            "value",
+            "contribution",
+            "rank",
+        ),
+        optional=1,
+    ),
+    SqlFunction(
         "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
     ),
     TableFunction(
