@@ -177,7 +177,7 @@ def test_experiments_leaderboard_matches_the_database(runner: CliRunner, trained
     table = sqml(runner, "experiments", trained).output
     assert table.splitlines()[0].split()[:4] == ["experiment", "rank", "algorithm", "score"]
     best = max((r for r in records if r["experiment"] == "iris"), key=lambda r: r["score"])
-    assert f"score {best['score']:.4f}" in table
+    assert f"accuracy {best['score']:.4f}" in table  # the deciding metric, named
 
 
 def test_runs_lists_every_run(runner: CliRunner, trained: Path) -> None:
@@ -381,12 +381,30 @@ def test_report_is_self_contained_and_escapes_names(runner: CliRunner, tmp_path:
     assert scored == 3 and html.count('<circle class="run-point') == 3
     assert html.count('<path class="failed-run"') == 1 and "This solver needs" in html
     assert "Confusion matrix" in html and html.count('class="cm-cell') == 9
-    assert sum(int(v) for v in _attributes(html, "data-count")) == 150
+    deployed_test_rows = """SELECT r.test_rows FROM sqml_runs_overview AS o
+        JOIN sqml_runs AS r ON r.id = o.run_id WHERE o.experiment = ? AND o.deployed"""
+    test_rows = scalar(db, deployed_test_rows, (HOSTILE,))
+    assert sum(int(v) for v in _attributes(html, "data-count")) == test_rows < 150
+    assert html.count('<path class="curve"') == 6 and "Deployment: deployed:" in html
 
     regression = tmp_path / "diabetes.html"
     assert sqml(runner, "report", db, "diabetes", "-o", regression).exit_code == 0
     html = regression.read_text()
-    assert "Residuals" in html and html.count('<circle class="residual"') == 120
+    test_rows = scalar(db, deployed_test_rows, ("diabetes",))
+    assert "Residuals" in html and html.count('<circle class="residual"') == test_rows < 120
+
+
+def test_compare_writes_two_runs_side_by_side(
+    runner: CliRunner, trained: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "compare.html"
+    result = sqml(runner, "compare", trained, "1", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "<h1>Run 1 and run 2</h1>" in html and "Both models on run 1" in html
+    assert "<script" not in html
+    missing = sqml(runner, "compare", trained, "1", "99", "-o", out)
+    assert missing.exit_code == 1 and "there is no run 99" in missing.output
 
 
 def test_report_to_an_unwritable_place(runner: CliRunner, trained: Path, tmp_path: Path) -> None:
