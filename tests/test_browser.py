@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .faces import HOSTILE, served  # noqa: F401 - served is a fixture
+from .faces import HOSTILE, deployed_test_rows, served  # noqa: F401 - served is a fixture
 
 ARTIFACTS = Path(os.environ.get("SQML_ARTIFACTS", Path(__file__).parent / "artifacts"))
 CHROMIUM_ARGS = [
@@ -164,12 +164,8 @@ def test_experiment_pages_in_chromium(browser_page: Any, served: tuple[str, Path
     cells = page.locator("svg.confusion-matrix rect.cm-cell")
     assert cells.count() == 9  # three iris classes
     counts = [int(cells.nth(i).get_attribute("data-count")) for i in range(9)]
-    conn = sqlite3.connect(db)
-    try:
-        labelled = deployed_test_rows(conn, HOSTILE)  # the deployed run's test rows only
-        regression_rows = deployed_test_rows(conn, "diabetes")
-    finally:
-        conn.close()
+    labelled = deployed_test_rows(db, HOSTILE)  # the deployed run's test rows only
+    regression_rows = deployed_test_rows(db, "diabetes")
     assert sum(counts) == labelled < 150
     diagonal = sum(counts[i * 3 + i] for i in range(3))
     assert diagonal > labelled * 0.8  # the deployed model is right on most rows
@@ -187,14 +183,6 @@ def test_experiment_pages_in_chromium(browser_page: Any, served: tuple[str, Path
     missing = page.goto(url + "/-/sqml/nope")
     assert missing is not None and missing.status == 404
     assert "unknown experiment" in page.locator("body").inner_text()
-
-
-def deployed_test_rows(conn: sqlite3.Connection, experiment: str) -> int:
-    return conn.execute(
-        "SELECT r.test_rows FROM sqml_runs_overview AS o JOIN sqml_runs AS r ON r.id = o.run_id"
-        " WHERE o.experiment = ? AND o.deployed",
-        (experiment,),
-    ).fetchone()[0]
 
 
 def test_summary_curves_and_comparison_in_chromium(

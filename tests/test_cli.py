@@ -22,7 +22,7 @@ from sqlite_ml.faces.cli import ProgressBar, cli
 from sqlite_ml.faces.statements import split_statements
 from sqlite_ml.ops import progress, training
 
-from .faces import HOSTILE, make_trained_db, script
+from .faces import HOSTILE, deployed_test_rows, make_trained_db, script
 from .helpers import expected_mode
 
 COMMANDS = ["query", "shell", "train", "experiments", "runs", "report", "demo", "extension-path"]
@@ -381,16 +381,14 @@ def test_report_is_self_contained_and_escapes_names(runner: CliRunner, tmp_path:
     assert scored == 3 and html.count('<circle class="run-point') == 3
     assert html.count('<path class="failed-run"') == 1 and "This solver needs" in html
     assert "Confusion matrix" in html and html.count('class="cm-cell') == 9
-    deployed_test_rows = """SELECT r.test_rows FROM sqml_runs_overview AS o
-        JOIN sqml_runs AS r ON r.id = o.run_id WHERE o.experiment = ? AND o.deployed"""
-    test_rows = scalar(db, deployed_test_rows, (HOSTILE,))
+    test_rows = deployed_test_rows(db, HOSTILE)
     assert sum(int(v) for v in _attributes(html, "data-count")) == test_rows < 150
     assert html.count('<path class="curve"') == 6 and "Deployment: deployed:" in html
 
     regression = tmp_path / "diabetes.html"
     assert sqml(runner, "report", db, "diabetes", "-o", regression).exit_code == 0
     html = regression.read_text()
-    test_rows = scalar(db, deployed_test_rows, ("diabetes",))
+    test_rows = deployed_test_rows(db, "diabetes")
     assert "Residuals" in html and html.count('<circle class="residual"') == test_rows < 120
 
 

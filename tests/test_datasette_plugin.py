@@ -12,7 +12,14 @@ from urllib.parse import quote
 
 import httpx
 
-from .faces import HOSTILE, make_trained_db, script, served, sqml_tables  # noqa: F401 - served is a fixture
+from .faces import (  # noqa: F401 - served is a fixture
+    HOSTILE,
+    deployed_test_rows,
+    make_trained_db,
+    script,
+    served,
+    sqml_tables,
+)
 from .helpers import expected_mode
 
 
@@ -74,14 +81,7 @@ def test_experiment_pages(served: tuple[str, Path]) -> None:  # noqa: F811
     assert classification.text.count('<path class="curve"') == 6  # ROC and PR, 3 classes
     regression = httpx.get(f"{url}/-/sqml/diabetes", timeout=120)
     assert regression.status_code == 200
-    test_rows = (
-        sqlite3.connect(db)
-        .execute(
-            "SELECT r.test_rows FROM sqml_runs_overview AS o JOIN sqml_runs AS r ON r.id = o.run_id"
-            " WHERE o.experiment = 'diabetes' AND o.deployed"
-        )
-        .fetchone()[0]
-    )
+    test_rows = deployed_test_rows(db, "diabetes")
     assert regression.text.count('<circle class="residual"') == test_rows < 120
 
 
@@ -156,14 +156,7 @@ def test_immutable_database_is_read_without_writing(tmp_path: Path) -> None:
 def test_immutable_database_with_experiments(tmp_path: Path) -> None:
     db = make_trained_db(tmp_path / "published.db")
     status, text = datasette_get("/-/sqml/diabetes", db, immutable=True)
-    test_rows = (
-        sqlite3.connect(db)
-        .execute(
-            "SELECT r.test_rows FROM sqml_runs_overview AS o JOIN sqml_runs AS r ON r.id = o.run_id"
-            " WHERE o.experiment = 'diabetes' AND o.deployed"
-        )
-        .fetchone()[0]
-    )
+    test_rows = deployed_test_rows(db, "diabetes")
     assert status == 200 and text.count('<circle class="residual"') == test_rows
 
 
