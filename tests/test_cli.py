@@ -25,7 +25,17 @@ from sqlite_ml.ops import progress, training
 from .faces import HOSTILE, deployed_test_rows, make_trained_db, script
 from .helpers import expected_mode
 
-COMMANDS = ["query", "shell", "train", "experiments", "runs", "report", "demo", "extension-path"]
+COMMANDS = [
+    "query",
+    "shell",
+    "train",
+    "experiments",
+    "runs",
+    "report",
+    "compare",
+    "demo",
+    "extension-path",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +53,13 @@ def sqml(runner: CliRunner, *args: Any, input: str | None = None) -> Any:
 
 
 def scalar(path: Path, sql: str, params: Any = ()) -> Any:
+    return db_rows(path, sql, params)[0][0]
+
+
+def db_rows(path: Path, sql: str, params: Any = ()) -> list[Any]:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute(sql, params).fetchone()[0]
+        return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
 
@@ -444,12 +458,24 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
         "Leaderboard: the sqml_leaderboard view",
         "Deploying by hand",
         "Probabilities, evaluation and feature importance",
+        "Evaluation you can trust",
         "Clustering: k-means",
         "Mistakes are SQL errors",
     ):
         assert title in out
     assert "Traceback" not in done.output
-    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 5
+    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 6
+    # the gated deployment: ridge passes the gate over the mean, its near-twin does not
+    gated = db_rows(
+        db,
+        "SELECT algorithm, deployed, p_value FROM sqml_leaderboard WHERE experiment = 'gated'"
+        " ORDER BY run_id",
+    )
+    assert [(a, d) for a, d, _ in gated] == [("dummy", 0), ("ridge", 1), ("ridge", 0)]
+    assert gated[1][2] < 0.05 < gated[2][2]
+    assert "gate passed" in out and "gate refused" in out
+    assert "sqml_explain('churn'" in out and "the other features" in out
+    assert "sqml_drift('iris', 'new_flowers')" in out
     # the grid search: 3 candidates, each a row of sqml_search_trials
     assert scalar(db, "SELECT count(*) FROM sqml_search_trials") == 3
     assert scalar(db, "SELECT count(*) FROM sqml_runs WHERE split_strategy = 'stratified'") == 2
@@ -461,6 +487,7 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
     assert '{"no": ' in out  # sqml_predict_proba of the churn model
     if expected_mode() == "native":
         assert "JOIN sqml_predict_table('churn', 'customers')" in out
+        assert "FROM sqml_test_rows(" in out and "FROM sqml_roc_curve(" in out
     else:
         assert "skipped: sqml_predict_table needs the 'native' binding" in out
     assert f"sqml report {db} churn -o report.html" in out and "/-/sqml" in out
