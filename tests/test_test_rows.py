@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from sqlite_ml.errors import SqmlError
 from sqlite_ml.ml import metrics
 from sqlite_ml.ops.held_out import held_out_rows
 
@@ -225,3 +228,28 @@ def test_sqml_test_rows_errors(iris):
         iris.rows("SELECT * FROM sqml_test_rows('x')")
     with pytest.raises(Exception, match="needs its first 1 argument"):
         iris.rows("SELECT * FROM sqml_test_rows")
+
+
+def test_a_0_3_0_database_gains_the_columns_and_its_runs_say_why_they_cannot_be_named(
+    tmp_path, connect
+):
+    path = tmp_path / "old.db"
+    shutil.copyfile(Path(__file__).parent / "data" / "sqlite-ml-0.3.0.db", path)
+    conn = connect(path)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(sqml_runs)")}
+    assert {"split_scheme", "key_column", "test_fingerprint", "deploy_decision"} <= columns
+    assert conn.execute("SELECT value FROM sqml_meta WHERE key = 'schema_version'").fetchone() == (
+        "3",
+    )
+    with pytest.raises(SqmlError, match="earlier sqlite-ml"):
+        held_out_rows(conn, 1)
+    # A new run is compared with the 0.3.0 model on its own test rows.
+    result = json.loads(
+        conn.execute(
+            "SELECT sqml_train('iris', 'classification', 'decision_tree', 'dataset_iris', 'target')"
+        ).fetchone()[0]
+    )
+    decision = result["deploy_decision"]
+    assert decision["comparison"] == "active model scored on this run's test rows"
+    assert decision["active_model_id"] == 1 and decision["active"] is not None
+    assert len(held_out_rows(conn, result["run_id"]).keys) == result["test_rows"]
