@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -55,74 +56,97 @@ def leaf_table(trees: Sequence[object], weights: Sequence[float], outputs: int) 
     """The leaves of scikit-learn ``Tree`` objects (``estimator.tree_``), each tree's leaf
     values multiplied by its weight (a forest's 1/n, a boosting's learning rate);
     classification trees give class fractions, regression trees their value."""
-    rows: list[tuple[list[int], list[float], list[float], list[float], np.ndarray]] = []
-    for tree, weight in zip(trees, weights, strict=True):
-        rows.extend(_leaves(tree, weight, outputs))
-    slots = max(1, max((len(row[0]) for row in rows), default=1))
-    count = len(rows)
-    features = np.zeros((count, slots), dtype=np.int64)
-    lower = np.full((count, slots), -np.inf)
-    upper = np.full((count, slots), np.inf)
-    ratio = np.ones((count, slots))
-    active = np.zeros((count, slots), dtype=bool)
-    depth = np.zeros(count, dtype=np.int64)
-    values = np.zeros((count, outputs))
-    for index, (path_features, lows, highs, ratios, value) in enumerate(rows):
-        size = len(path_features)
-        features[index, :size] = path_features
-        lower[index, :size] = lows
-        upper[index, :size] = highs
-        ratio[index, :size] = ratios
-        active[index, :size] = True
-        depth[index] = size
-        values[index] = value
-    return LeafTable(features, lower, upper, ratio, active, depth, values)
+    parts = [
+        _tree_leaves(tree, weight, outputs) for tree, weight in zip(trees, weights, strict=True)
+    ]
+    slots = max([1, *(part.features.shape[1] for part in parts)])
+
+    def padded(name: str, fill: object, dtype: Any) -> np.ndarray:
+        blocks = []
+        for part in parts:
+            block = getattr(part, name)
+            wide = np.full((len(block), slots), fill, dtype=dtype)
+            wide[:, : block.shape[1]] = block
+            blocks.append(wide)
+        return np.concatenate(blocks) if blocks else np.full((0, slots), fill, dtype=dtype)
+
+    return LeafTable(
+        padded("features", 0, np.int64),
+        padded("lower", -np.inf, np.float64),
+        padded("upper", np.inf, np.float64),
+        padded("ratio", 1.0, np.float64),
+        padded("active", False, bool),
+        np.concatenate([part.depth for part in parts]) if parts else np.zeros(0, np.int64),
+        np.concatenate([part.values for part in parts]) if parts else np.zeros((0, outputs)),
+    )
 
 
-def _leaves(
-    tree: object, weight: float, outputs: int
-) -> list[tuple[list[int], list[float], list[float], list[float], np.ndarray]]:
-    left = np.asarray(tree.children_left)  # type: ignore[attr-defined]
-    right = np.asarray(tree.children_right)  # type: ignore[attr-defined]
-    feature = np.asarray(tree.feature)  # type: ignore[attr-defined]
-    threshold = np.asarray(tree.threshold)  # type: ignore[attr-defined]
+def _tree_leaves(tree: object, weight: float, outputs: int) -> LeafTable:
+    """One tree's leaves, its nodes taken a level at a time: each child copies its
+    parent's path (per feature the tree uses: interval, cover ratio, on the path or not)
+    and narrows the split feature's. The structure comes from a database, so it is
+    checked first: children in range and after their parent, each node reached once."""
+    left = np.asarray(tree.children_left, dtype=np.int64)  # type: ignore[attr-defined]
+    right = np.asarray(tree.children_right, dtype=np.int64)  # type: ignore[attr-defined]
+    feature = np.asarray(tree.feature, dtype=np.int64)  # type: ignore[attr-defined]
+    threshold = np.asarray(tree.threshold, dtype=np.float64)  # type: ignore[attr-defined]
     cover = np.asarray(tree.weighted_n_node_samples, dtype=np.float64)  # type: ignore[attr-defined]
     value = np.asarray(tree.value, dtype=np.float64)[:, 0, :]  # type: ignore[attr-defined]
     if value.shape[1] > 1:  # class weights or fractions: fractions
         value = value / np.maximum(value.sum(axis=1, keepdims=True), np.finfo(float).tiny)
     nodes = len(left)
-    found = []
-    # (node, {feature: [lower, upper, ratio]}) ; a path visits a node once, so no cycle
-    stack: list[tuple[int, dict[int, list[float]]]] = [(0, {})]
-    while stack:
-        node, path = stack.pop()
-        if not 0 <= node < nodes:
-            raise ValueError(f"a tree refers to node {node} of {nodes}")
-        if left[node] == -1:
-            leaf_value = np.zeros(outputs)
-            leaf_value[: value.shape[1]] = value[node] * weight
-            items = sorted(path.items())
-            found.append(
-                (
-                    [f for f, _ in items],
-                    [bounds[0] for _, bounds in items],
-                    [bounds[1] for _, bounds in items],
-                    [bounds[2] for _, bounds in items],
-                    leaf_value,
-                )
-            )
-            continue
-        if len(path) > nodes:
-            raise ValueError("a tree's path is longer than its nodes: it is not a tree")
-        f, t = int(feature[node]), float(threshold[node])
-        for child, is_left in ((int(left[node]), True), (int(right[node]), False)):
-            if child <= node:  # children come after their parent in scikit-learn's trees
-                raise ValueError("a tree's child comes before its parent: it is not a tree")
-            low, high, share = path.get(f, [-math.inf, math.inf, 1.0])
-            share *= cover[child] / cover[node] if cover[node] > 0 else 0.0
-            bounds = [low, min(high, t), share] if is_left else [max(low, t), high, share]
-            stack.append((child, {**path, f: bounds}))
-    return found
+    internal = np.flatnonzero(left != -1)
+    children = np.concatenate([left[internal], right[internal]])
+    owners = np.concatenate([internal, internal])
+    if (
+        np.any(children <= owners)
+        or np.any(children >= nodes)
+        or len(np.unique(children)) != len(children)
+        or np.any(feature[internal] < 0)
+    ):
+        raise ValueError("a tree's nodes do not form a tree")
+    used, compact = np.unique(feature[internal], return_inverse=True)
+    width = max(1, len(used))
+    lower = np.full((nodes, width), -np.inf)
+    upper = np.full((nodes, width), np.inf)
+    ratio = np.ones((nodes, width))
+    on_path = np.zeros((nodes, width), dtype=bool)
+    split_of = np.zeros(nodes, dtype=np.int64)
+    split_of[internal] = compact
+    level = np.array([0])
+    while len(level):
+        parents = level[left[level] != -1]
+        if not len(parents):
+            break
+        f, t = split_of[parents], threshold[parents]
+        share = np.where(cover[parents] > 0, cover[parents], 1.0)
+        for kids, narrow_upper in ((left[parents], True), (right[parents], False)):
+            lower[kids], upper[kids] = lower[parents], upper[parents]
+            ratio[kids], on_path[kids] = ratio[parents], on_path[parents]
+            if narrow_upper:
+                upper[kids, f] = np.minimum(upper[parents, f], t)
+            else:
+                lower[kids, f] = np.maximum(lower[parents, f], t)
+            ratio[kids, f] = ratio[parents, f] * cover[kids] / share
+            on_path[kids, f] = True
+        level = np.concatenate([left[parents], right[parents]])
+    leaves = np.flatnonzero(left == -1)
+    depth = on_path[leaves].sum(axis=1)
+    slots = int(depth.max(initial=0))
+    order = np.argsort(~on_path[leaves], axis=1, kind="stable")[:, :slots]
+    rows = leaves[:, None]
+    active = np.take_along_axis(on_path[leaves], order, axis=1)
+    values = np.zeros((len(leaves), outputs))
+    values[:, : value.shape[1]] = value[leaves] * weight
+    return LeafTable(
+        np.where(active, used[order] if len(used) else 0, 0),
+        np.where(active, lower[rows, order], -np.inf),
+        np.where(active, upper[rows, order], np.inf),
+        np.where(active, ratio[rows, order], 1.0),
+        active,
+        depth,
+        values,
+    )
 
 
 def _shapley_weights(depth: int) -> np.ndarray:
