@@ -238,6 +238,48 @@ def read_keyed_targets(
     return keys, [None] * len(rows) if target is None else [row[1] for row in rows]
 
 
+def read_keyed_numbers(
+    conn: sqlite3.Connection,
+    relation: Relation,
+    key_column: str | None,
+    target: str | None,
+    order_by: str | None,
+    rows: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``read_keyed_targets`` without a Python object per row, when every key is an
+    integer and every target a number (NULL as NaN): (int64 keys, float64 targets), the
+    targets zeros without a target. None otherwise (the caller reads Python values)."""
+    key = quote_identifier(key_column) if key_column is not None else rowid_expression(relation)
+    filtered = _row_filter(conn, relation, target, order_by, key_column)
+    try:
+        if key_column is not None:
+            other = conn.execute(
+                f"SELECT 1{_rows_with_target(relation, target)}"  # noqa: S608
+                f" AND typeof({key}) != 'integer' LIMIT 1"
+            ).fetchone()
+            if other is not None:
+                return None
+        value = "0" if target is None else quote_identifier(target)
+        sql = f"SELECT {key}, {value}{filtered}"  # noqa: S608
+        reader = native.reader(conn, sql)
+        if reader is not None:
+            try:
+                keys, block = np.empty(rows, dtype=np.int64), np.empty((rows, 1))
+                filled, stopped_at_text = reader.fill(block, keys)
+                complete = not stopped_at_text and filled == rows and not reader.rows(1)
+            finally:
+                reader.close()
+            return (keys, block[:, 0]) if complete else None
+        pairs = np.fromiter(
+            conn.execute(sql), dtype=[("key", np.int64), ("value", np.float64)], count=rows
+        )
+        return np.ascontiguousarray(pairs["key"]), np.ascontiguousarray(pairs["value"])
+    except (TypeError, ValueError, OverflowError):
+        return None
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+
+
 def read_rows_by_key(
     conn: sqlite3.Connection,
     relation: Relation,

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..db import records as store
-from ..db.readers import read_keyed_targets
+from ..db.readers import count_rows_with_target, read_keyed_numbers, read_keyed_targets
 from ..db.relations import Relation, find_relation
 from ..errors import SqmlError, describe, shorten
-from ..ml.labels import encode_labels, numbers_or_error
+from ..ml.labels import check_numeric_labels, encode_labels, numbers_or_error
 from ..ml.splits import KEYED_SCHEMES, POSITION, hash_unit, split_rows
 
 
@@ -46,6 +46,18 @@ def keyed_rows(
 ) -> KeyedRows:
     """Keys and labels of the rows training uses (the same rows, in the same order): for
     regression the rows whose target reads as a number, else every row with a target."""
+    count = count_rows_with_target(conn, relation, target)
+    numbers = read_keyed_numbers(conn, relation, key_column, target, order_by, count)
+    if numbers is not None:  # integer keys (a rowid is one), numeric targets: no objects
+        keys_read, labels_read = numbers
+        if len(np.unique(keys_read)) != len(keys_read):
+            raise _duplicate(keys_read.tolist(), _key_name(key_column), relation)
+        if target is None:
+            return KeyedRows(keys_read, np.zeros(len(keys_read)))
+        keep = ~np.isnan(labels_read)
+        if prediction_type == "classification":
+            check_numeric_labels(labels_read)
+        return KeyedRows(keys_read[keep], labels_read[keep])
     keys, values = read_keyed_targets(conn, relation, key_column, target, order_by)
     key_array = _key_array(keys, key_column, relation)
     if target is None:
@@ -58,8 +70,12 @@ def keyed_rows(
     return KeyedRows(key_array, labels)
 
 
+def _key_name(key_column: str | None) -> str:
+    return f"key column '{shorten(key_column)}'" if key_column is not None else "rowid"
+
+
 def _key_array(keys: Sequence[object], key_column: str | None, relation: Relation) -> np.ndarray:
-    what = f"key column '{shorten(key_column)}'" if key_column is not None else "rowid"
+    what = _key_name(key_column)
     if all(type(key) is int for key in keys):
         array = np.array(keys, dtype=np.int64)
         if len(np.unique(array)) != len(array):
