@@ -33,6 +33,7 @@ COMMANDS = [
     "runs",
     "report",
     "compare",
+    "export",
     "demo",
     "extension-path",
 ]

@@ -57,6 +57,7 @@ class RunRecord:
     test_fingerprint: str | None
     model_id: int | None
     data_digest: str | None = None
+    test_rows: int | None = None
 
 
 def find_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
@@ -64,7 +65,8 @@ def find_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
         """SELECT r.id, r.experiment_id, e.name, e.prediction_type, r.status, r.algorithm,
                   r.dataset, r.target, r.test_size, r.split_strategy, r.seed, r.options,
                   r.split_scheme, r.key_column, r.test_fingerprint,
-                  (SELECT max(id) FROM sqml_models WHERE run_id = r.id), r.data_digest
+                  (SELECT max(id) FROM sqml_models WHERE run_id = r.id), r.data_digest,
+                  r.test_rows
              FROM sqml_runs AS r JOIN sqml_experiments AS e ON e.id = r.experiment_id
             WHERE r.id = ?""",
         (run_id,),
@@ -286,7 +288,8 @@ def insert_search_trials(
     stamp = now()
     conn.executemany(
         "INSERT INTO sqml_search_trials(created_at, updated_at, run_id, candidate, params,"
-        " scoring, mean_score, std_score, rank, fit_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " scoring, mean_score, std_score, rank, fit_time, workers)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 stamp,
@@ -299,6 +302,7 @@ def insert_search_trials(
                 trial["std_score"],
                 trial["rank"],
                 trial["fit_time"],
+                trial.get("workers"),
             )
             for trial in trials
         ],
@@ -338,3 +342,37 @@ def model_blob(conn: sqlite3.Connection, model_id: int) -> bytes:
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     return bytes(data or b"")
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A stored model with its experiment and the record of the run that trained it
+    (``run``: every column of its ``sqml_runs`` row, by name, so columns added by later
+    schema versions are there when the database has them)."""
+
+    model_id: int
+    experiment_name: str
+    prediction_type: str
+    format: str | None
+    digest: str | None
+    schema_json: str | None
+    run: dict[str, object]
+
+
+def model_run(conn: sqlite3.Connection, model_id: int) -> ModelRun | None:
+    cursor = conn.execute(
+        "SELECT m.id, e.name, e.prediction_type, m.format, m.digest, m.feature_schema, r.*"
+        " FROM sqml_models AS m JOIN sqml_runs AS r ON r.id = m.run_id"
+        " JOIN sqml_experiments AS e ON e.id = r.experiment_id WHERE m.id = ?",
+        (model_id,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    names = [column[0] for column in cursor.description]
+    run = dict(zip(names[6:], row[6:], strict=True))
+    return ModelRun(row[0], row[1], row[2], row[3], row[4], row[5], run)
+
+
+def model_ids(conn: sqlite3.Connection) -> list[int]:
+    return [row[0] for row in conn.execute("SELECT id FROM sqml_models ORDER BY id")]

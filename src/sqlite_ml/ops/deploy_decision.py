@@ -49,10 +49,11 @@ class Candidate:
     fingerprint: str | None
     data_digest: str
     schema: FeatureSchema
-    x_test: np.ndarray  # as read and encoded with the new schema, not preprocessed
-    y_test: np.ndarray
+    # None for a streamed run, whose test rows are not held in memory:
+    x_test: np.ndarray | None  # as read and encoded with the new schema, not preprocessed
+    y_test: np.ndarray | None
     test_keys: np.ndarray | None
-    outputs: Outputs
+    outputs: Outputs | None
     value: float | None  # the deciding metric on the test rows
     seed: int
 
@@ -103,7 +104,8 @@ def decide(
 ) -> Decision:
     metric = experiment.deciding_metric
     label = metric_label(experiment.prediction_type, metric)
-    base = {"metric": metric, "candidate": _finite(candidate.value), "rows": len(candidate.y_test)}
+    rows_held = None if candidate.y_test is None else len(candidate.y_test)
+    base = {"metric": metric, "candidate": _finite(candidate.value), "rows": rows_held}
     if not automatic:
         return Decision(False, "none", "not deployed: option automatic_deploy is false", base)
     active = store.active_model(conn, experiment.id, metric)
@@ -125,6 +127,8 @@ def decide(
             f"{_number(active.score)} on the same test rows (stored metrics)"
         )
         return Decision(deployed, "same test rows", _outcome(deployed, active, summary), base)
+    if candidate.x_test is None or candidate.y_test is None or candidate.outputs is None:
+        return _streamed(candidate, active, gate, base, label)
     try:
         loaded = loaded_model(conn, active)
         active_outputs, active_value = _score_active(conn, loaded, candidate, metric)
@@ -137,7 +141,7 @@ def decide(
         return Decision(False, "not comparable", summary, base)
     base["active"] = _finite(active_value)
     base["active_stored"] = _finite(active.score)
-    rows = f"this run's {len(candidate.y_test)} test rows"
+    rows = f"this run's {rows_held} test rows"
     if gate is not None:
         return _gated(experiment, candidate, active, active_outputs, gate, base, rows)
     deployed = not math.isfinite(active_value) or better(metric, candidate.value, active_value)
@@ -154,6 +158,32 @@ def decide(
     )
 
 
+def _streamed(
+    candidate: Candidate,
+    active: store.ActiveModel,
+    gate: DeployGate | None,
+    base: dict[str, Any],
+    label: str,
+) -> Decision:
+    """A streamed run keeps no test rows in memory to score the active model on: a gate
+    cannot run, and without one the stored metrics compare, said so."""
+    if gate is not None:
+        summary = (
+            f"kept model {active.model_id}: option deploy_if needs the test rows in memory, "
+            "and this run was streamed"
+        )
+        return Decision(False, "not comparable", summary, base)
+    assert candidate.value is not None
+    base["active"] = _finite(active.score)
+    deployed = active.score is None or better(base["metric"], candidate.value, active.score)
+    summary = (
+        f"{label} {_number(candidate.value)} against model {active.model_id}'s stored "
+        f"{_number(active.score) if active.score is not None else 'none'} (a streamed run: "
+        "the active model was not scored on its test rows, which may differ)"
+    )
+    return Decision(deployed, "stored metrics", _outcome(deployed, active, summary), base)
+
+
 def _gated(
     experiment: store.Experiment,
     candidate: Candidate,
@@ -165,6 +195,7 @@ def _gated(
 ) -> Decision:
     metric = experiment.deciding_metric
     label = metric_label(experiment.prediction_type, metric)
+    assert candidate.y_test is not None and candidate.outputs is not None
     result = paired_bootstrap(
         metric,
         candidate.prediction_type,
@@ -246,6 +277,7 @@ def _score_active(
             f"it predicts {loaded.schema.label_kind} labels, this run's target holds "
             f"{candidate.schema.label_kind} ones"
         )
+    assert candidate.y_test is not None
     matrix = _active_matrix(conn, loaded.schema, candidate)
     estimator = loaded.estimator
     if candidate.prediction_type == "clustering":
@@ -266,6 +298,7 @@ def _active_matrix(
     conn: sqlite3.Connection, schema: FeatureSchema, candidate: Candidate
 ) -> np.ndarray:
     """The candidate's test rows encoded for the active model."""
+    assert candidate.x_test is not None
     if schema.to_json() == candidate.schema.to_json():
         return candidate.x_test  # the same encoding: the same matrix
     if candidate.test_keys is not None:

@@ -192,7 +192,13 @@ def held_out_rows(conn: sqlite3.Connection, run_id: object) -> HeldOutRows:
     rows = keyed_rows(conn, relation, run.key_column, target, _order_by(run), run.prediction_type)
     _, tested = split_rows(run.split_strategy, run.test_size, rows.labels, run.seed, rows.keys)
     keys = rows.keys[tested]
-    if run.test_fingerprint is not None and fingerprint(keys) != run.test_fingerprint:
+    # Runs without a fingerprint (streamed ones) are checked by their count of test rows.
+    unchanged = (
+        fingerprint(keys) == run.test_fingerprint
+        if run.test_fingerprint is not None
+        else run.test_rows is None or run.test_rows == len(keys)
+    )
+    if not unchanged:
         raise SqmlError(
             f"the test rows of run {run.id} cannot be named: dataset '{shorten(run.dataset)}' "
             f"changed since the run was trained ({_recorded_rows(run)} test rows then, "
@@ -202,6 +208,8 @@ def held_out_rows(conn: sqlite3.Connection, run_id: object) -> HeldOutRows:
 
 
 def _recorded_rows(run: store.RunRecord) -> str:
+    if run.test_fingerprint is None:
+        return str(run.test_rows)
     try:
         return str(json.loads(run.test_fingerprint or "{}").get("rows", "?"))
     except (ValueError, AttributeError):

@@ -15,6 +15,7 @@ from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unkn
 from ..ml.catalogue import make_estimator, parameter_names
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
+from .big_data_options import BIG_DATA_KEYS, BigDataOptions, validate_big_data_options
 
 ENCODINGS = ("one_hot", "ordinal", "target", "none")
 SEARCHES = ("grid", "random")
@@ -29,8 +30,8 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
-    "key_column",
     "deploy_if",
+    *BIG_DATA_KEYS,  # key_column among them
 )
 DEPLOY_IF_KEYS = ("min_improvement", "confidence", "resamples")
 SEARCH_ARGS = ("cv", "n_iter")
@@ -70,9 +71,14 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
-    key_column: str | None = None  # names each row (its key) where the rowid cannot
     deploy_if: DeployGate | None = None
+    big_data: BigDataOptions = BigDataOptions()  # streaming, sampling, Dask
     text: str | None = None  # the options as given, normalized, for the run record
+
+    @property
+    def key_column(self) -> str | None:
+        """The column that names each row where the rowid cannot (a view's)."""
+        return self.big_data.key_column
 
 
 def parse_options(value: object) -> dict[str, Any]:
@@ -292,6 +298,7 @@ def validate_options(
         raise unknown(
             "metric", metric, METRIC_NAMES[prediction_type], context=f" for {prediction_type}"
         )
+    big_data = validate_big_data_options(raw, prediction_type=prediction_type, relation=relation)
     return TrainOptions(
         hyperparams=hyperparams,
         search=search.get("search"),
@@ -304,7 +311,7 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
-        key_column=key_column,
         deploy_if=_deploy_gate(raw["deploy_if"], prediction_type) if "deploy_if" in raw else None,
+        big_data=big_data,
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )
