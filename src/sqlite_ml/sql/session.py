@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from ..ops.prediction import DeployedModels
     from ..ops.pretrained import PretrainedModels
 
+# A table-valued function whose rows Python gives, as the native layer registers it:
+# (CREATE TABLE declaration, columns, arguments, required arguments, rows(*arguments)).
+RowsTable = tuple[str, int, int, int, Callable[..., Any]]
+
 
 class Session:
     """A connection's state for its SQL functions. It refers to the connection by address
@@ -35,6 +39,7 @@ class Session:
         self.tables: dict[str, Callable[[int], Callable[..., Any]]] = {}
         # Table-valued functions: name -> (CREATE TABLE declaration, missing-argument error).
         self.table_shapes: dict[str, tuple[str, str]] = {}
+        self.row_tables: dict[str, RowsTable] = {}
         self.last_error: str | None = None
         self.mode = ""
 

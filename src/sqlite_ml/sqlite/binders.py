@@ -72,6 +72,9 @@ class Registrable(Protocol):
     flags: dict[str, tuple[bool, bool]]  # name -> (deterministic, direct_only)
     tables: dict[str, TableFactory]
     table_shapes: dict[str, tuple[str, str]]  # name -> (declaration, missing-argument error)
+    # Table-valued functions whose rows Python gives: (declaration, columns, arguments,
+    # required arguments, rows(*arguments) -> iterator of lists of row tuples).
+    row_tables: dict[str, tuple[str, int, int, int, Callable[..., Any]]]
     last_error: str | None  # the full message of the last failure, for every face to show
 
 
@@ -251,6 +254,10 @@ def attach_natively(native: Any, db: int, session: Registrable) -> None:
         declaration, usage = session.table_shapes[name]
         native.create_predict_table(
             db, name, factory(db), error_reporter(session, name), declaration, usage
+        )
+    for name, (declaration, columns, arguments, required, rows) in session.row_tables.items():
+        native.create_rows_table(
+            db, name, declaration, columns, arguments, required, rows, error_reporter(session, name)
         )
 
 
