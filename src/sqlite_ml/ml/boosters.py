@@ -93,6 +93,8 @@ from typing import Any
 
 import numpy as np
 
+from . import tree_links
+
 XGBOOST = "xgboost"
 LIGHTGBM = "lightgbm"
 
@@ -786,29 +788,8 @@ def _xgb_tree(value: Any, index: int, n_features: int) -> Tree:
 def _check_tree_shape(
     left: np.ndarray, right: np.ndarray, where: str, unused: np.ndarray | None = None
 ) -> None:
-    """Refuse anything but a tree: every child in range and after its parent, every node
-    but the root (and ``unused`` leaves: XGBoost's deleted nodes) the child of exactly one
-    node. Then following parents from any other node strictly decreases the index and can
-    only stop at the root, so every node but the unused ones is reached from the root, and
-    no walk repeats a node."""
-    n = len(left)
-    inner = np.flatnonzero(left != -1)
-    for child, side in ((left, "left"), (right, "right")):
-        chosen = child[inner]
-        _need(
-            bool(((chosen > inner) & (chosen < n)).all()),
-            f"{where} has a {side} child out of range or not after its parent",
-        )
-    referrers = np.bincount(np.concatenate([left[inner], right[inner]]), minlength=n)
-    expected = np.ones(n, dtype=np.int64)
-    expected[0] = 0
-    if unused is not None:
-        _need(not (unused & (left != -1)).any(), f"{where} has a deleted node with children")
-        expected[unused] = 0
-    _need(
-        bool((referrers == expected).all()),
-        f"{where} has a node that is not the child of exactly one node",
-    )
+    found = tree_links.problem(left, right, unused)
+    _need(found is None, f"{where} {found}")
 
 
 def _compact_tree(kept: np.ndarray, **arrays: np.ndarray) -> Tree:
@@ -1487,11 +1468,28 @@ def _classes(labels: Any, count: int, where: str) -> None:
     _need(array.ndim == 1 and len(array) == count, f"{where} does not list {count} classes")
 
 
+def check_wrapper(model: Any, ensemble: Ensemble) -> Ensemble:
+    """Check a loaded scikit-learn wrapper's own state against its parsed booster; the
+    ensemble as the wrapper's ``predict`` uses it (a recorded best iteration applied)."""
+    if ensemble.library == XGBOOST and hasattr(model, "get_booster"):
+        return _check_xgboost_wrapper(model, ensemble)
+    if ensemble.library == LIGHTGBM and hasattr(model, "booster_"):
+        return _check_lightgbm_wrapper(model, ensemble)
+    raise BoosterError(f"a {type(model).__name__} holds a {ensemble.library} booster")
+
+
 def _describe_xgboost(model: Any) -> Ensemble:
-    booster = model.get_booster()
-    state = booster.__getstate__()
+    state = model.get_booster().__getstate__()
     _need(set(state) == {"handle"}, "the XGBoost booster carries unexpected state")
-    ensemble = parse_xgboost(bytes(state["handle"]))
+    return _check_xgboost_wrapper(model, parse_xgboost(bytes(state["handle"])))
+
+
+def _describe_lightgbm(model: Any) -> Ensemble:
+    text = model.booster_.model_to_string(num_iteration=-1)
+    return _check_lightgbm_wrapper(model, parse_lightgbm(text))
+
+
+def _check_xgboost_wrapper(model: Any, ensemble: Ensemble) -> Ensemble:
     params = model.get_params(deep=False)
     for name, value in params.items():
         if name in ("callbacks", "eval_metric", "feature_weights", "feature_types"):
@@ -1522,9 +1520,8 @@ def _describe_xgboost(model: Any) -> Ensemble:
     return ensemble
 
 
-def _describe_lightgbm(model: Any) -> Ensemble:
+def _check_lightgbm_wrapper(model: Any, ensemble: Ensemble) -> Ensemble:
     booster = model.booster_
-    ensemble = parse_lightgbm(booster.model_to_string(num_iteration=-1))
     state = model.__dict__
     _need(state.get("fitted_") is True, "the LightGBM wrapper is not fitted")
     for key in ("_n_features", "_n_features_in"):
