@@ -281,7 +281,7 @@ class _UbjsonReader:
         if marker in _CONSTANTS:
             return _CONSTANTS[marker]
         self.pos -= 1
-        raise self.fail(f"unexpected marker {chr(marker)!r}")
+        raise self.fail(f"an unknown marker {chr(marker)!r}")
 
     def object(self, depth: int) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -384,7 +384,7 @@ def _obj(value: Any, where: str, keys: set[str] | None = None) -> dict[str, Any]
     _need(isinstance(value, dict), f"{where} is not an object")
     if keys is not None:
         unknown = sorted(set(value) - keys)
-        _need(not unknown, f"{where} has unexpected keys {unknown[:5]}")
+        _need(not unknown, f"{where} has keys it should not have: {unknown[:5]}")
     return value
 
 
@@ -628,7 +628,7 @@ def _xgb_feature_list(value: Any, where: str, n_features: int) -> list[str]:
 
 def _xgb_best_iteration(attributes: dict[str, Any], iterations: int) -> int | None:
     for key, value in attributes.items():
-        _need(key in ("best_iteration", "best_score"), f"unexpected attribute {key[:40]!r}")
+        _need(key in ("best_iteration", "best_score"), f"an unknown attribute {key[:40]!r}")
         _need(isinstance(value, str) and len(value) <= 64, f"attribute {key!r} is not text")
     if "best_score" in attributes:
         _floats_text(attributes["best_score"], "best_score")
@@ -994,7 +994,10 @@ def _lgb_header(lines: list[str]) -> tuple[dict[str, str], int]:
     while position < len(lines) and lines[position] != "":
         line = lines[position]
         key, equals, value = line.partition("=")
-        _need(key in _LGB_HEADER_KEYS, f"unexpected header line {line[:40]!r}")
+        _need(
+            key in _LGB_HEADER_KEYS,
+            f"the header has a line that is not one of LightGBM's: {line[:40]!r}",
+        )
         _need(key not in header, f"the header states {key!r} twice")
         _need(
             bool(equals) or key == "average_output",
@@ -1107,7 +1110,10 @@ def _lgb_tree(
     while position < len(lines) and lines[position] != "":
         line = lines[position]
         key, equals, value = line.partition("=")
-        _need(bool(equals) and key in _LGB_TREE_KEYS, f"{where} has an unexpected line")
+        _need(
+            bool(equals) and key in _LGB_TREE_KEYS,
+            f"{where} has a line that is not one of a tree's",
+        )
         _need(key not in fields, f"{where} states {key!r} twice")
         fields[key] = value
         position += 1
@@ -1480,7 +1486,7 @@ def check_wrapper(model: Any, ensemble: Ensemble) -> Ensemble:
 
 def _describe_xgboost(model: Any) -> Ensemble:
     state = model.get_booster().__getstate__()
-    _need(set(state) == {"handle"}, "the XGBoost booster carries unexpected state")
+    _need(set(state) == {"handle"}, "the XGBoost booster carries state it should not have")
     return _check_xgboost_wrapper(model, parse_xgboost(bytes(state["handle"])))
 
 
@@ -1531,7 +1537,7 @@ def _check_lightgbm_wrapper(model: Any, ensemble: Ensemble) -> Ensemble:
     _need(isinstance(other, dict), "the wrapper's extra parameters are not a dict")
     allowed = set(type(model)._get_param_names()) | _LGB_EXTRA_PARAMETERS
     unknown = sorted(set(other) - allowed)
-    _need(not unknown, f"the wrapper passes unexpected parameters {unknown[:5]}")
+    _need(not unknown, f"the wrapper passes parameters it should not: {unknown[:5]}")
     for name, value in model.get_params(deep=False).items():
         if name in ("class_weight",):
             _need(value is None or isinstance(value, (str, dict)), name)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from .. import jsontext
 from ..db import records as store
 from ..errors import SqmlError
 from ..ml.features import FeatureSchema
@@ -87,7 +88,7 @@ def feature_importance(conn: sqlite3.Connection, experiment_name: object) -> str
             "retrain the experiment to compute it"
         )
     try:
-        values = json.loads(stored)
+        values = jsontext.loads(stored) if isinstance(stored, str) else None
     except ValueError:
         values = None
     if not isinstance(values, dict):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import jsontext
 from ..db import reports
 from ..db.readers import read_rows
 from ..db.relations import find_relation
@@ -95,7 +96,7 @@ def _json_object(text: object) -> dict[str, Any]:
     if not isinstance(text, str):
         return {}
     try:
-        value = json.loads(text)
+        value = jsontext.loads(text)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -205,7 +206,7 @@ def feature_importances(conn: sqlite3.Connection, name: str) -> list[tuple[str, 
     except sqlite3.Error:
         return None
     try:
-        value = json.loads(text) if isinstance(text, str) else None
+        value = jsontext.loads(text) if isinstance(text, str) else None
     except ValueError:
         return None
     if isinstance(value, dict) and isinstance(value.get("importances"), (dict, list)):
@@ -253,12 +254,14 @@ def evaluation(conn: sqlite3.Connection, info: Experiment) -> Evaluation | str:
         if evaluated is not None:
             return evaluated
     try:
-        features = json.loads(feature_text) if isinstance(feature_text, str) else None
+        features = jsontext.loads(feature_text) if isinstance(feature_text, str) else None
         if not isinstance(features, list) or not features:
             return "the deployed run did not record its feature names"
         return _recompute(conn, info, str(dataset), str(target), [str(f) for f in features])
     except SqmlError as error:
         return f"cannot evaluate on the training table {dataset!r}: {error.message}"
+    except ValueError as error:
+        return f"the deployed run's feature names are damaged ({error})"
     except sqlite3.Error as error:
         return f"cannot evaluate on the training table {dataset!r}: {error}"
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
+from .. import jsontext
 from ..db.relations import Relation, require_column
 from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unknown
 from ..ml.catalogue import make_estimator, parameter_names
@@ -66,9 +67,9 @@ def parse_options(value: object) -> dict[str, Any]:
     if not isinstance(value, str):
         raise SqmlError(f"options must be a JSON object as text, got {describe(value)}")
     try:
-        parsed = json.loads(value)
-    except (ValueError, RecursionError):
-        raise SqmlError(f"options is not valid JSON: {shorten(value)}") from None
+        parsed = jsontext.loads(value)
+    except ValueError as error:
+        raise SqmlError(f"options is not valid JSON ({error}): {shorten(value)}") from None
     if not isinstance(parsed, dict):
         raise SqmlError(f"options must be a JSON object, got {shorten(value)}")
     refuse_unknown("option", parsed, OPTION_KEYS, listing="valid options")
