@@ -16,6 +16,7 @@ from ..db.transactions import savepoint
 from ..errors import SqmlError, describe, unknown
 from ..ml import persistence
 from ..scoring import better
+from . import runs
 from .experiments import require_experiment
 
 STRATEGIES = ("best_score", "most_recent", "rollback")
@@ -69,6 +70,7 @@ def deploy(conn: sqlite3.Connection, experiment_name: object, strategy: object) 
             hint=f" or a model id of experiment '{experiment.name}'",
         )
     with savepoint(conn):
+        runs.sweep_interrupted(conn)
         store.deploy(conn, experiment.id, chosen, label, restored)
     return {"experiment_name": experiment.name, "model_id": chosen, "strategy": label}
 

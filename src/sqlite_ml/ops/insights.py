@@ -22,6 +22,7 @@ from ..db.relations import find_relation
 from ..errors import SqmlError
 from ..scoring import metric_label
 from ..sqlite.rows import plain_rows
+from . import runs
 from .experiments import unknown_experiment
 
 # Rows of the training table used to recompute a confusion matrix or residuals.
@@ -178,7 +179,7 @@ def _run_entry(row: Sequence[Any], metrics: dict[int, dict[str, float]], decidin
     return RunEntry(
         run_id=int(row[0]),
         created_at=str(row[1]),
-        status=str(row[2]),
+        status=runs.shown_status(str(row[2]), row[9], row[10], row[11]),
         algorithm=str(row[3]),
         score=score,
         deployed=bool(row[5]),

@@ -41,7 +41,7 @@ from ..ml.labels import (
 from ..ml.pipelines import build_pipeline, transform_in_place
 from ..ml.splits import SPLIT_STRATEGIES, split_rows
 from ..scoring import better
-from . import importance, progress, search
+from . import importance, progress, runs, search
 from .experiments import new_experiment_name
 from .options import TrainOptions, validate_options
 from .reading import read_numeric
@@ -308,11 +308,13 @@ def library_versions() -> dict[str, str]:
 
 
 def _start_run(
-    conn: sqlite3.Connection, request: TrainRequest
+    conn: sqlite3.Connection, request: TrainRequest, beating: bool
 ) -> tuple[store.Experiment, int, bool]:
-    """Create the experiment (if new) and a pending run; also tells whether the run row
-    will survive a failure (it cannot inside a statement that writes)."""
+    """Create the experiment (if new) and a pending run, recording the process that trains
+    it (and first, as every writer does, the runs whose process is gone); also tells
+    whether the run row will survive a failure (it cannot inside a statement that writes)."""
     with savepoint(conn) as isolated:
+        runs.sweep_interrupted(conn)
         experiment = store.find_experiment(conn, request.experiment_name)
         if experiment is None:
             experiment = store.create_experiment(
@@ -338,6 +340,7 @@ def _start_run(
                 "seed": _seed(request, experiment),
                 "library_versions": json.dumps(library_versions()),
                 "options": request.options.text,
+                **runs.process_fields(beating),
             },
         )
     return experiment, run_id, isolated
@@ -377,13 +380,17 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
     A failure after the run row exists leaves it 'failed' with the error text and writes
     no model, metric or deployment.
     """
+    # A heartbeat only for a run row committed at once: one inside the caller's own
+    # transaction is invisible to other connections until that transaction ends.
+    heartbeat = None if conn.in_transaction else runs.heartbeat_path(conn)
     try:
-        experiment, run_id, isolated = _start_run(conn, request)
+        experiment, run_id, isolated = _start_run(conn, request, heartbeat is not None)
     except sqlite3.Error as error:
         raise SqmlError(f"training did not start: {_why(error)}") from error
     seed = _seed(request, experiment)
     try:
-        return _fit_and_record(conn, request, experiment, run_id, seed)
+        with runs.Heartbeat(heartbeat if isolated else None, run_id):
+            return _fit_and_record(conn, request, experiment, run_id, seed)
     except KeyboardInterrupt:
         # Ctrl-C in a shell or notebook: the run must not stay 'pending' forever.
         with contextlib.suppress(sqlite3.Error):
@@ -484,11 +491,6 @@ def _fit_and_record(
         store.insert_metrics(conn, model_id, values)
         if searched is not None:
             store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
-        deployed = request.options.automatic_deploy and _beats_active(
-            conn, experiment, metric, values.get(metric)
-        )
-        if deployed:
-            store.deploy(conn, experiment.id, model_id, "automatic")
         store.update_run(
             conn,
             run_id,
@@ -508,6 +510,12 @@ def _fit_and_record(
                 "warnings": json.dumps(warning_text) if warning_text else None,
             },
         )
+        # After the run is a success: a deployment names a model of a run that succeeded.
+        deployed = request.options.automatic_deploy and _beats_active(
+            conn, experiment, metric, values.get(metric)
+        )
+        if deployed:
+            store.deploy(conn, experiment.id, model_id, "automatic")
     result: dict[str, Any] = {
         "experiment_name": request.experiment_name,
         "prediction_type": request.prediction_type,
@@ -574,6 +582,9 @@ def _beats_active(
     active = store.active_model(conn, experiment.id, metric)
     if active is None or active.format != persistence.FORMAT:  # a 0.1.x pickle is never served
         return True
+    if active.run_experiment_id != experiment.id or active.run_status != "success":
+        return True  # a deployment the store's checks refuse to serve
+
     if active.score is None:
         return True
     return value is not None and better(metric, value, active.score)
