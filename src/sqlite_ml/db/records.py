@@ -229,6 +229,19 @@ def feature_importance(conn: sqlite3.Connection, model_id: int) -> str | None:
     return None if row is None else row[0]
 
 
+def importance_skipped(conn: sqlite3.Connection, model_id: int) -> bool:
+    """Whether the model's run was told not to compute importance (a budget of 0)."""
+    try:
+        row = conn.execute(
+            "SELECT r.importance_budget FROM sqml_models AS m JOIN sqml_runs AS r"
+            " ON r.id = m.run_id WHERE m.id = ?",
+            (model_id,),
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database older than schema version 3
+        return False
+    return row is not None and row[0] == 0
+
+
 def insert_search_trials(
     conn: sqlite3.Connection, run_id: int, scoring: str, trials: list[dict[str, object]]
 ) -> None:

@@ -30,10 +30,12 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
+    "importance",
 )
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
 MAX_CANDIDATES = 1000
+MAX_IMPORTANCE_SECONDS = 86_400
 _TRIAL_ROWS = 32
 
 
@@ -57,6 +59,9 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
+    # Permutation importance: True (a budget of the fit's own time), False (skipped), or
+    # the seconds it may take.
+    importance: bool | float = True
     text: str | None = None  # the options as given, normalized, for the run record
 
 
@@ -235,6 +240,14 @@ def validate_options(
     automatic = raw.get("automatic_deploy", True)
     if not isinstance(automatic, bool):
         raise SqmlError(f"option automatic_deploy must be true or false, got {automatic!r}")
+    importance = raw.get("importance", True)
+    if not isinstance(importance, bool) and not (
+        isinstance(importance, (int, float)) and 0 < importance <= MAX_IMPORTANCE_SECONDS
+    ):
+        raise SqmlError(
+            "option importance must be true, false or the seconds permutation importance may "
+            f"take (above 0, at most {MAX_IMPORTANCE_SECONDS}), got {describe(importance)}"
+        )
     metric = raw.get("metric")
     if metric is not None and metric not in METRIC_NAMES[prediction_type]:
         raise unknown(
@@ -252,5 +265,6 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
+        importance=importance if isinstance(importance, bool) else float(importance),
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )

@@ -446,7 +446,8 @@ def _fit_and_record(
             pipeline.set_params(**{f"model__{k}": v for k, v in searched.best_params.items()})
         # A sample of the raw test rows for permutation importance, before the in-place
         # preprocessing below changes them.
-        sample = np.random.default_rng(seed).permutation(len(x_test))[: importance.MAX_ROWS]
+        rows = importance.rows_for(x_test.shape[1])
+        sample = np.random.default_rng(seed).permutation(len(x_test))[:rows]
         x_sample, y_sample = x_test[sample], None if clustering else y_test[sample]
         transform_in_place(pipeline, True)
         progress.report("fit", 0, 1)
@@ -459,11 +460,14 @@ def _fit_and_record(
         values = _test_metrics(request.prediction_type, pipeline, x_test, y_test)
         score_time = time.perf_counter() - started
         transform_in_place(pipeline, False)
-        started = time.perf_counter()
-        importances = importance.permutation_importance(
-            request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed
-        )
-        importance_time = time.perf_counter() - started
+        budget = importance.budget_for(request.options.importance, fit_time)
+        importances: dict[str, float] | None = None
+        importance_time: float | None = None
+        if budget > 0:
+            found = importance.permutation_importance(
+                request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed, budget
+            )
+            importances, importance_time = found.values, found.seconds
     score = values["score"]
     if not math.isfinite(score):
         raise SqmlError(
@@ -486,7 +490,7 @@ def _fit_and_record(
             digest,
             data.schema.to_json(),
             library=_library(request.estimator_cls),
-            feature_importance=json.dumps(importances),
+            feature_importance=None if importances is None else json.dumps(importances),
         )
         store.insert_metrics(conn, model_id, values)
         if searched is not None:
@@ -500,6 +504,7 @@ def _fit_and_record(
                 "fit_time": fit_time,
                 "score_time": score_time,
                 "importance_time": importance_time,
+                "importance_budget": budget,
                 "data_rows": len(data.labels),
                 "train_rows": len(y_train),
                 "test_rows": len(y_test),
