@@ -404,7 +404,7 @@ CASES = [
     Case("NaN threshold", "decision_tree", _tree_field("threshold", float("nan")), "threshold"),
     Case("negative node count", "decision_tree", _tree_state("node_count", "-1"), "nodes"),
     Case("huge n_features", "decision_tree", _tree_features("1099511627776"), "features"),
-    Case("schema.json nested 500 deep", "decision_tree", _deep_schema, "nests"),
+    Case("schema.json nested 500 deep", "decision_tree", _deep_schema, "nested deeper"),
     Case(
         "feature schema nested 100000 deep",
         "decision_tree",

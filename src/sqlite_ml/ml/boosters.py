@@ -309,7 +309,7 @@ class _UbjsonReader:
                 raise self.fail(f"a typed array of {count} items longer than the data")
             values = np.frombuffer(data, dtype=dtype, count=count, offset=self.pos)
             self.pos += size
-            return _Typed(kind, values.astype(dtype.newbyteorder("=")))
+            return _Typed(kind, values)  # big-endian, read-only: converted when used
         if marker == 0x23:  # '#': a counted array, every item at least one byte
             self.pos += 1
             count = self.length()
@@ -696,8 +696,7 @@ def _xgb_trees(
         _need(outputs[i] == expected_output, f"tree {i} adds to output {outputs[i]}")
     if "cats" in model:
         _xgb_no_categories(model["cats"])
-    trees = [_xgb_tree(tree, i, n_features) for i, tree in enumerate(trees_json)]
-    return trees, outputs, per_iteration, iterations, parallel
+    return _xgb_forest(trees_json, n_features), outputs, per_iteration, iterations, parallel
 
 
 def _xgb_no_categories(value: Any) -> None:
@@ -711,11 +710,39 @@ def _xgb_no_categories(value: Any) -> None:
         )
 
 
-def _xgb_tree(value: Any, index: int, n_features: int) -> Tree:
+# A tree's typed arrays: (key, UBJSON types, numpy type read as), all one per node.
+_XGB_NODE_ARRAYS = (
+    ("left_children", "l", np.int64),
+    ("right_children", "l", np.int64),
+    ("parents", "l", np.int64),
+    ("split_indices", "lL", np.int64),
+    ("split_conditions", "d", np.float32),
+    ("default_left", "U", np.uint8),
+    ("split_type", "U", np.uint8),
+    ("base_weights", "d", np.float32),
+    ("loss_changes", "d", np.float32),
+    ("sum_hessian", "d", np.float32),
+)
+_XGB_CATEGORY_ARRAYS = (
+    ("categories", "l"),
+    ("categories_nodes", "l"),
+    ("categories_segments", "L"),
+    ("categories_sizes", "L"),
+)
+_NO_CATEGORIES = (
+    "sqlite-ml refuses XGBoost's categorical splits (its features are encoded before the "
+    "model sees them)"
+)
+
+
+def _xgb_tree_arrays(value: Any, index: int, n_features: int) -> tuple[int, int, list[np.ndarray]]:
+    """One tree's node count, deleted-node count and node arrays, each checked for its
+    type and length (the checks across nodes run on all trees at once)."""
     where = f"tree {index}"
     tree = _obj(value, where, _XGB_TREE_KEYS)
-    missing = sorted(_XGB_TREE_KEYS - set(tree))
-    _need(not missing, f"{where} lacks {missing[:5]}")
+    _need(
+        len(tree) == len(_XGB_TREE_KEYS), f"{where} lacks {sorted(_XGB_TREE_KEYS - set(tree))[:5]}"
+    )
     _need(_int(tree["id"], f"{where}'s id", 0, MAX_TREES) == index, f"{where} has another id")
     params = _obj(
         tree["tree_param"],
@@ -728,61 +755,98 @@ def _xgb_tree(value: Any, index: int, n_features: int) -> Tree:
     _need(width == n_features, f"{where} has {width} features, the model {n_features}")
     leaf_size = _int_text(params.get("size_leaf_vector", "1"), f"{where}'s leaf size", 0, 1 << 16)
     _need(leaf_size in (0, 1), f"{where} has vector leaves (multi-output trees)")
-    left = _typed(tree["left_children"], f"{where}'s left_children", "l", n).astype(np.int64)
-    right = _typed(tree["right_children"], f"{where}'s right_children", "l", n).astype(np.int64)
-    parents = _typed(tree["parents"], f"{where}'s parents", "l", n).astype(np.int64)
-    split = _typed(tree["split_indices"], f"{where}'s split_indices", "lL", n).astype(np.int64)
-    conditions = _typed(tree["split_conditions"], f"{where}'s split_conditions", "d", n)
-    default = _typed(tree["default_left"], f"{where}'s default_left", "U", n)
-    split_type = _typed(tree["split_type"], f"{where}'s split_type", "U", n)
-    for key in ("base_weights", "loss_changes", "sum_hessian"):
-        _all_finite(_typed(tree[key], f"{where}'s {key}", "d", n), f"{where}'s {key}")
-    for key, kinds in (
-        ("categories", "l"),
-        ("categories_nodes", "l"),
-        ("categories_segments", "L"),
-        ("categories_sizes", "L"),
-    ):
-        _typed(tree[key], f"{where}'s {key}", kinds)
-    _need(
-        not split_type.any() and len(tree["categories_nodes"].values) == 0,
-        f"{where} has a categorical split; sqlite-ml refuses XGBoost's categorical splits "
-        "(its features are encoded before the model sees them)",
-    )
-    _need(bool(((default == 0) | (default == 1)).all()), f"{where}'s default_left is not 0/1")
-    _all_finite(conditions, f"{where}'s split_conditions")
+    arrays = [_typed(tree[key], f"{where}'s {key}", kinds, n) for key, kinds, _ in _XGB_NODE_ARRAYS]
+    for key, kinds in _XGB_CATEGORY_ARRAYS:
+        found = _typed(tree[key], f"{where}'s {key}", kinds)
+        _need(len(found) == 0, f"{where} has a categorical split; {_NO_CATEGORIES}")
+    return n, deleted, arrays
+
+
+def _xgb_forest(trees_json: list[Any], n_features: int) -> list[Tree]:
+    """Every tree checked: per tree its fields, then over all trees' nodes at once the
+    links, features, parents, deleted nodes and values."""
+    counted = [_xgb_tree_arrays(tree, i, n_features) for i, tree in enumerate(trees_json)]
+    if not counted:
+        return []
+    sizes = np.array([n for n, _, _ in counted], dtype=np.int64)
+    deleted_counts = np.array([d for _, d, _ in counted], dtype=np.int64)
+    columns = [
+        np.concatenate([arrays[k] for _, _, arrays in counted]).astype(dtype)
+        for k, (_, _, dtype) in enumerate(_XGB_NODE_ARRAYS)
+    ]
+    left, right, parents, split, conditions, default, split_type = columns[:7]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    start_of = np.repeat(starts, sizes)
+
+    def first_bad(bad: np.ndarray, what: str) -> None:
+        if bad.any():
+            tree = int(np.searchsorted(starts, int(np.argmax(bad)), side="right")) - 1
+            raise BoosterError(f"tree {tree} {what}")
+
+    first_bad(split_type != 0, f"has a categorical split; {_NO_CATEGORIES}")
+    first_bad((default != 0) & (default != 1), "has a default_left that is not 0/1")
+    for k, (key, _, _) in enumerate(_XGB_NODE_ARRAYS):
+        if columns[k].dtype == np.float32:
+            first_bad(~np.isfinite(columns[k]), f"has a value in {key} that is not finite")
     is_deleted = (split == _XGB_DELETED) & (default == 1)
-    _need(int(is_deleted.sum()) == deleted, f"{where} does not have {deleted} deleted nodes")
-    _need(not is_deleted[0], f"{where}'s root is deleted")
-    _need(int(parents[0]) == _XGB_NO_PARENT, f"{where}'s root has a parent")
-    _need(
-        bool(((parents[1:] >= 0) & (parents[1:] < n)).all()),
-        f"{where} has a parent index out of range",
-    )
+    per_tree = np.add.reduceat(is_deleted.astype(np.int64), starts)
+    bad_tree = per_tree != deleted_counts
+    _need(not bad_tree.any(), f"tree {int(np.argmax(bad_tree))} does not have its deleted nodes")
+    first_bad(np.isin(np.arange(len(left)), starts) & is_deleted, "has its root deleted")
+    root = np.zeros(len(left), dtype=bool)
+    root[starts] = True
+    first_bad(root & (parents != _XGB_NO_PARENT), "has a root with a parent")
+    size_of = np.repeat(sizes, sizes)
+    first_bad(~root & ((parents < 0) | (parents >= size_of)), "has a parent index out of range")
     leaf = left == -1
-    _need(bool((right[leaf] == -1).all()), f"{where} has a leaf with a right child")
-    inner = ~leaf
-    _need(
-        bool(((split[inner] >= 0) & (split[inner] < n_features)).all()),
-        f"{where} splits on a feature that is not one of the {n_features}",
+    first_bad(
+        ~leaf & ((split < 0) | (split >= n_features)),
+        f"splits on a feature that is not one of the {n_features}",
     )
-    _check_tree_shape(left, right, where, unused=is_deleted)
-    kept = ~is_deleted
+    found = tree_links.forest_problem(left, right, sizes, unused=is_deleted)
+    if found is not None:
+        raise BoosterError(f"tree {found[0]} {found[1]}")
+    inner = np.flatnonzero(~leaf)
     for child, side in ((left, "left"), (right, "right")):
-        nodes = np.flatnonzero(inner)
-        _need(
-            bool((parents[child[nodes]] == nodes).all()),
-            f"{where}: a {side} child does not name its parent",
+        named = parents[child[inner] + start_of[inner]] + start_of[inner]
+        first_bad_nodes = named != inner
+        if first_bad_nodes.any():
+            node = int(inner[np.argmax(first_bad_nodes)])
+            tree = int(np.searchsorted(starts, node, side="right")) - 1
+            raise BoosterError(f"tree {tree}: a {side} child does not name its parent")
+    kept = ~is_deleted
+    renumbered = np.cumsum(kept) - 1  # every node's index once deleted ones are dropped
+    new_starts = renumbered[starts]
+    new_sizes = np.add.reduceat(kept.astype(np.int64), starts)
+    leaf_kept = leaf[kept]
+    start_kept = np.repeat(new_starts, new_sizes)
+
+    def kept_child(side: np.ndarray) -> np.ndarray:
+        target = renumbered[np.maximum(side, 0) + start_of][kept] - start_kept
+        return np.where(leaf_kept, -1, target).astype(np.int32)
+
+    values = conditions.astype(np.float64)[kept]
+    flat = {
+        "feature": _frozen(np.where(leaf_kept, -1, split[kept]).astype(np.int32)),
+        "threshold": _frozen(np.where(leaf_kept, 0.0, values)),
+        "left": _frozen(kept_child(left)),
+        "right": _frozen(kept_child(right)),
+        "default_left": _frozen(default[kept].astype(bool)),
+        "missing": _frozen(np.full(len(values), MISSING_NAN, dtype=np.uint8)),
+        "category_set": _frozen(np.full(len(values), -1, dtype=np.int32)),
+        "value": _frozen(np.where(leaf_kept, values, 0.0)),
+    }
+    no_bounds = _frozen(np.zeros(1, dtype=np.int32))
+    no_words = _frozen(np.zeros(0, dtype=np.uint32))
+    ends = new_starts + new_sizes
+    return [
+        Tree(
+            **{name: array[a:b] for name, array in flat.items()},
+            category_bounds=no_bounds,
+            category_words=no_words,
         )
-    return _compact_tree(
-        kept,
-        feature=np.where(leaf, -1, split),
-        threshold=np.where(leaf, 0.0, conditions.astype(np.float64)),
-        left=left,
-        right=right,
-        default_left=default.astype(bool),
-        value=np.where(leaf, conditions.astype(np.float64), 0.0),
-    )
+        for a, b in zip(new_starts.tolist(), ends.tolist(), strict=True)
+    ]
 
 
 def _check_tree_shape(
@@ -790,30 +854,6 @@ def _check_tree_shape(
 ) -> None:
     found = tree_links.problem(left, right, unused)
     _need(found is None, f"{where} {found}")
-
-
-def _compact_tree(kept: np.ndarray, **arrays: np.ndarray) -> Tree:
-    """The reachable nodes only, renumbered in their order (which keeps children after
-    their parents)."""
-    index = np.full(len(kept), -1, dtype=np.int64)
-    index[kept] = np.arange(int(kept.sum()))
-    feature = arrays["feature"][kept]
-    leaf = feature < 0
-    left = np.where(leaf, -1, index[np.maximum(arrays["left"][kept], 0)])
-    right = np.where(leaf, -1, index[np.maximum(arrays["right"][kept], 0)])
-    n = len(feature)
-    return Tree(
-        feature=_frozen(feature.astype(np.int32)),
-        threshold=_frozen(arrays["threshold"][kept].astype(np.float64)),
-        left=_frozen(left.astype(np.int32)),
-        right=_frozen(right.astype(np.int32)),
-        default_left=_frozen(arrays["default_left"][kept].astype(bool)),
-        missing=_frozen(np.full(n, MISSING_NAN, dtype=np.uint8)),
-        category_set=_frozen(np.full(n, -1, dtype=np.int32)),
-        category_bounds=_frozen(np.zeros(1, dtype=np.int32)),
-        category_words=_frozen(np.zeros(0, dtype=np.uint32)),
-        value=_frozen(arrays["value"][kept].astype(np.float64)),
-    )
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -128,16 +128,32 @@ class ArchiveError(ValueError):
 
 @dataclass
 class Archive:
-    """A skops archive read within bounds: its members and its parsed schema."""
+    """A skops archive checked within bounds: its members' sizes, its parsed schema, and
+    the members' bytes as they are needed (all of them at once when some are compressed,
+    for the stored copy skops then reads)."""
 
-    members: dict[str, bytes]
+    blob: bytes
+    infos: dict[str, zipfile.ZipInfo]
     schema: Any
-    repacked: bool  # members were compressed: skops reads our stored copy instead
+    compressed: bool
+    _read: dict[str, bytes] = field(default_factory=dict)
+
+    def read(self, name: str) -> bytes:
+        if name not in self._read:
+            with zipfile.ZipFile(io.BytesIO(self.blob)) as archive:
+                self._read[name] = _read_member(archive, self.infos[name])
+        return self._read[name]
+
+    def for_skops(self) -> bytes:
+        """What skops reads: the blob itself, or a stored copy of compressed members."""
+        if not self.compressed:
+            return self.blob
+        return _stored_copy({name: self.read(name) for name in self.infos})
 
 
 def read_archive(blob: bytes) -> Archive:
-    """Every member of a skops zip archive, read within the bounds above; ArchiveError
-    (or zipfile.BadZipFile) names what is wrong."""
+    """A skops zip archive checked within the bounds above and its schema.json read;
+    ArchiveError (or zipfile.BadZipFile) names what is wrong."""
     with zipfile.ZipFile(io.BytesIO(blob)) as archive:
         infos = archive.infolist()
         if len(infos) > MAX_MEMBERS:
@@ -149,10 +165,9 @@ def read_archive(blob: bytes) -> Archive:
                 f"unpacks to {declared} bytes, more than the {budget} allowed "
                 f"for a blob of {len(blob)} bytes"
             )
-        members: dict[str, bytes] = {}
-        compressed = False
+        by_name: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
-            if info.filename in members:
+            if info.filename in by_name:
                 raise ArchiveError(f"holds member {info.filename[:60]!r} twice")
             if info.flag_bits & 0x1:
                 raise ArchiveError(f"holds encrypted member {info.filename[:60]!r}")
@@ -167,15 +182,17 @@ def read_archive(blob: bytes) -> Archive:
                     f"declares member {info.filename[:60]!r} of {info.file_size} bytes, more "
                     f"than {limit}"
                 )
-            compressed = compressed or info.compress_type != zipfile.ZIP_STORED
-            members[info.filename] = _read_member(archive, info)
-    if "schema.json" not in members:
+            by_name[info.filename] = info
+    if "schema.json" not in by_name:
         raise ArchiveError("has no schema.json")
+    compressed = any(info.compress_type != zipfile.ZIP_STORED for info in infos)
+    found = Archive(blob, by_name, None, compressed)
     try:
-        schema = jsontext.loads(members["schema.json"])
+        # Its nesting is measured by schema_facts, on the same walk that reads its types.
+        found.schema = jsontext.loads(found.read("schema.json"), max_depth=None)
     except (ValueError, UnicodeDecodeError) as error:
         raise ArchiveError(f"has a schema.json that is not usable JSON: {error}") from None
-    return Archive(members, schema, compressed)
+    return found
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -226,9 +243,11 @@ def schema_facts(schema: Any) -> SchemaFacts:
     """Every ``module.Class`` a skops schema names, its booster nodes, and its nodes by
     ``__id__`` (skops reuses the first node built for an id wherever the id recurs)."""
     facts = SchemaFacts()
-    pending: list[Any] = [schema]
+    pending: list[tuple[Any, int]] = [(schema, 1)]
     while pending:
-        node = pending.pop()
+        node, depth = pending.pop()
+        if depth > jsontext.MAX_DEPTH and isinstance(node, (dict, list)):
+            raise ArchiveError(f"has a schema.json nested deeper than {jsontext.MAX_DEPTH}")
         if isinstance(node, dict):
             module, name = node.get("__module__"), node.get("__class__")
             if isinstance(module, str) and isinstance(name, str):
@@ -239,19 +258,18 @@ def schema_facts(schema: Any) -> SchemaFacts:
             node_id = node.get("__id__")
             if node_id is not None:
                 facts.by_id.setdefault(repr(node_id), []).append(node)
-            pending.extend(node.values())
+            pending.extend((item, depth + 1) for item in node.values())
         elif isinstance(node, list):
-            pending.extend(node)
+            pending.extend((item, depth + 1) for item in node)
     return facts
 
 
 def declared_types(blob: bytes) -> set[str]:
     """Every ``module.Class`` named in a skops blob's schema, without building anything."""
     try:
-        archive = read_archive(blob)
+        return schema_facts(read_archive(blob).schema).types
     except (zipfile.BadZipFile, ArchiveError, OSError, EOFError) as error:
         raise ValueError("not a skops archive") from error
-    return schema_facts(archive.schema).types
 
 
 def loads(blob: bytes, model_id: int, recorded_digest: str | None = None) -> Any:
@@ -276,6 +294,7 @@ def load_model(blob: bytes, model_id: int, recorded_digest: str | None = None) -
         )
     try:
         archive = read_archive(blob)
+        facts = schema_facts(archive.schema)
     except ArchiveError as error:
         raise SqmlError(
             f"model {model_id} was not loaded: its archive {error}; {_RETRAIN}"
@@ -284,7 +303,6 @@ def load_model(blob: bytes, model_id: int, recorded_digest: str | None = None) -
         raise SqmlError(
             f"model {model_id} is not a skops model archive (corrupted or foreign data); {_RETRAIN}"
         ) from None
-    facts = schema_facts(archive.schema)
     refused = sorted(facts.types - ALLOWED_TYPES)
     if refused:
         raise SqmlError(
@@ -308,9 +326,8 @@ def load_model(blob: bytes, model_id: int, recorded_digest: str | None = None) -
             f"model {model_id} holds {len(ensembles)} boosters where sqlite-ml stores one; "
             f"it was not loaded: {_RETRAIN}"
         )
-    data = _stored_copy(archive.members) if archive.repacked else blob
     try:
-        estimator = skops_io.loads(data, trusted=sorted(ALLOWED_TYPES))
+        estimator = skops_io.loads(archive.for_skops(), trusted=sorted(ALLOWED_TYPES))
     except (MemoryError, RecursionError) as error:
         raise SqmlError(
             f"model {model_id} could not be loaded: it needs more "
@@ -382,10 +399,10 @@ def _checked_booster(
             isinstance(handle, dict)
             and handle.get("__loader__") == "BytearrayNode"
             and f"{handle.get('__module__')}.{handle.get('__class__')}" == "builtins.bytearray"
-            and handle.get("file") in archive.members,
+            and handle.get("file") in archive.infos,
             "does not keep its model as bytes in the archive",
         )
-        payload: Any = archive.members[handle["file"]]
+        payload: Any = archive.read(handle["file"])
     else:
         _need(
             "_handle" in content and set(content) <= _LIGHTGBM_STATE,
