@@ -115,7 +115,24 @@ _RETRAIN = "retrain the experiment with this version of sqlite-ml"
 
 
 def dumps(model: Any) -> bytes:
+    """A fitted pipeline as a skops archive, once it passed the checks every load makes
+    (so that a model sqlite-ml could not serve is refused when it is trained)."""
+    check_fitted(model)
     return bytes(skops_io.dumps(model))
+
+
+def check_fitted(model: Any) -> None:
+    """The structural checks of a load, on a model just fitted; SqmlError when it fails."""
+    try:
+        step = model.steps[-1][1] if hasattr(model, "steps") else None
+        ensemble = None
+        if hasattr(step, "get_booster") or hasattr(step, "booster_"):
+            ensemble = boosters.describe_estimator(step)
+        validation.check_model(model, ensemble)
+    except (boosters.BoosterError, validation.ModelCheckError) as error:
+        raise SqmlError(
+            f"the trained model cannot be stored: sqlite-ml would refuse to load it ({error})"
+        ) from None
 
 
 def digest(blob: bytes) -> str:
