@@ -56,6 +56,33 @@ class Importance:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Bounded:
+    """What a run records of its importance: the values (None when skipped) and the
+    time it took and could take."""
+
+    values: dict[str, float] | None
+    timings: dict[str, float | None]  # importance_time, importance_budget
+
+
+def bounded(
+    request: Any,
+    model: Any,
+    schema: FeatureSchema,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    seed: int,
+    fit_seconds: float,
+) -> Bounded:
+    """A run's importance within the budget its options and fit time give (every engine
+    calls this: in memory, streamed, Dask)."""
+    budget = budget_for(request.options.importance, fit_seconds)
+    if budget <= 0:
+        return Bounded(None, {"importance_time": None, "importance_budget": 0.0})
+    found = permutation_importance(request.prediction_type, model, schema, x, y, seed, budget)
+    return Bounded(found.values, {"importance_time": found.seconds, "importance_budget": budget})
+
+
 def rows_for(width: int) -> int:
     """How many test rows importance samples for a table ``width`` columns wide."""
     return min(MAX_ROWS, max(MIN_ROWS, CELLS // max(1, width)))

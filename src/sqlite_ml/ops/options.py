@@ -16,6 +16,7 @@ from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unkn
 from ..ml.catalogue import make_estimator, parameter_names
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
+from .big_data_options import BIG_DATA_KEYS, BigDataOptions, validate_big_data_options
 
 ENCODINGS = ("one_hot", "ordinal", "target", "none")
 SEARCHES = ("grid", "random")
@@ -31,6 +32,7 @@ OPTION_KEYS = (
     "automatic_deploy",
     "metric",
     "importance",
+    *BIG_DATA_KEYS,
 )
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
@@ -62,6 +64,7 @@ class TrainOptions:
     # Permutation importance: True (a budget of the fit's own time), False (skipped), or
     # the seconds it may take.
     importance: bool | float = True
+    big_data: BigDataOptions = BigDataOptions()  # streaming, sampling, Dask
     text: str | None = None  # the options as given, normalized, for the run record
 
 
@@ -253,6 +256,7 @@ def validate_options(
         raise unknown(
             "metric", metric, METRIC_NAMES[prediction_type], context=f" for {prediction_type}"
         )
+    big_data = validate_big_data_options(raw, prediction_type=prediction_type, relation=relation)
     return TrainOptions(
         hyperparams=hyperparams,
         search=search.get("search"),
@@ -266,5 +270,6 @@ def validate_options(
         automatic_deploy=automatic,
         metric=metric,
         importance=importance if isinstance(importance, bool) else float(importance),
+        big_data=big_data,
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )
