@@ -30,7 +30,17 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sklearn import cluster, dummy, ensemble, linear_model, mixture, neighbors, svm, tree
+from sklearn import (
+    cluster,
+    dummy,
+    ensemble,
+    linear_model,
+    mixture,
+    naive_bayes,
+    neighbors,
+    svm,
+    tree,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
@@ -612,6 +622,26 @@ def _check_dummy(model: Any, width: int) -> None:
         _array(model.__dict__.get("constant_"), "the constant", (1, 1))
 
 
+# ------------------------------------------------------------------------ naive Bayes
+
+
+def _check_naive_bayes(model: Any, width: int) -> None:
+    _features_in(model, width)
+    n_classes = _classes(model)
+    if isinstance(model, naive_bayes.GaussianNB):
+        _array(model.__dict__.get("theta_"), "the class means", (n_classes, width))
+        variances = _array(model.__dict__.get("var_"), "the class variances", (n_classes, width))
+        _need(bool((variances > 0).all()), "a class variance is not positive")
+        _array(model.__dict__.get("class_prior_"), "the class priors", (n_classes,))
+    else:
+        _array(
+            model.__dict__.get("feature_log_prob_"),
+            "the feature log-probabilities",
+            (n_classes, width),
+        )
+        _array(model.__dict__.get("class_log_prior_"), "the class log-priors", (n_classes,))
+
+
 # ------------------------------------------------------------------------- clustering
 
 
@@ -680,6 +710,7 @@ _CHECKS: dict[type[Any], Callable[[Any, int], None]] = {
             linear_model.SGDClassifier,
             linear_model.RidgeClassifier,
             linear_model.RidgeClassifierCV,
+            linear_model.Perceptron,
         ),
         _check_linear_classifier,
     ),
@@ -696,6 +727,8 @@ _CHECKS: dict[type[Any], Callable[[Any, int], None]] = {
         ),
         _check_linear_regressor,
     ),
+    naive_bayes.GaussianNB: _check_naive_bayes,
+    naive_bayes.MultinomialNB: _check_naive_bayes,
     svm.SVC: _check_svm,
     svm.SVR: _check_svm,
     MLPClassifier: _check_mlp,
