@@ -317,6 +317,18 @@ def _deep_schema(archive: SkopsArchive) -> None:
     archive.schema["content"]["content"]["padding"] = json.loads(deep_json(500))
 
 
+def _replaced_schema(blob: bytes, text: str) -> bytes:
+    """The archive with schema.json replaced by ``text`` (which Python itself may be
+    unable to parse, as 100,000 nested brackets)."""
+    members = SkopsArchive(blob).members
+    members["schema.json"] = text.encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
 def _booster_reduced(archive: SkopsArchive) -> None:
     archive.nodes("Booster")[0]["__loader__"] = "ReduceNode"
 
@@ -405,6 +417,12 @@ CASES = [
     Case("negative node count", "decision_tree", _tree_state("node_count", "-1"), "nodes"),
     Case("huge n_features", "decision_tree", _tree_features("1099511627776"), "features"),
     Case("schema.json nested 500 deep", "decision_tree", _deep_schema, "nested deeper"),
+    Case(
+        "schema.json nested 100000 deep",
+        "decision_tree",
+        _blob_edit(lambda blob: _replaced_schema(blob, deep_json(100_000))),
+        "nests more than 64 levels",
+    ),
     Case(
         "feature schema nested 100000 deep",
         "decision_tree",

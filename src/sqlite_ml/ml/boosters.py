@@ -371,8 +371,8 @@ _XGB_NO_PARENT = 0x7FFFFFFF  # the root's parent as XGBoost writes it
 _XGB_DELETED = 0x7FFFFFFF  # split index of a node the pruner deleted (with default_left)
 _FLOAT_LITERAL = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _INT_LITERAL = re.compile(r"-?[0-9]{1,18}")
-_FLOAT_LINE = re.compile(rf"{_FLOAT_LITERAL.pattern}(?: {_FLOAT_LITERAL.pattern})*")
-_INT_LINE = re.compile(r"-?[0-9]{1,11}(?: -?[0-9]{1,11})*")
+_FLOAT_CHARS = re.compile(r"[-+.0-9eE ]+")
+_INT_CHARS = re.compile(r"[-0-9 ]+")
 
 
 def _need(condition: bool, message: str) -> None:
@@ -1114,29 +1114,38 @@ def _lgb_objective(value: str | None, n_classes: int) -> tuple[str, str, float, 
 
 def _lgb_numbers(text: str, where: str, count: int, kind: str) -> np.ndarray:
     """A line of ``count`` numbers separated by single spaces: 'f' finite decimals,
-    'int' int32 values, 'uint32' unsigned 32-bit values (one regex match per line, then
-    numpy's own conversion)."""
+    'int' int32 values, 'uint32' unsigned 32-bit values. The characters are checked by
+    one regex, each number by numpy's conversion (which refuses anything but a decimal
+    literal made of them, as an empty item from a doubled space)."""
+    items = _lgb_items(text, where, count, kind)
+    if not items:
+        return np.zeros(0, dtype=np.float64 if kind == "f" else np.int64)
+    try:
+        values = np.array(items, dtype=np.float64 if kind == "f" else np.int64)
+    except (ValueError, OverflowError):
+        raise BoosterError(f"{where} holds a malformed number") from None
+    if kind == "f":
+        _all_finite(values, where)
+        return values
+    low, high = (-(1 << 31), 1 << 31) if kind == "int" else (0, 1 << 32)
+    _need(bool(((values >= low) & (values < high)).all()), f"{where} holds an integer out of range")
+    return values
+
+
+def _lgb_items(text: str, where: str, count: int, kind: str) -> list[str]:
+    """The items of a line of numbers, checked for their characters and their count (the
+    fields prediction does not read are checked this far only)."""
     if count == 0:
         _need(text == "", f"{where} has values, not 0")
-        return np.zeros(0, dtype=np.float64 if kind == "f" else np.int64)
-    pattern = _FLOAT_LINE if kind == "f" else _INT_LINE
+        return []
+    pattern = _FLOAT_CHARS if kind == "f" else _INT_CHARS
     _need(
         pattern.fullmatch(text) is not None,
         f"{where} holds a non-number" if kind == "f" else f"{where} holds a non-integer",
     )
     items = text.split(" ")
     _need(len(items) == count, f"{where} has {len(items)} values, not {count}")
-    if kind == "f":
-        floats = np.array(items, dtype=np.float64)
-        _all_finite(floats, where)
-        return floats
-    values = np.array(items, dtype=np.int64)
-    low, high = (-(1 << 31), 1 << 31) if kind == "int" else (0, 1 << 32)
-    _need(
-        bool(((values >= low) & (values < high)).all()),
-        f"{where} holds an integer out of range",
-    )
-    return values
+    return items
 
 
 def _lgb_tree(
@@ -1188,8 +1197,8 @@ def _lgb_tree(
                 )
         return _lgb_single_leaf(float(leaf_values[0])), position
     for key, kind in (("leaf_weight", "f"), ("leaf_count", "int")):
-        if key in fields:
-            _lgb_numbers(fields[key], f"{where}'s {key}", leaves, kind)
+        if key in fields:  # not read by prediction: their shape only
+            _lgb_items(fields[key], f"{where}'s {key}", leaves, kind)
     inner = leaves - 1
     feature = _lgb_numbers(
         _field(fields, "split_feature", where), f"{where}'s split_feature", inner, "int"
@@ -1211,8 +1220,8 @@ def _lgb_tree(
         ("internal_weight", "f"),
         ("internal_count", "int"),
     ):
-        if key in fields:
-            _lgb_numbers(fields[key], f"{where}'s {key}", inner, kind)
+        if key in fields:  # not read by prediction: their shape only
+            _lgb_items(fields[key], f"{where}'s {key}", inner, kind)
     _need(
         bool(((feature >= 0) & (feature < n_features)).all()),
         f"{where} splits on a feature that is not one",
