@@ -144,16 +144,22 @@ def test_any_arguments_give_a_value_or_a_clear_error(fuzz_db, function):
         conn.close()
 
 
+TABLES = [f for f in FUNCTIONS if not isinstance(f, SqlFunction)]
+
+
 @pytest.mark.skipif(expected_mode() != "native", reason="table functions need the native binding")
-def test_the_table_function_too(fuzz_db):
+@pytest.mark.parametrize("function", TABLES, ids=[f.name for f in TABLES])
+def test_the_table_functions_too(fuzz_db, function):
     conn = sqlite3.connect(fuzz_db, timeout=5)
     sqlite_ml.register(conn)
+    count = len(function.arguments)
+    placeholders = ", ".join("?" for _ in range(count))
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True)
-    @given(VALUES, VALUES)
-    def fuzz(experiment: object, source: object) -> None:
+    @given(st.tuples(*([st.just("iris") | VALUES] + [VALUES] * (count - 1))))
+    def fuzz(args: tuple[object, ...]) -> None:
         try:
-            conn.execute("SELECT * FROM sqml_predict_table(?, ?)", (experiment, source)).fetchall()
+            conn.execute(f"SELECT * FROM {function.name}({placeholders})", args).fetchall()  # noqa: S608
         except sqlite3.OperationalError as error:
             assert not LEAKED.search(str(error)), str(error)
 

@@ -122,7 +122,8 @@ def _run_id(value: object) -> int:
         raise SqmlError(
             f"run_id must be the id of a run (an integer), got {describe(value)}"
         ) from None
-    if not math.isfinite(number) or number != int(number):
+    # Row ids are SQLite INTEGERs: a number beyond them (1e19) names no run.
+    if not math.isfinite(number) or number != int(number) or not 0 < number < 2**63:
         raise SqmlError(f"run_id must be the id of a run (an integer), got {describe(value)}")
     return int(number)
 
