@@ -22,9 +22,10 @@ def record_use(
     dimension: int,
     source: str,
 ) -> None:
-    """One more use of a model: a new row for a new (name, digest), else ``uses`` + 1."""
+    """One more use of a model: a new row for a new (name, digest), else ``uses`` + 1.
+    Called from inside any query (see ``savepoint``'s ``lock_first``)."""
     stamp = now()
-    with savepoint(conn):
+    with savepoint(conn, lock_first=False):
         conn.execute(
             "INSERT INTO sqml_pretrained(created_at, updated_at, name, backend, version, digest,"
             " files, dimension, source, uses, last_used_at)"
