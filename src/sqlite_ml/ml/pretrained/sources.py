@@ -77,13 +77,13 @@ def _load(name: str) -> Embedder:
         return BUILTIN[name]()
     backend, _, rest = name.partition(":")
     if rest and backend in BACKENDS:
-        root = Path(rest).expanduser()
-        if not root.is_dir():
-            raise SqmlError(f"embedding model {describe(name)}: {rest} is not a folder")
-        return BACKENDS[backend](name, root.resolve(), None)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return _load_directory(name, path.resolve(), None)
+        root = _folder(rest)
+        if root is None:
+            raise SqmlError(f"embedding model {describe(name)}: {shorten(rest)} is not a folder")
+        return BACKENDS[backend](name, root, None)
+    path = _folder(name)
+    if path is not None:
+        return _load_directory(name, path, None)
     if _REPO_ID.fullmatch(name):
         root, revision = hugging_face_snapshot(name)
         return _load_directory(name, root, revision)
@@ -95,6 +95,16 @@ def _load(name: str) -> Embedder:
         hint=f"; or the path of a model folder, BACKEND:FOLDER with BACKEND one of "
         f"{choices(BACKENDS)}, or a Hugging Face id such as 'owner/name'",
     )
+
+
+def _folder(text: str) -> Path | None:
+    """The folder a name points at, or None (also for a name no path can be: too long,
+    with a NUL byte; a name comes from SQL, so from anyone)."""
+    try:
+        path = Path(text).expanduser()
+        return path.resolve() if path.is_dir() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def detect_backend(root: Path) -> str | None:
