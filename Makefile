@@ -32,7 +32,7 @@ $(BIN)/python:
 # The editable install also compiles the native extension (the C sources in csrc/) into
 # src/sqlite_ml; it is rebuilt whenever one of them changes.
 $(STAMP): $(SOURCES) | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[embeddings,vectors]'
 	touch $@
 
 # The library with the test tools (one install, which also serves `make demo`).

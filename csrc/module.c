@@ -130,7 +130,7 @@ static PyMethodDef native_methods[] = {
     {"change_reading", native_change_reading, METH_O,
      "change_reading(handle) -> a reading that moves when the database may have changed"},
     {"create_predict_table", sqml_create_predict_table, METH_VARARGS,
-     "create_predict_table(handle, name, chunks, on_error)"},
+     "create_predict_table(handle, name, chunks, on_error[, declaration, usage])"},
     {"create_rows_table", sqml_create_rows_table, METH_VARARGS,
      "create_rows_table(handle, name, declaration, columns, arguments, required, rows, "
      "on_error)"},

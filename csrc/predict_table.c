@@ -1,11 +1,23 @@
-/* sqml_predict_table: an eponymous virtual table fed by a Python generator of chunks
- * (ids, predictions, probabilities). */
+/* sqml_predict_table and sqml_embed_table: eponymous virtual tables fed by a Python
+ * generator of chunks (ids, values, extras): three columns (a row id, a value per row, an
+ * optional text per row computed only when a query reads it) and two hidden arguments.
+ * Each table's declaration (its column names) and usage text come from Python. */
 #include "sqml.h"
 
 enum { COL_ROW_ID, COL_PREDICTION, COL_PROBABILITIES, COL_EXPERIMENT, COL_SOURCE };
 
+#define DEFAULT_DECLARATION                                                                    \
+    "CREATE TABLE x(row_id INTEGER, prediction, probabilities TEXT, experiment HIDDEN, "       \
+    "source HIDDEN)"
+#define DEFAULT_USAGE                                                                          \
+    "sqml_predict_table needs an experiment and a source: "                                   \
+    "SELECT * FROM sqml_predict_table('experiment', 'table, view or SELECT')"
+
 typedef struct {
-    PyObject *objects[2]; /* chunks(experiment, source) -> iterator, on_error */
+    PyObject *objects[2]; /* chunks(first argument, source, extras used) -> iterator, on_error */
+    char *name;           /* the table's name, for error messages */
+    char *declaration;    /* CREATE TABLE x(three columns, two HIDDEN arguments) */
+    char *usage;          /* the error when an argument is missing */
 } TableModule;
 
 typedef struct {
@@ -31,8 +43,7 @@ static int table_connect(sqlite3 *db, void *aux, int argc, const char *const *ar
     (void)argc;
     (void)argv;
     (void)error;
-    int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(row_id INTEGER, prediction, "
-                                      "probabilities TEXT, experiment HIDDEN, source HIDDEN)");
+    int rc = sqlite3_declare_vtab(db, ((TableModule *)aux)->declaration);
     if (rc != SQLITE_OK) return rc;
 #ifdef SQLITE_VTAB_DIRECTONLY
     /* Not from views or triggers: a SELECT source runs as a statement of its own, where
@@ -111,7 +122,7 @@ static void cursor_drop_chunk(TableCursor *cursor) {
 static int cursor_fail(TableCursor *cursor) {
     Table *table = (Table *)cursor->base.pVtab;
     int nomem;
-    char *message = sqml_take_error(table->module->objects[1], "sqml_predict_table", &nomem);
+    char *message = sqml_take_error(table->module->objects[1], table->module->name, &nomem);
     if (nomem || message == NULL) return SQLITE_NOMEM;
     sqlite3_free(table->base.zErrMsg);
     table->base.zErrMsg = message;
@@ -198,9 +209,7 @@ static int table_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_te
     Table *table = (Table *)base->pVtab;
     if (!(plan & 1) || argc != 2) {
         sqlite3_free(table->base.zErrMsg);
-        table->base.zErrMsg = sqlite3_mprintf(
-            "sqml_predict_table needs an experiment and a source: "
-            "SELECT * FROM sqml_predict_table('experiment', 'table, view or SELECT')");
+        table->base.zErrMsg = sqlite3_mprintf("%s", table->module->usage);
         return SQLITE_ERROR;
     }
     PyGILState_STATE gil = PyGILState_Ensure();
@@ -249,7 +258,8 @@ static int result_text_item(sqlite3_context *context, PyObject *list, Py_ssize_t
         sqlite3_result_null(context);
     } else if (sqml_set_result(context, item) < 0) {
         PyErr_Clear();
-        sqlite3_result_error(context, "sqml_predict_table: a value cannot be shown in SQL", -1);
+        sqlite3_result_error(context, "a table-valued function's value cannot be shown in SQL",
+                             -1);
         rc = SQLITE_ERROR;
     }
     PyGILState_Release(gil);
@@ -308,18 +318,40 @@ static sqlite3_module predict_table_module = {
 static void table_module_destroy(void *data) {
     TableModule *module = (TableModule *)data;
     sqml_release_objects(module->objects, 2);
+    PyMem_RawFree(module->name);
+    PyMem_RawFree(module->declaration);
+    PyMem_RawFree(module->usage);
     PyMem_RawFree(module);
+}
+
+static char *copy_text(const char *text) {
+    size_t length = strlen(text) + 1;
+    char *copy = PyMem_RawMalloc(length);
+    if (copy != NULL) memcpy(copy, text, length);
+    return copy;
 }
 
 PyObject *sqml_create_predict_table(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *handle, *chunks, *on_error;
-    const char *name;
-    if (!PyArg_ParseTuple(args, "OsOO", &handle, &name, &chunks, &on_error)) return NULL;
+    const char *name, *declaration = DEFAULT_DECLARATION, *usage = DEFAULT_USAGE;
+    if (!PyArg_ParseTuple(args, "OsOO|ss", &handle, &name, &chunks, &on_error, &declaration,
+                          &usage))
+        return NULL;
     sqlite3 *db = sqml_connection(handle);
     if (db == NULL) return NULL;
     TableModule *table_module = PyMem_RawMalloc(sizeof(TableModule));
     if (table_module == NULL) return PyErr_NoMemory();
+    table_module->name = copy_text(name);
+    table_module->declaration = copy_text(declaration);
+    table_module->usage = copy_text(usage);
+    if (!table_module->name || !table_module->declaration || !table_module->usage) {
+        PyMem_RawFree(table_module->name);
+        PyMem_RawFree(table_module->declaration);
+        PyMem_RawFree(table_module->usage);
+        PyMem_RawFree(table_module);
+        return PyErr_NoMemory();
+    }
     Py_INCREF(chunks);
     Py_INCREF(on_error);
     table_module->objects[0] = chunks;

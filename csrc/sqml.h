@@ -73,7 +73,7 @@ SQML_INTERNAL void sqml_release_objects(PyObject **objects, int count);
 
 /* functions.c: create_function(handle, name, nargs, flags, call, on_error) */
 SQML_INTERNAL PyObject *sqml_create_function(PyObject *module, PyObject *args);
-/* predict_table.c: create_predict_table(handle, name, chunks, on_error) */
+/* predict_table.c: create_predict_table(handle, name, chunks, on_error[, declaration, usage]) */
 SQML_INTERNAL PyObject *sqml_create_predict_table(PyObject *module, PyObject *args);
 /* rows_table.c: create_rows_table(handle, name, declaration, columns, arguments, required,
  * rows, on_error) */

@@ -187,3 +187,16 @@ class Trap:
 
 def trap_pickle(marker: Path) -> bytes:
     return pickle.dumps(Trap(marker))
+
+
+def without_packages(*packages: str) -> str:
+    """Code to put first in a run_python script: importing any of ``packages`` then fails
+    as if it were not installed (a machine without an optional extra)."""
+    return f"""
+import importlib.abc, sys
+class _Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {packages!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+sys.meta_path.insert(0, _Missing())
+"""

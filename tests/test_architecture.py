@@ -162,6 +162,9 @@ def test_the_rule_catches_an_upward_import(tmp_path: Path, monkeypatch: pytest.M
 
 
 HEAVY = ("numpy", "scipy", "sklearn", "xgboost", "lightgbm", "skops", "pandas")
+# The embedding backends and sqlite-vec (extras) are loaded only when a query uses them.
+HEAVY += ("wordllama", "tokenizers", "safetensors", "onnxruntime", "torch")
+HEAVY += ("sentence_transformers", "transformers", "sqlite_vec")
 
 
 def test_importing_and_registering_load_no_machine_learning_library(tmp_path: Path) -> None:

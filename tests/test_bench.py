@@ -78,3 +78,11 @@ def test_report_has_every_target_with_ratios(harness):
         "native reader",
     ):
         assert needle in text, needle
+
+
+def test_the_embedding_benchmark_on_tiny_sizes() -> None:
+    embeddings = load("embeddings")
+    assert len(set(embeddings.sentences(50))) > 25  # mostly distinct sentences
+    rows = dict(embeddings.embedding_throughput(30, 1) + embeddings.knn(60, 3))
+    assert rows["sqml_embed / direct throughput"].endswith("x")
+    assert rows["same neighbours either way"] == "yes"

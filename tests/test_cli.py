@@ -462,10 +462,14 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
         "Evaluation you can trust",
         "Clustering: k-means",
         "Mistakes are SQL errors",
+        "Text: pretrained embeddings, a text classifier and vector search",
     ):
         assert title in out
     assert "Traceback" not in done.output
-    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 6
+    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 7  # with the headlines
+    assert "Late goal sends the home team into the cup final" in out  # the KNN search
+    assert scalar(db, "SELECT count(*) FROM headline_vectors_rowids") == 18  # vec0's own
+    assert scalar(db, "SELECT name FROM sqml_pretrained") == "wordllama-l2-supercat"
     # the gated deployment: ridge passes the gate over the mean, its near-twin does not
     gated = db_rows(
         db,
@@ -479,7 +483,8 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
     assert "sqml_drift('iris', 'new_flowers')" in out
     # the grid search: 3 candidates, each a row of sqml_search_trials
     assert scalar(db, "SELECT count(*) FROM sqml_search_trials") == 3
-    assert scalar(db, "SELECT count(*) FROM sqml_runs WHERE split_strategy = 'stratified'") == 2
+    # two in the training options section, one for the headlines
+    assert scalar(db, "SELECT count(*) FROM sqml_runs WHERE split_strategy = 'stratified'") == 3
     strategies = scalar(db, "SELECT group_concat(strategy) FROM sqml_deployments")
     assert "rollback" in strategies and "best_score" in strategies
     clusters = "SELECT prediction_type FROM sqml_experiments WHERE name = 'iris clusters'"

@@ -235,7 +235,7 @@ def test_sql_examples_run(page: Path, tmp_path: Path) -> None:
     )
     conn = sqlite3.connect(tmp_path / "docs.db")
     try:
-        sqlite_ml.register(conn)
+        sqlite_ml.register(conn, vectors=True)  # the vector search recipes use vec0
         native = sqlite_ml.binding_mode(conn) == "native"
         for block in blocks:
             if block.info == RUN or (block.info == NATIVE and native):

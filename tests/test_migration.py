@@ -231,6 +231,7 @@ def write_v1_database(path: Path) -> None:
         conn.execute(f"DROP TRIGGER {trigger}")  # version 3's (the store's integrity)
     conn.execute("DROP VIEW sqml_leaderboard")
     conn.execute("DROP TABLE sqml_search_trials")
+    conn.execute("DROP TABLE sqml_pretrained")  # version 3
     for table, added in V2_COLUMNS.items():
         for column in added:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -251,6 +252,7 @@ def test_a_v1_database_migrates_in_place_and_keeps_serving(db_path, connect):
     assert db.value("SELECT value FROM sqml_meta WHERE key = 'schema_version'") == str(
         SCHEMA_VERSION
     )
+    assert db.value("SELECT count(*) FROM sqml_pretrained") == 0
     for table, added in V2_COLUMNS.items():
         present = {row[1] for row in db.rows(f"PRAGMA table_info({table})")}
         assert set(added) <= present, table

@@ -148,3 +148,24 @@ def test_a_read_only_database_loads_and_predicts_without_writing(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["6.0", "30"]
+
+
+def test_embeddings_and_sqlite_vec_in_the_shell(tmp_path):
+    """sqml_embed in the shell, with sqlite-vec loaded by the shell's own `.load`."""
+    import sqlite_vec
+
+    path = tmp_path / "vectors.db"
+    result = shell(
+        path,
+        ".load "
+        + sqlite_vec.loadable_path()
+        + """
+CREATE VIRTUAL TABLE v USING vec0(embedding float[256] distance_metric=cosine);
+INSERT INTO v(rowid, embedding) VALUES (1, sqml_embed('default', 'the team won the match')),
+                                       (2, sqml_embed('default', 'stocks fell sharply'));
+SELECT rowid FROM v WHERE embedding MATCH sqml_embed('default', 'a football game') AND k = 1;
+SELECT name || ' ' || uses FROM sqml_pretrained;
+""",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "wordllama-l2-supercat", "1"]

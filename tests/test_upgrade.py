@@ -108,6 +108,8 @@ def test_no_model_run_or_metric_of_the_old_database_changes(tmp_path: Path) -> N
     conn.execute("SELECT sqml_predict('iris', '[5.1, 3.5, 1.4, 0.2]')").fetchone()
     conn.commit()
     assert rows(conn) == before
+    # the upgrade adds version 3's table of pretrained models, empty
+    assert conn.execute("SELECT count(*) FROM sqml_pretrained").fetchone() == (0,)
     conn.close()
 
 

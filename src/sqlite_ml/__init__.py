@@ -11,6 +11,7 @@ scikit-learn, XGBoost and LightGBM are imported by the first function that needs
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,14 @@ from .sqlite.weak_registry import WeakRegistry
 if TYPE_CHECKING:
     from .sql.session import Session
 
-__all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
+__all__ = [
+    "SqmlError",
+    "__version__",
+    "binding_mode",
+    "last_error",
+    "register",
+    "vectors_requested",
+]
 
 # Sessions by connection address. Each session is owned by its connection (through a
 # function the connection keeps), so an entry dies with its connection and a new
@@ -29,8 +37,15 @@ __all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
 _sessions: WeakRegistry[Session] = WeakRegistry()
 
 
-def register(conn: sqlite3.Connection, *, create_schema: bool = True) -> None:
+def register(
+    conn: sqlite3.Connection, *, create_schema: bool = True, vectors: bool | None = None
+) -> None:
     """Create or migrate the sqml schema in ``conn`` and register every ``sqml_*`` function.
+
+    With ``vectors=True`` it also loads sqlite-vec (``pip install 'sqlite-ml[vectors]'``)
+    into the connection: ``vec0`` tables, ``vec_distance_cosine`` and KNN queries over the
+    vectors ``sqml_embed`` makes. ``vectors=None`` (the default) loads it when the
+    environment variable ``SQLITE_ML_VECTORS`` is ``1``.
 
     Idempotent. The connection's own settings (row_factory, isolation level, text
     factory) are left as they were. With ``create_schema=False`` (for hosts that open
@@ -43,6 +58,17 @@ def register(conn: sqlite3.Connection, *, create_schema: bool = True) -> None:
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"register() needs a sqlite3.Connection, got {type(conn).__name__}")
     _sessions.put(id(conn), attach(conn, create_schema=create_schema))
+    if vectors is None:
+        vectors = vectors_requested()
+    if vectors:
+        from .sqlite.vectors import load_sqlite_vec
+
+        load_sqlite_vec(conn)
+
+
+def vectors_requested() -> bool:
+    """Whether ``SQLITE_ML_VECTORS`` asks every registration to load sqlite-vec."""
+    return os.environ.get("SQLITE_ML_VECTORS", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def binding_mode(conn: sqlite3.Connection) -> str | None:

@@ -21,6 +21,8 @@ def create_predict_table(
     name: str,
     chunks: Callable[[Any, Any, bool], Any],
     on_error: Callable[[BaseException], str],
+    declaration: str = ...,
+    usage: str = ...,
     /,
 ) -> None: ...
 

@@ -196,6 +196,27 @@ def prediction_source(
     return PredictionSource(f"SELECT {first}{', '.join(selected)} FROM {inner}", with_rowid)  # noqa: S608
 
 
+def embedding_source(conn: sqlite3.Connection, source: object) -> str:
+    """``sqml_embed_table``'s source: a SELECT of two columns, a row's integer key and its
+    text, run as a subquery (so it can only read)."""
+    usage = "a SELECT of two columns, a key and a text, such as 'SELECT id, body FROM docs'"
+    if not isinstance(source, str) or not _SELECT_STATEMENT.match(source):
+        raise SqmlError(f"sqml_embed_table source must be {usage}, got {describe(source)}")
+    inner = f"({source}\n)"  # a newline: a trailing -- comment cannot swallow the ')'
+    try:
+        cursor = conn.execute(f"SELECT * FROM {inner} LIMIT 0")  # noqa: S608
+    except sqlite3.Error as error:
+        raise SqmlError(
+            f"sqml_embed_table source is not a single SELECT that runs ({error}): {shorten(source)}"
+        ) from None
+    if len(cursor.description) != 2:
+        raise SqmlError(
+            f"sqml_embed_table source must be {usage}; it has {len(cursor.description)} "
+            f"column(s): {shorten(source)}"
+        )
+    return f"SELECT * FROM {inner}"  # noqa: S608
+
+
 def read_rows(
     conn: sqlite3.Connection,
     relation: Relation,

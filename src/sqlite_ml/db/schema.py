@@ -91,13 +91,20 @@ _ADDED_COLUMNS = {
     "sqml_deployments": ["strategy TEXT", "restored_deployment_id INTEGER"],  # 2: restored_...
 }
 
-# Tables added by version 2.
+# Tables added by version 2, and by version 3 those marked so.
 _NEW_TABLES = {
     "sqml_search_trials": f"""CREATE TABLE IF NOT EXISTS sqml_search_trials (
         id INTEGER PRIMARY KEY, {_TIMESTAMPS},
         run_id INTEGER NOT NULL REFERENCES sqml_runs(id),
         candidate INTEGER NOT NULL, params TEXT NOT NULL, scoring TEXT NOT NULL,
         mean_score REAL, std_score REAL, rank INTEGER NOT NULL, fit_time REAL)""",
+    # 3: issue 13. The pretrained embedding models used (never their weights): one row per
+    # model name and digest (SHA-256 over its files, listed in files as JSON).
+    "sqml_pretrained": f"""CREATE TABLE IF NOT EXISTS sqml_pretrained (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        name TEXT NOT NULL, backend TEXT NOT NULL, version TEXT, digest TEXT NOT NULL,
+        files TEXT NOT NULL, dimension INTEGER NOT NULL, source TEXT NOT NULL,
+        uses INTEGER NOT NULL DEFAULT 1, last_used_at DATETIME, UNIQUE(name, digest))""",
 }
 
 # Columns added to the tables of version 2 and later (nullable, as above).

@@ -18,7 +18,7 @@ def now() -> str:
 
 
 @contextmanager
-def savepoint(conn: sqlite3.Connection) -> Iterator[bool]:
+def savepoint(conn: sqlite3.Connection, *, lock_first: bool = True) -> Iterator[bool]:
     """All-or-nothing writes that nest inside the caller's own transaction, if any.
 
     Outside a transaction the block is a transaction of its own that takes the write lock
@@ -33,8 +33,14 @@ def savepoint(conn: sqlite3.Connection) -> Iterator[bool]:
     SELECT sqml_train(...)``); there our writes are part of that statement, which SQLite
     undoes whole if it fails. Yields whether the block got a transaction or savepoint of
     its own.
+
+    ``lock_first=False`` is for a write made by a function that any query may call
+    (``sqml_embed`` recording a model's use, from a trigger's INSERT as well): outside a
+    transaction it opens a savepoint, which SQLite refuses while a write statement runs
+    (the write then joins that statement), where BEGIN IMMEDIATE would be accepted and
+    its COMMIT then fail, and the ROLLBACK after it abort the caller's statement.
     """
-    if not conn.in_transaction:
+    if not conn.in_transaction and lock_first:
         if not _opened(conn, "BEGIN IMMEDIATE"):
             yield False
             return

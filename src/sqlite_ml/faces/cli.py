@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 # --- opening databases --------------------------------------------------------------------
 
+# ``sqml --vectors``: load sqlite-vec into every database a command opens.
+_with_vectors = False
+
 
 def open_database(path: str, *, create: bool = False) -> sqlite3.Connection:
     """A registered autocommit connection; a missing file is an error unless ``create``.
@@ -53,6 +56,12 @@ def open_database(path: str, *, create: bool = False) -> sqlite3.Connection:
         sqlite_ml.register(conn, create_schema=False)
     except (sqlite3.Error, SqmlError) as error:
         raise click.ClickException(f"cannot open {path} as a SQLite database: {error}") from None
+    if _with_vectors or sqlite_ml.vectors_requested():
+        try:
+            sqlite_ml.register(conn, create_schema=False, vectors=True)
+        except SqmlError as error:
+            conn.close()
+            raise click.ClickException(error.message) from None
     return conn
 
 
@@ -89,11 +98,19 @@ def _output_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(sqlite_ml.__version__, prog_name="sqml")
-def cli() -> None:
+@click.option(
+    "--vectors",
+    is_flag=True,
+    help="Load sqlite-vec into the database: vec0 tables and KNN search over sqml_embed's "
+    "vectors (pip install 'sqlite-ml[vectors]'; SQLITE_ML_VECTORS=1 does the same).",
+)
+def cli(vectors: bool = False) -> None:
     """Machine learning inside SQLite: sqml_* SQL functions from the command line.
 
     Every command takes the path of a SQLite database file first.
     """
+    global _with_vectors
+    _with_vectors = vectors
 
 
 @cli.command()

@@ -34,7 +34,10 @@ PLUGIN = "sqlite-ml"
 
 @hookimpl
 def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
-    register_on_host(conn, "Datasette")
+    # Setting vectors: true in the plugin configuration loads sqlite-vec too.
+    setting = (datasette.plugin_config(PLUGIN) or {}).get("vectors")
+    vectors = setting is True or str(setting).strip().lower() in ("1", "true", "yes", "on")
+    register_on_host(conn, "Datasette", vectors)
 
 
 def configured_database(datasette: Any) -> Any | None:

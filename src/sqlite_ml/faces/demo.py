@@ -8,7 +8,9 @@ view, deploys by hand (rollback, best score), predicts in every form (JSON objec
 positional, batch, the ``sqml_predict_table`` table-valued function), gives class
 probabilities, evaluates a model with its confusion matrix, reads feature importances,
 names a run's test rows, draws a ROC curve, explains a prediction, checks drift, gates a
-deployment, clusters with k-means, and shows what a misuse looks like.
+deployment, clusters with k-means, turns text into vectors with the built-in pretrained
+model (a text classifier, zero-shot labels, a KNN search with sqlite-vec), and shows what
+a misuse looks like.
 """
 
 from __future__ import annotations
@@ -533,7 +535,7 @@ FROM dataset_iris GROUP BY 1, 2 ORDER BY 1, 2"""
 
 
 def errors(conn: sqlite3.Connection) -> None:
-    section("11. Mistakes are SQL errors that say what is wrong")
+    section("12. Mistakes are SQL errors that say what is wrong")
     for query in (
         "SELECT sqml_predict('iris', json_object('sepal length (cm)', 5.1))",
         "SELECT sqml_train('iris', 'regression', 'ridge', 'dataset_iris', 'target')",
@@ -545,6 +547,97 @@ def errors(conn: sqlite3.Connection) -> None:
             print(f"  -> {type(error).__name__}: {sql_error_text(conn, error)}")
         else:
             print("  -> (no error?)")
+
+
+# A few headlines per topic, for the text section (made up; the test set is unseen).
+HEADLINES = {
+    "sports": [
+        "Late goal sends the home team into the cup final",
+        "Champion wins the marathon in record time",
+        "Coach praises young striker after derby victory",
+        "Tennis star knocked out in the first round",
+        "Fans celebrate as the club lifts the league trophy",
+        "Goalkeeper saves two penalties in the shootout",
+    ],
+    "finance": [
+        "Stocks slide as investors fear higher interest rates",
+        "Central bank raises rates for the third time",
+        "Tech company reports record quarterly earnings",
+        "Bond yields climb after the inflation report",
+        "Shareholders approve the merger of the two banks",
+        "Oil prices drop and markets rally",
+    ],
+    "weather": [
+        "Heavy rain floods roads across the valley",
+        "Storm brings strong winds to the coast tonight",
+        "Heatwave expected to last until the weekend",
+        "Snow closes mountain passes for a second day",
+        "Forecast: sunny skies and mild temperatures",
+        "Thick fog delays flights at the airport",
+    ],
+}
+
+
+def text_section(conn: sqlite3.Connection) -> None:
+    section("11. Text: pretrained embeddings, a text classifier and vector search")
+    try:
+        conn.execute("SELECT sqml_embed('default', 'x')").fetchone()
+        sqlite_ml.register(conn, vectors=True)  # sqlite-vec: vec0 tables, KNN search
+    except sqlite3.Error as error:  # the extra is not installed: the message names it
+        print(f"  skipped: {sql_error_text(conn, error)}")
+        return
+    except sqlite_ml.SqmlError as error:
+        print(f"  skipped: {error}")
+        return
+    conn.execute("CREATE TABLE headlines(id INTEGER PRIMARY KEY, headline TEXT, topic TEXT)")
+    rows = [(text, topic) for topic, texts in HEADLINES.items() for text in texts]
+    conn.executemany("INSERT INTO headlines(headline, topic) VALUES (?, ?)", rows)
+    print("  sqml_embed turns text into a float32 vector (a BLOB sqlite-vec reads), with the")
+    print("  built-in model shipped in the wordllama package: offline, no download.")
+    show(
+        conn,
+        "SELECT length(sqml_embed('default', headline)) / 4 AS dimension, name, version\n"
+        "FROM headlines, sqml_pretrained LIMIT 1",
+    )
+    print()
+    print("  A text classifier: preprocess embed turns the headline into the model's vector.")
+    query = (
+        "SELECT sqml_train('headlines', 'classification', 'logistic_regression', 'headlines',\n"
+        "       'topic', 0.25, 'stratified', '{\"features\": [\"headline\"],\n"
+        '       "preprocess": {"headline": {"embed": "default"}}}\')'
+    )
+    sql(query)
+    result = json.loads(conn.execute(query.replace("\n", "")).fetchone()[0])
+    print(f"  -> test accuracy {result['score']:.2f} on {result['test_rows']} unseen headlines")
+    print()
+    show(
+        conn,
+        "SELECT sqml_predict('headlines', json_object('headline', 'Rain and wind all weekend'))"
+        " AS predicted,\n"
+        "       sqml_classify_text('default', 'Shares fell sharply',\n"
+        '                          \'["sports", "finance", "weather"]\') AS zero_shot',
+    )
+    print()
+    print("  Vector search: a vec0 table of the headlines, the 3 nearest to a question:")
+    conn.execute(
+        "CREATE VIRTUAL TABLE headline_vectors USING vec0(embedding float[256]"
+        " distance_metric=cosine)"
+    )
+    sql(
+        "INSERT INTO headline_vectors(rowid, embedding)\n"
+        "  SELECT id, sqml_embed('default', headline) FROM headlines"
+    )
+    conn.execute(
+        "INSERT INTO headline_vectors(rowid, embedding)"
+        " SELECT id, sqml_embed('default', headline) FROM headlines"
+    )
+    show(
+        conn,
+        "SELECT headline, round(distance, 3) AS distance\n"
+        "FROM headline_vectors JOIN headlines ON headlines.id = headline_vectors.rowid\n"
+        "WHERE embedding MATCH sqml_embed('default', 'who won the football match?') AND k = 3\n"
+        "ORDER BY distance",
+    )
 
 
 def run(path: Path) -> None:
@@ -570,6 +663,7 @@ def run(path: Path) -> None:
         model_insight(conn, loaded)
         trusted_evaluation(conn)
         clustering(conn, loaded)
+        text_section(conn)
         errors(conn)
         conn.commit()
     finally:

@@ -10,13 +10,15 @@ from typing import Any
 import sqlite_ml
 
 
-def register_on_host(conn: Any, host: str) -> bool:
+def register_on_host(conn: Any, host: str, vectors: bool = False) -> bool:
     """Register every function without writing anything; False (with a warning) when the
     host opened the database with another SQLite binding than Python's ``sqlite3``.
 
     Hosts prefer ``pysqlite3`` or ``sqlean`` when installed; our functions bind to the
     stdlib module's connections only, and a plugin must not break the host's other work,
-    so the functions are then simply missing ("no such function: sqml_...")."""
+    so the functions are then simply missing ("no such function: sqml_...").
+
+    ``vectors`` (or ``SQLITE_ML_VECTORS=1``) also loads sqlite-vec into the connection."""
     if not isinstance(conn, sqlite3.Connection):
         warnings.warn(
             f"sqlite-ml: {host} opened the database with {type(conn).__module__}, not "
@@ -26,5 +28,5 @@ def register_on_host(conn: Any, host: str) -> bool:
             stacklevel=2,
         )
         return False
-    sqlite_ml.register(conn, create_schema=False)
+    sqlite_ml.register(conn, create_schema=False, vectors=vectors or None)
     return True

@@ -11,17 +11,24 @@ column of codes), ``ordinal`` (the category's position in sorted order; unseen o
 is missing, then imputed), ``target`` (the mean target per category, from the training
 split only: one column for regression, one per class for classification), ``none``
 (numbers only), and ``impute: error`` (a NULL is refused in training and prediction).
+
+Text becomes numbers through a pretrained embedding model (preprocess ``embed``): the
+schema records the model's name, the SHA-256 over its files and its dimension, never its
+weights, and a model loaded for prediction must match that digest. A column of BLOBs of
+float32 values (what ``sqml_embed`` and sqlite-vec store) is used as its vector directly,
+all of one dimension; a NULL text or vector is missing (imputed like a NULL number).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,12 +38,19 @@ from ..names import ascii_lower
 from .labels import LABEL_KINDS, NUMERIC_LABELS
 from .values import as_number, category_of, number_or_nan
 
+if TYPE_CHECKING:
+    from .pretrained import Embedder
+
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"  # one-hot
 ORDINAL = "ordinal"
 TARGET_ENCODED = "target"
-FEATURE_KINDS = (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED)
+EMBEDDING = "embedding"  # text through a pretrained model
+VECTOR = "vector"  # float32 BLOBs
+FEATURE_KINDS = (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED, EMBEDDING, VECTOR)
 MAX_CATEGORIES = 100
+MAX_DIMENSION = 1 << 16
+_BLOB = (bytes, bytearray, memoryview)
 
 
 @dataclass
@@ -48,24 +62,44 @@ class Feature:
     values: list[list[float]] = field(default_factory=list)
     outputs: int = 1
     required: bool = False  # preprocess impute 'error': NULL is refused
+    # Embeddings: the model's name and SHA-256 digest; embeddings and vectors: the width.
+    model: str = ""
+    digest: str = ""
+    dimension: int = 0
 
     def width(self) -> int:
         if self.kind == CATEGORICAL:
             return len(self.categories)
+        if self.kind in (EMBEDDING, VECTOR):
+            return self.dimension
         return self.outputs if self.kind == TARGET_ENCODED else 1
 
 
 def infer_feature(
-    name: str, values: Sequence[object], encode: str | None = None, outputs: int = 1
+    name: str,
+    values: Sequence[object],
+    encode: str | None = None,
+    outputs: int = 1,
+    embedder: Embedder | None = None,
 ) -> Feature:
     """Decide how to use one column from its training values (``encode``: the run's
-    preprocess choice for it; None decides from the values)."""
+    preprocess choice for it; None decides from the values; ``embedder``: the pretrained
+    model its text goes through)."""
+    if embedder is not None:
+        _refuse_blobs(name, values, "embedded as text")
+        return Feature(
+            name,
+            EMBEDDING,
+            model=embedder.name,
+            digest=embedder.digest,
+            dimension=embedder.dimension,
+        )
     if encode in (CATEGORICAL, "one_hot", ORDINAL, TARGET_ENCODED):
-        _refuse_blobs(name, values)
+        _refuse_blobs(name, values, f"encoded '{encode}'")
         counts = Counter(c for c in map(category_of, values) if c is not None)
         return coded_feature(name, encode, counts, outputs)
     feature = _infer_automatic(name, values)
-    if encode == "none" and feature.kind != NUMERIC:
+    if encode == "none" and feature.kind not in (NUMERIC, VECTOR):
         raise text_in_numeric_column(name)
     return feature
 
@@ -90,19 +124,85 @@ def text_in_numeric_column(name: str) -> SqmlError:
 
 
 def blob_feature(name: str) -> SqmlError:
+    """Streamed training's refusal of a BLOB column (in memory, float32 BLOBs are vectors)."""
     return SqmlError(
-        f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
-        "train on a view that leaves it out or converts it"
+        f"column {describe(name)} holds BLOB values, which streamed training cannot use as "
+        "a feature (trained in memory, a column of float32 BLOBs is used as vectors); "
+        "train on a view that leaves it out, or in memory"
     )
 
 
-def _refuse_blobs(name: str, values: Sequence[object]) -> None:
-    if any(isinstance(value, (bytes, bytearray, memoryview)) for value in values):
-        raise blob_feature(name)
+def _refuse_blobs(name: str, values: Sequence[object], use: str) -> None:
+    if any(isinstance(value, _BLOB) for value in values):
+        raise SqmlError(
+            f"column {describe(name)} holds BLOB values, which cannot be {use}; without a "
+            "preprocess choice, a column of float32 BLOBs is used as vectors"
+        )
+
+
+def _infer_vector(name: str, values: Sequence[object]) -> Feature:
+    """A column of BLOBs: float32 vectors, all of one dimension (NULL: missing)."""
+    other = next((v for v in values if v is not None and not isinstance(v, _BLOB)), None)
+    if other is not None:
+        raise SqmlError(
+            f"column {describe(name)} mixes BLOB values with {describe(other)}; a vector "
+            "column holds float32 BLOBs (or NULL) only"
+        )
+    sizes = sorted({len(value) for value in values if isinstance(value, _BLOB)})
+    if len(sizes) != 1 or sizes[0] % 4 or not 0 < sizes[0] // 4 <= MAX_DIMENSION:
+        raise SqmlError(
+            f"column {describe(name)} holds BLOBs of {', '.join(map(str, sizes))} bytes; a "
+            "vector column holds float32 vectors (4 bytes a number) of one dimension, "
+            f"at most {MAX_DIMENSION}"
+        )
+    feature = Feature(name, VECTOR, dimension=sizes[0] // 4)
+    for value in values:
+        vector_of(feature, value, "")  # every vector finite, or the error now
+    return feature
+
+
+def vector_of(feature: Feature, value: object, where: str) -> np.ndarray:
+    """A vector feature's value as float64 (NaN where missing): a float32 little-endian
+    BLOB, or (in JSON input) an array of numbers or its JSON text."""
+    dimension = feature.dimension
+    if value is None:
+        return np.full(dimension, np.nan)
+    if isinstance(value, _BLOB):
+        data = bytes(value)
+        if len(data) != 4 * dimension:
+            raise SqmlError(
+                f"feature '{feature.name}'{where} is a BLOB of {len(data)} bytes, but the "
+                f"model expects {dimension} float32 values ({4 * dimension} bytes)"
+            )
+        vector = np.frombuffer(data, dtype="<f4").astype(np.float64)
+    else:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if not isinstance(value, list) or len(value) != dimension:
+            raise SqmlError(
+                f"feature '{feature.name}'{where} expects a vector of {dimension} float32 "
+                f"values (a BLOB, or a JSON array), got {shorten(json.dumps(value, default=repr))}"
+            )
+        try:
+            vector = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise SqmlError(
+                f"feature '{feature.name}'{where} holds a vector with a value that is not a "
+                f"number: {shorten(json.dumps(value))}"
+            ) from None
+    if not np.isfinite(vector).all():
+        raise SqmlError(
+            f"feature '{feature.name}'{where} holds a vector with a NaN or infinite value"
+        )
+    return vector
 
 
 def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
-    _refuse_blobs(name, values)
+    if any(isinstance(value, _BLOB) for value in values):
+        return _infer_vector(name, values)
     has_text = any(isinstance(value, str) for value in values)
     if has_text:
         try:
@@ -118,7 +218,11 @@ class FeatureSchema:
     """The model's inputs, plus what its target looked like (``label_kind``: numeric or text)."""
 
     def __init__(
-        self, features: Sequence[Feature], target: str = "", label_kind: str = NUMERIC_LABELS
+        self,
+        features: Sequence[Feature],
+        target: str = "",
+        label_kind: str = NUMERIC_LABELS,
+        embedders: Mapping[str, Embedder] | None = None,
     ):
         self.target = target
         self.label_kind = label_kind
@@ -138,6 +242,13 @@ class FeatureSchema:
             {category: i for i, category in enumerate(feature.categories)}
             for feature in self.features
         ]
+        self.plain_numbers = all(
+            feature.kind in (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED)
+            for feature in self.features
+        )
+        self.single_vector = len(self.features) == 1 and self._kinds[0] == VECTOR
+        # The loaded models of the embedding features, by feature name (see bind_embedders).
+        self.embedders: dict[str, Embedder] = dict(embedders or {})
 
     @classmethod
     def infer(
@@ -148,13 +259,33 @@ class FeatureSchema:
         label_kind: str,
         encodings: Mapping[str, str | None] | None = None,
         outputs: int = 1,
+        embedders: Mapping[str, Embedder] | None = None,
     ) -> FeatureSchema:
         encodings = encodings or {}
+        embedders = embedders or {}
         features = [
-            infer_feature(name, values, encodings.get(name), outputs)
+            infer_feature(name, values, encodings.get(name), outputs, embedders.get(name))
             for name, values in zip(names, columns, strict=True)
         ]
-        return cls(features, target, label_kind)
+        return cls(features, target, label_kind, embedders)
+
+    def bind_embedders(self, load: Callable[[Feature], Embedder]) -> None:
+        """Load the model of every embedding feature (``load`` gives it for a feature and
+        words a missing one), refusing one whose files are not those the model was
+        trained with: its vectors would differ, and so would every prediction."""
+        for feature in self.features:
+            if feature.kind != EMBEDDING:
+                continue
+            embedder = load(feature)
+            if embedder.digest != feature.digest or embedder.dimension != feature.dimension:
+                raise SqmlError(
+                    f"feature '{feature.name}' was embedded in training by '{feature.model}' "
+                    f"with files of SHA-256 {feature.digest[:16]}... ({feature.dimension} "
+                    f"dimensions), but '{feature.model}' here has {embedder.digest[:16]}... "
+                    f"({embedder.dimension} dimensions); its vectors would differ: install "
+                    "the model the experiment was trained with, or retrain it"
+                )
+            self.embedders[feature.name] = embedder
 
     @property
     def target_encoded(self) -> bool:
@@ -163,11 +294,8 @@ class FeatureSchema:
     def require(self, names: Iterable[str]) -> FeatureSchema:
         """The same schema with NULL refused in ``names`` (preprocess impute 'error')."""
         wanted = set(names)
-        features = [
-            Feature(f.name, f.kind, f.categories, f.values, f.outputs, f.name in wanted)
-            for f in self.features
-        ]
-        return FeatureSchema(features, self.target, self.label_kind)
+        features = [dataclasses.replace(f, required=f.name in wanted) for f in self.features]
+        return FeatureSchema(features, self.target, self.label_kind, self.embedders)
 
     def fit_target_encoding(
         self, columns: Sequence[Sequence[object]], targets: np.ndarray, smoothing: float = 1.0
@@ -192,17 +320,8 @@ class FeatureSchema:
                 [float(v) for v in (sums[c] + smoothing * prior) / (counts[c] + smoothing)]
                 for c in feature.categories
             ]
-            features.append(
-                Feature(
-                    feature.name,
-                    feature.kind,
-                    feature.categories,
-                    encoded,
-                    feature.outputs,
-                    feature.required,
-                )
-            )
-        return FeatureSchema(features, self.target, self.label_kind)
+            features.append(dataclasses.replace(feature, values=encoded))
+        return FeatureSchema(features, self.target, self.label_kind, self.embedders)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -264,10 +383,42 @@ class FeatureSchema:
                     hit = index.get(category_of(value))  # type: ignore[arg-type]
                     if hit is not None:
                         matrix[row, start + hit] = 1.0
+            elif feature.kind == EMBEDDING:
+                block = self._embed_texts(feature, list(values))
+                matrix[:, start : start + feature.width()] = block
+            elif feature.kind == VECTOR:
+                for row, value in enumerate(values):
+                    matrix[row, start : start + feature.width()] = vector_of(feature, value, "")
             else:
                 for row, value in enumerate(values):
                     self._encode_coded(position, value, matrix[row], start)
         return matrix
+
+    def _embedder(self, feature: Feature) -> Embedder:
+        embedder = self.embedders.get(feature.name)
+        if embedder is None:  # a schema read back without bind_embedders(): a bug of ours
+            raise SqmlError(f"feature '{feature.name}' has no embedding model loaded")
+        return embedder
+
+    def _embed_texts(self, feature: Feature, values: list[object], where: str = "") -> np.ndarray:
+        """Each value's vector (float64; NaN for NULL), the texts embedded in one batch."""
+        block = np.full((len(values), feature.dimension), np.nan)
+        texts = [self._text(feature, value, where) for value in values]
+        present = [row for row, text in enumerate(texts) if text is not None]
+        if present:
+            given = [text for text in texts if text is not None]
+            vectors = self._embedder(feature).embed_many(given)
+            block[present] = vectors
+        return block
+
+    @staticmethod
+    def _text(feature: Feature, value: object, where: str) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        shown = shorten(json.dumps(value)) if isinstance(value, (dict, list)) else describe(value)
+        raise SqmlError(f"feature '{feature.name}'{where} is embedded as text, got {shown}")
 
     def _encode_coded(self, slot: int, value: object, out: Any, start: int) -> None:
         """Ordinal and target encodings of one value into ``out[start:]`` (NaN: missing).
@@ -290,15 +441,43 @@ class FeatureSchema:
             matrix = self._encode_numeric_records(records, batch)
             if matrix is not None:
                 return matrix
+        embedded = self._embed_in_batches(records)
         rows = [
-            self._encode_record(record, f" (item {i})" if batch else "")
+            self._encode_record(record, f" (item {i})" if batch else "", embedded)
             for i, record in enumerate(records)
         ]
         if not rows:
             return np.zeros((0, self.width), dtype=np.float64)
         return np.asarray(rows, dtype=np.float64)
 
-    def _encode_record(self, record: Any, where: str) -> list[float]:
+    def _embed_in_batches(self, records: list[Any]) -> dict[tuple[int, str], list[float]]:
+        """The vectors of the texts of embedding features in records given as arrays in
+        column order (table prediction, evaluation), embedded a batch at a time: a model
+        call per text would cost heavy models (ONNX, PyTorch) several times more. The
+        per-record encoder uses them and embeds anything else itself."""
+        found: dict[tuple[int, str], list[float]] = {}
+        width = len(self.names)
+        for slot, kind in enumerate(self._kinds):
+            if kind != EMBEDDING:
+                continue
+            texts = list(
+                dict.fromkeys(
+                    record[slot]
+                    for record in records
+                    if type(record) is list and len(record) == width and type(record[slot]) is str
+                )
+            )
+            if texts:
+                vectors = self._embedder(self.features[slot]).embed_many(texts).tolist()
+                found.update(((slot, t), v) for t, v in zip(texts, vectors, strict=True))
+        return found
+
+    def _encode_record(
+        self,
+        record: Any,
+        where: str,
+        embedded: Mapping[tuple[int, str], list[float]] | None = None,
+    ) -> list[float]:
         if isinstance(record, Mapping):
             try:
                 values: Sequence[Any] = [record[name] for name in self.names]
@@ -332,6 +511,16 @@ class FeatureSchema:
                     encoded[offsets[slot]] = math.nan
                 else:
                     encoded[offsets[slot]] = self._number(slot, value, where)
+            elif self._kinds[slot] in (EMBEDDING, VECTOR):
+                feature, start = self.features[slot], offsets[slot]
+                known = embedded.get((slot, value)) if embedded and type(value) is str else None
+                if known is not None:  # embedded with the rest of the batch
+                    numbers = known
+                elif feature.kind == VECTOR:
+                    numbers = vector_of(feature, value, where).tolist()
+                else:
+                    numbers = self._embed_texts(feature, [value], where)[0].tolist()
+                encoded[start : start + feature.dimension] = numbers
             else:
                 if isinstance(value, (dict, list)):
                     raise SqmlError(
@@ -430,6 +619,11 @@ def _feature_json(feature: Feature) -> dict[str, Any]:
     if feature.kind == TARGET_ENCODED:
         item["values"] = feature.values
         item["outputs"] = feature.outputs
+    if feature.kind == EMBEDDING:
+        item["model"] = feature.model
+        item["digest"] = feature.digest
+    if feature.kind in (EMBEDDING, VECTOR):
+        item["dimension"] = feature.dimension
     if feature.required:
         item["required"] = True
     return item
@@ -440,6 +634,8 @@ def _feature_from_json(item: dict[str, Any], kind: str, categories: list[str]) -
     required = item.get("required", False)
     if not isinstance(required, bool):
         raise ValueError(f"feature '{name}' has a malformed 'required' flag")
+    if kind in (EMBEDDING, VECTOR):
+        return _vector_feature_from_json(item, kind, required)
     if kind != TARGET_ENCODED:
         return Feature(name, kind, categories, required=required)
     outputs, values = item.get("outputs"), item.get("values")
@@ -460,6 +656,24 @@ def _feature_from_json(item: dict[str, Any], kind: str, categories: list[str]) -
     return Feature(
         name, kind, categories, [list(map(float, row)) for row in values], outputs, required
     )
+
+
+def _vector_feature_from_json(item: dict[str, Any], kind: str, required: bool) -> Feature:
+    name, dimension = item["name"], item.get("dimension")
+    if (
+        isinstance(dimension, bool)
+        or not isinstance(dimension, int)
+        or not 0 < dimension <= MAX_DIMENSION
+    ):
+        raise ValueError(f"feature '{name}' has a malformed dimension")
+    if kind == VECTOR:
+        return Feature(name, kind, required=required, dimension=dimension)
+    model, digest = item.get("model"), item.get("digest")
+    if not isinstance(model, str) or not model or not isinstance(digest, str):
+        raise ValueError(f"feature '{name}' names no embedding model")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"feature '{name}' has a malformed model digest")
+    return Feature(name, kind, required=required, model=model, digest=digest, dimension=dimension)
 
 
 def _fold_case(record: Mapping[str, Any], missing: Sequence[str]) -> Mapping[str, Any]:

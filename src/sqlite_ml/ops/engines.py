@@ -42,6 +42,10 @@ def _why_not_streamed(request: TrainRequest) -> str | None:
         )
     if any(spec.encode == "target" for spec in request.options.preprocess.values()):
         return "preprocess encode 'target' is fitted in memory (use 'one_hot' or 'ordinal')"
+    if request.embeddings:
+        return (
+            "preprocess embed embeds text in memory (train in memory, or on a sample with max_rows)"
+        )
     return None
 
 
@@ -60,6 +64,13 @@ def check(conn: sqlite3.Connection, request: TrainRequest) -> None:
         reason = _why_not_streamed(request)
         if reason is not None:
             raise SqmlError(f"option stream: {reason}")
+    dask_trains = big.dask is not None and big.max_rows is None and request.options.search is None
+    if dask_trains and boosted and big.stream is not False and request.embeddings:
+        raise SqmlError(
+            "Dask trains XGBoost and LightGBM from the table's rows on its workers, which do "
+            "not embed text (preprocess embed): leave dask out, or train on a sample with "
+            "max_rows"
+        )
     if big.stream or big.max_rows is not None:
         require_key(conn, request.dataset, big.key_column)
 

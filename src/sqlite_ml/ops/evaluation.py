@@ -28,7 +28,7 @@ from ..errors import SqmlError, choices, describe, shorten
 from ..ml import metrics
 from ..ml.catalogue import ALGORITHMS
 from ..ml.curves import ClassCurve, curves
-from ..ml.features import NUMERIC, FeatureSchema
+from ..ml.features import NUMERIC, VECTOR, FeatureSchema
 from ..ml.labels import NUMERIC_LABELS, TEXT_LABELS, label_key
 from ..ml.probabilities import (
     RowProbabilities,
@@ -315,7 +315,9 @@ def _read(
         if read is not None:
             return read
     rows = read_rows(conn, relation, [*columns, target], target)
-    for position, column in enumerate(columns):
+    for position, (column, feature) in enumerate(zip(columns, schema.features, strict=True)):
+        if feature.kind == VECTOR:  # float32 BLOBs, checked by the schema
+            continue
         if any(isinstance(row[position], (bytes, bytearray, memoryview)) for row in rows):
             raise SqmlError(f"feature column '{shorten(column)}' holds BLOB values")
     labels = _true_values([row[-1] for row in rows], target, numeric_labels)

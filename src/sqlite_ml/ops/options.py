@@ -14,6 +14,7 @@ from .. import jsontext
 from ..db.relations import Relation, require_column
 from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unknown
 from ..ml.catalogue import make_estimator, parameter_names
+from ..ml.pretrained import load_embedder
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
 from .big_data_options import BIG_DATA_KEYS, BigDataOptions, validate_big_data_options
@@ -37,7 +38,7 @@ OPTION_KEYS = (
 )
 DEPLOY_IF_KEYS = ("min_improvement", "confidence", "resamples")
 SEARCH_ARGS = ("cv", "n_iter")
-PREPROCESS_KEYS = ("impute", "scale", "encode")
+PREPROCESS_KEYS = ("impute", "scale", "encode", "embed")
 MAX_CANDIDATES = 1000
 MAX_IMPORTANCE_SECONDS = 86_400
 _TRIAL_ROWS = 32
@@ -48,6 +49,7 @@ class ColumnPreprocess:
     impute: str = "mean"
     scale: str = "standard"
     encode: str | None = None  # None: automatic (numbers as numbers, text one-hot)
+    embed: str | None = None  # a pretrained embedding model's name: text -> its vector
 
 
 @dataclass(frozen=True)
@@ -212,12 +214,33 @@ def _preprocess(raw: object, features: list[str]) -> dict[str, ColumnPreprocess]
         refuse_unknown("preprocess key", spec, PREPROCESS_KEYS, context=f" for '{column}'")
         allowed = {"impute": IMPUTE_STRATEGIES, "scale": SCALE_STRATEGIES, "encode": ENCODINGS}
         for key, value in spec.items():
-            if value not in allowed[key]:
+            if key != "embed" and value not in allowed[key]:
                 raise unknown(key, value, allowed[key], context=f" for preprocess '{column}'")
+        embed = _embedding_model(column, spec)
         out[column] = ColumnPreprocess(
-            spec.get("impute", "mean"), spec.get("scale", "standard"), spec.get("encode")
+            spec.get("impute", "mean"), spec.get("scale", "standard"), spec.get("encode"), embed
         )
     return out
+
+
+def _embedding_model(column: str, spec: dict[str, Any]) -> str | None:
+    """Preprocess ``embed``: the model is loaded now, so that a missing one stops the run
+    before anything is written."""
+    if "embed" not in spec:
+        return None
+    model = spec["embed"]
+    if not isinstance(model, str) or not model.strip():
+        raise SqmlError(
+            f"preprocess embed for '{column}' must name a pretrained model ('default', a "
+            f"folder or a Hugging Face id), got {describe(model)}"
+        )
+    if "encode" in spec:
+        raise SqmlError(
+            f"preprocess '{column}' has both encode and embed; a text column is either "
+            "encoded as categories or embedded, not both"
+        )
+    load_embedder(model)
+    return model
 
 
 def _features(raw: object, relation: Relation, target: str | None) -> list[str]:

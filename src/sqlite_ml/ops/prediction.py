@@ -26,7 +26,7 @@ import numpy as np
 from ..db import records as store
 from ..errors import SqmlError, choices, describe, shorten
 from ..ml import persistence
-from ..ml.features import FeatureSchema
+from ..ml.features import Feature, FeatureSchema
 from ..ml.labels import CLUSTER_LABELS, TEXT_LABELS
 from ..ml.predictors import (
     Predictor,
@@ -35,6 +35,7 @@ from ..ml.predictors import (
     compile_predictor,
     compile_row_predictor,
 )
+from ..ml.pretrained import Embedder, load_embedder
 from .experiments import require_active_model, require_experiment, require_experiment_name
 
 _MAX_CACHED_MODELS = 32
@@ -76,8 +77,8 @@ class LoadedModel:
     _keys: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.schema.width != len(self.schema.names):  # one-hot columns: no quick path
-            self.quick = None
+        if self.schema.width != len(self.schema.names) or not self.schema.plain_numbers:
+            self.quick = None  # one-hot columns, texts or vectors: no quick path
         self._layouts = _layouts(self.schema.names)
         self._text_quick = getattr(self.quick, "text", None)
         self._batch_quick = getattr(self.quick, "batch", None)
@@ -95,7 +96,10 @@ class LoadedModel:
         return self.row_predictor(row)
 
     def predict_text(self, text: object) -> Any:
-        """One row given as JSON text (an object keyed by column, or an array)."""
+        """One row given as JSON text (an object keyed by column, or an array); for a
+        model of one vector feature, a BLOB is that vector."""
+        if type(text) is bytes and self.schema.single_vector:
+            return self.predict_values([text])
         quick = self.quick
         if quick is not None and type(text) is str:
             text_quick = self._text_quick
@@ -177,6 +181,7 @@ class _ModelCache:
                 "sqlite-ml); retrain the experiment"
             )
         schema = schema_for(estimator, schema_json, model_id)
+        schema.bind_embedders(lambda feature: _embedder_for(feature, model_id))
         predictor = compile_predictor(estimator)
         row_predictor, quick = compile_row_predictor(estimator, predictor, schema.label_kind)
         model = LoadedModel(model_id, estimator, schema, predictor, row_predictor, quick)
@@ -186,6 +191,16 @@ class _ModelCache:
             while len(self._models) > _MAX_CACHED_MODELS:
                 self._models.popitem(last=False)
         return model
+
+
+def _embedder_for(feature: Feature, model_id: int) -> Embedder:
+    try:
+        return load_embedder(feature.model)
+    except SqmlError as error:
+        raise SqmlError(
+            f"model {model_id} embeds column '{feature.name}' with the pretrained model "
+            f"'{feature.model}', which cannot be loaded here: {error.message}"
+        ) from None
 
 
 def schema_for(estimator: Any, schema_json: str, model_id: int) -> FeatureSchema:

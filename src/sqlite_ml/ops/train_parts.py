@@ -19,6 +19,7 @@ from ..ml.catalogue import make_estimator
 from ..ml.features import FeatureSchema
 from ..ml.labels import CLUSTER_LABELS, NUMERIC_LABELS, encode_labels, numbers_or_error
 from ..ml.pipelines import build_pipeline
+from ..ml.pretrained import load_embedder
 from . import search
 from .options import TrainOptions
 
@@ -70,6 +71,11 @@ class TrainRequest:
     @property
     def encodings(self) -> dict[str, str | None]:
         return {name: spec.encode for name, spec in self.options.preprocess.items()}
+
+    @property
+    def embeddings(self) -> dict[str, str]:
+        """Column -> the pretrained model that embeds its text (preprocess embed)."""
+        return {n: spec.embed for n, spec in self.options.preprocess.items() if spec.embed}
 
     @property
     def order_by(self) -> str | None:
@@ -157,8 +163,9 @@ def prepare_rows(request: TrainRequest, rows: list[tuple[object, ...]]) -> Prepa
             columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
             labels = labels[keep]
     require_two_rows(request, len(labels))
+    embedders = {column: load_embedder(model) for column, model in request.embeddings.items()}
     schema = FeatureSchema.infer(
-        features, columns[:-1], target or "", label_kind, request.encodings, outputs
+        features, columns[:-1], target or "", label_kind, request.encodings, outputs, embedders
     )
     matrix = schema.encode_columns(columns[:-1], len(labels))
     infinite = np.isinf(matrix).any(axis=0)

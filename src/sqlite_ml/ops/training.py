@@ -38,7 +38,7 @@ from ..ml.pipelines import transform_in_place
 from ..ml.probabilities import gives_probabilities
 from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
 from ..scoring import PROBABILITY_METRICS
-from . import deploy_decision, drift, importance, progress, runs, search
+from . import deploy_decision, drift, importance, pretrained, progress, runs, search
 from .experiments import new_experiment_name
 from .held_out import fingerprint, keyed_rows
 from .options import TrainOptions, validate_options
@@ -204,6 +204,7 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
         count, text_labels = count_rows_with_target(conn, request.dataset, target), False
     require_two_rows(request, count)
     categorical = any(e not in (None, "none") for e in request.encodings.values())
+    categorical = categorical or bool(request.embeddings)
     label_kind = CLUSTER_LABELS if target is None else NUMERIC_LABELS
     if not text_labels and not categorical:
         read = read_numeric(
@@ -518,6 +519,8 @@ def record(
             training_summary=outcome.training_summary,
         )
         store.insert_metrics(conn, model_id, values)
+        for embedder in schema.embedders.values():
+            pretrained.record_use(conn, embedder, required=True)
         if searched is not None:
             store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
         store.update_run(

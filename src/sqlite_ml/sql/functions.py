@@ -205,29 +205,97 @@ def export_model(session: Session, experiment_or_model_id: Any, format: Any) -> 
     return export.export_model(session.conn, experiment_or_model_id, format)
 
 
-# What the virtual table calls: (experiment, source, with_probabilities) -> chunks of
-# (row ids, predictions, probabilities or None).
+def embed(session: Session, model: Any, text: Any) -> bytes | None:
+    # Called for every row of a query: the connection's model is looked up inline.
+    if text is None:
+        return None
+    embedder = session.pretrained.loaded.get(model) or _embedder(session, model)
+    if type(text) is not str:
+        from ..ops.pretrained import text_of
+
+        text = text_of(text, "sqml_embed")
+    return embedder.embed_one(text)
+
+
+def _embedder(session: Session, model: Any) -> Any:
+    conn = session.conn
+    with plain_rows(conn):
+        return session.pretrained.embedder(conn, model)
+
+
+def embed_batch(session: Session, model: Any, texts: Any) -> str | None:
+    from ..ops.pretrained import embed_batch as embed_texts
+
+    if texts is None:
+        return None
+    return embed_texts(_embedder(session, model), texts)
+
+
+def classify_text(session: Session, model: Any, text: Any, labels: Any) -> str | None:
+    from ..ops.pretrained import classify_text as closest_label
+    from ..ops.pretrained import text_of
+
+    embedder = _embedder(session, model)
+    names, vectors = session.pretrained.label_vectors(embedder, labels)
+    text = text_of(text, "sqml_classify_text")
+    if text is None:
+        return None
+    return closest_label(names, vectors, embedder.embed_one(text))
+
+
+# What the virtual table calls: (experiment or model, source, whether the third column is
+# read) -> chunks of (row ids, values, texts or None).
 Chunks = Callable[[Any, Any, bool], Iterator[Any]]
+# Where a table-valued function's chunks come from, given the session and the handle.
+ChunkSource = Callable[[Session, int, Any, Any, bool], Iterator[Any]]
 
 
-def predict_table(session: Session) -> Callable[[int], Chunks]:
-    """``sqml_predict_table(experiment, source)`` on the database handle the native layer
-    gives: the model and the source are checked at once (errors are real SQL errors), the
-    rows are read and predicted lazily, chunk by chunk."""
+def _table_valued(session: Session, rows: ChunkSource) -> Callable[[int], Chunks]:
+    """A table-valued function on the database handle the native layer gives: its
+    arguments are checked at once (errors are real SQL errors), its rows made lazily,
+    chunk by chunk."""
     # Weak: SQLite keeps what this returns for as long as the connection lives.
     session_ref = weakref.ref(session)
 
     def on_handle(handle: int) -> Chunks:
-        def chunks(experiment: Any, source: Any, with_probabilities: bool) -> Iterator[Any]:
-            from ..ops.table_prediction import predictions
-
+        def chunks(first: Any, source: Any, third_column_read: bool) -> Iterator[Any]:
             owner = session_ref()
             assert owner is not None  # the connection that calls us keeps it alive
-            conn = owner.conn
-            with plain_rows(conn):
-                model = owner.deployed.model_for(conn, experiment)
-                return predictions(conn, model, source, handle, with_probabilities)
+            with plain_rows(owner.conn):
+                return rows(owner, handle, first, source, third_column_read)
 
         return chunks
 
     return on_handle
+
+
+def predict_table(session: Session) -> Callable[[int], Chunks]:
+    """``sqml_predict_table(experiment, source)``: predictions, probabilities when read."""
+    return _table_valued(session, _predicted_rows)
+
+
+def _predicted_rows(
+    owner: Session, handle: int, experiment: Any, source: Any, with_probabilities: bool
+) -> Iterator[Any]:
+    from ..ops.table_prediction import predictions
+
+    conn = owner.conn
+    model = owner.deployed.model_for(conn, experiment)
+    return predictions(conn, model, source, handle, with_probabilities)
+
+
+def embed_table(session: Session) -> Callable[[int], Chunks]:
+    """``sqml_embed_table(model, source)``: each row's vector, its text when read."""
+    return _table_valued(session, _embedded_rows)
+
+
+def _embedded_rows(
+    owner: Session, handle: int, model: Any, source: Any, with_text: bool
+) -> Iterator[Any]:
+    from ..db.readers import embedding_source
+    from ..ops.pretrained import embedded_rows
+    from ..sqlite.native import reader_on
+
+    conn = owner.conn
+    embedder = owner.pretrained.embedder(conn, model)
+    return embedded_rows(embedder, reader_on(handle, embedding_source(conn, source)), with_text)

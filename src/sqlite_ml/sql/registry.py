@@ -94,11 +94,22 @@ class TableFunction:
     name: str
     # session -> (database handle -> what the virtual table calls for its rows)
     factory: Callable[[Session], Callable[[int], Callable[..., Any]]]
-    arguments: tuple[str, ...]
-    columns: tuple[str, ...]
+    arguments: tuple[str, ...]  # two, the hidden columns
+    columns: tuple[str, ...]  # three: a row id, a value, a text read only when asked for
+    column_types: tuple[str, ...] = ("INTEGER", "", "TEXT")
+    missing_arguments: str = ""  # the error when an argument is missing, with an example
 
     def usage(self) -> str:
         return f"{self.name}({', '.join(self.arguments)})"
+
+    def declaration(self) -> str:
+        """The virtual table's CREATE TABLE, as the native layer declares it."""
+        columns = [
+            f"{name} {kind}".strip()
+            for name, kind in zip(self.columns, self.column_types, strict=True)
+        ]
+        hidden = [f"{argument} HIDDEN" for argument in self.arguments]
+        return f"CREATE TABLE x({', '.join(columns + hidden)})"
 
 
 @dataclass(frozen=True)
@@ -211,11 +222,27 @@ FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
         functions.export_model,
         ("experiment_or_model_id", "format"),
     ),
+    # Not direct-only: a trigger may keep a vector table in step with its text. Their one
+    # write, the first use of a model on a connection in sqml_pretrained, is provenance.
+    SqlFunction("sqml_embed", functions.embed, ("model", "text"), own_plain_rows=True),
+    SqlFunction("sqml_embed_batch", functions.embed_batch, ("model", "texts")),
+    SqlFunction("sqml_classify_text", functions.classify_text, ("model", "text", "labels")),
     TableFunction(
         "sqml_predict_table",
         functions.predict_table,
-        ("experiment_name", "source"),
+        ("experiment", "source"),
         ("row_id", "prediction", "probabilities"),
+        missing_arguments="sqml_predict_table needs an experiment and a source: "
+        "SELECT * FROM sqml_predict_table('experiment', 'table, view or SELECT')",
+    ),
+    TableFunction(
+        "sqml_embed_table",
+        functions.embed_table,
+        ("model", "source"),
+        ("row_id", "embedding", "text"),
+        ("INTEGER", "BLOB", "TEXT"),
+        missing_arguments="sqml_embed_table needs a model and a source: "
+        "SELECT * FROM sqml_embed_table('default', 'SELECT id, text FROM ...')",
     ),
     RowsFunction("sqml_test_rows", functions.test_rows, ("run_id",), ("row_id",)),
     RowsFunction(
@@ -248,6 +275,10 @@ def new_session(conn: sqlite3.Connection | Any) -> Session:
     for function in FUNCTIONS:
         if isinstance(function, TableFunction):
             session.tables[function.name] = function.factory(session)
+            session.table_shapes[function.name] = (
+                function.declaration(),
+                function.missing_arguments,
+            )
             continue
         if isinstance(function, RowsFunction):
             session.row_tables[function.name] = function.spec(session)

@@ -13,6 +13,7 @@ from ..errors import SqmlError
 
 if TYPE_CHECKING:
     from ..ops.prediction import DeployedModels
+    from ..ops.pretrained import PretrainedModels
 
 # A table-valued function whose rows Python gives, as the native layer registers it:
 # (CREATE TABLE declaration, columns, arguments, required arguments, rows(*arguments)).
@@ -28,6 +29,7 @@ class Session:
     that registering functions imports no machine-learning library."""
 
     deployed: DeployedModels
+    pretrained: PretrainedModels  # the embedding models its queries use, made on first use
 
     def __init__(self, conn: sqlite3.Connection | Any):
         self._conn_address = id(conn)
@@ -35,6 +37,8 @@ class Session:
         self.flags: dict[str, tuple[bool, bool]] = {}
         # Table-valued functions: name -> (database handle -> what the virtual table calls).
         self.tables: dict[str, Callable[[int], Callable[..., Any]]] = {}
+        # Table-valued functions: name -> (CREATE TABLE declaration, missing-argument error).
+        self.table_shapes: dict[str, tuple[str, str]] = {}
         self.row_tables: dict[str, RowsTable] = {}
         self.last_error: str | None = None
         self.mode = ""
@@ -46,6 +50,11 @@ class Session:
     def __getattr__(self, name: str) -> Any:
         # Only reached while the attribute is missing: after the first call, ``deployed``
         # is a plain attribute (prediction reads it on every row).
+        if name == "pretrained":
+            from ..ops.pretrained import PretrainedModels
+
+            self.pretrained = PretrainedModels()
+            return self.pretrained
         if name != "deployed":
             raise AttributeError(name)
         from ..ops.prediction import DeployedModels

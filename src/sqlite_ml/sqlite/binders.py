@@ -74,6 +74,7 @@ class Registrable(Protocol):
     calls: dict[str, SqlCallable]
     flags: dict[str, tuple[bool, bool]]  # name -> (deterministic, direct_only)
     tables: dict[str, TableFactory]
+    table_shapes: dict[str, tuple[str, str]]  # name -> (declaration, missing-argument error)
     # Table-valued functions whose rows Python gives: (declaration, columns, arguments,
     # required arguments, rows(*arguments) -> iterator of lists of row tuples).
     row_tables: dict[str, tuple[str, int, int, int, Callable[..., Any]]]
@@ -253,7 +254,10 @@ def attach_natively(native: Any, db: int, session: Registrable) -> None:
         flags = _function_flags(session.flags.get(name, (False, False)))
         native.create_function(db, name, -1, flags, function, error_reporter(session, name))
     for name, factory in session.tables.items():
-        native.create_predict_table(db, name, factory(db), error_reporter(session, name))
+        declaration, usage = session.table_shapes[name]
+        native.create_predict_table(
+            db, name, factory(db), error_reporter(session, name), declaration, usage
+        )
     for name, (declaration, columns, arguments, required, rows) in session.row_tables.items():
         native.create_rows_table(
             db, name, declaration, columns, arguments, required, rows, error_reporter(session, name)
