@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SqmlError, describe, shorten
+from ..errors import SqmlError, closest, describe, shorten, unknown
 from ..names import ascii_lower
 from .labels import LABEL_KINDS, NUMERIC_LABELS
 from .values import as_number, category_of, number_or_nan
@@ -375,9 +375,17 @@ class FeatureSchema:
         record = _fold_case(record, missing)
         missing = [name for name in self.names if name not in record]
         if missing:
-            raise SqmlError(
-                f"features{where} lack {_quoted(missing)}; the model expects {_quoted(self.names)}"
-            )
+            lacking = f"features{where} lack {_quoted(missing)}"
+            misspelled = _misspelled_key(record, self.names, missing)
+            if misspelled is not None:
+                raise unknown(
+                    "feature",
+                    misspelled,
+                    self.names,
+                    listing="the model expects",
+                    hint=f" ({lacking})",
+                ) from None
+            raise SqmlError(f"{lacking}; the model expects {_quoted(self.names)}")
         return [record[name] for name in self.names]
 
     def _number(self, slot: int, value: Any, where: str) -> float:
@@ -448,6 +456,18 @@ def _fold_case(record: Mapping[str, Any], missing: Sequence[str]) -> Mapping[str
         if len(keys) == 1:
             found[name] = record[keys[0]]
     return found
+
+
+def _misspelled_key(
+    record: Mapping[str, Any], names: Sequence[str], missing: Sequence[str]
+) -> str | None:
+    """A key of ``record`` that is no feature of the model but close to a missing one
+    (``'klass'`` for ``'class'``): the likely cause of the missing value."""
+    known = set(names)
+    for key in record:
+        if isinstance(key, str) and key not in known and closest(key, missing) is not None:
+            return key
+    return None
 
 
 def _quoted(names: Sequence[str]) -> str:

@@ -67,8 +67,10 @@ def parse_options(value: object) -> dict[str, Any]:
         raise SqmlError(f"options must be a JSON object as text, got {describe(value)}")
     try:
         parsed = json.loads(value)
-    except (ValueError, RecursionError):
-        raise SqmlError(f"options is not valid JSON: {shorten(value)}") from None
+    except ValueError as error:  # its text says where: "line 1 column 12 (char 11)"
+        raise SqmlError(f"options is not valid JSON ({error}): {shorten(value)}") from None
+    except RecursionError:
+        raise SqmlError(f"options is nested too deeply: {shorten(value)}") from None
     if not isinstance(parsed, dict):
         raise SqmlError(f"options must be a JSON object, got {shorten(value)}")
     refuse_unknown("option", parsed, OPTION_KEYS, listing="valid options")

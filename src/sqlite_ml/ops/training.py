@@ -36,6 +36,7 @@ from ..ml.labels import (
     NUMERIC_LABELS,
     check_numeric_labels,
     encode_labels,
+    label_text,
     numbers_or_error,
 )
 from ..ml.pipelines import build_pipeline, transform_in_place
@@ -226,6 +227,19 @@ def _refuse_missing(prepared: PreparedData, required: list[str]) -> None:
                 f"column '{feature.name}' has missing values (NULL) and its preprocess impute "
                 "is 'error'; fill them, filter the rows out in a view, or choose another impute"
             )
+
+
+def _require_two_classes(request: TrainRequest, labels: np.ndarray, where: str) -> None:
+    """Classification learns to tell classes apart: one class alone is refused in our
+    words (each library has its own, e.g. a solver's "needs samples of at least 2
+    classes")."""
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        only = f" ({label_text(classes[0])})" if len(classes) else ""
+        raise SqmlError(
+            f"target '{request.target}' of dataset '{request.dataset.name}' has a single "
+            f"class{only} in {where}; classification needs at least two classes"
+        )
 
 
 def _require_two_rows(request: TrainRequest, rows: int) -> None:
@@ -423,7 +437,16 @@ def _fit_and_record(
     seed: int,
 ) -> dict[str, Any]:
     data = prepare(conn, request)
+    if request.prediction_type == "classification":
+        _require_two_classes(request, data.labels, f"its {len(data.labels)} row(s) with a target")
     train_rows, test_rows = split_rows(request.split_strategy, request.test_size, data.labels, seed)
+    if request.prediction_type == "classification":
+        _require_two_classes(
+            request,
+            data.labels[train_rows],
+            f"the {len(train_rows)} row(s) of its training split (the other classes all fell "
+            "in the test split; use more rows, a smaller test_size or split 'stratified')",
+        )
     if data.schema.target_encoded:
         _fit_target_encoding(request, data, train_rows)
     clustering = request.prediction_type == "clustering"

@@ -118,12 +118,15 @@ def _finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def predict_proba(session: Session, experiment_name: Any, features: Any) -> str:
+def predict_proba(session: Session, experiment_name: Any, *features: Any) -> str:
     from ..ops.evaluation import probabilities_json
-    from ..ops.prediction import parse_features
 
     model = session.deployed.model_for(session.conn, experiment_name)
-    return probabilities_json(model, experiment_name, parse_features(features))
+    if len(features) == 1:
+        record = model.features_of(features[0])
+    else:
+        record = model.positional(features, "sqml_predict_proba")
+    return probabilities_json(model, experiment_name, record)
 
 
 def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any = None) -> str:

@@ -144,7 +144,12 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
         ("experiment_name", "features"),
         own_plain_rows=True,
     ),
-    SqlFunction("sqml_predict_proba", functions.predict_proba, ("experiment_name", "features")),
+    SqlFunction(
+        "sqml_predict_proba",
+        functions.predict_proba,
+        ("experiment_name", "features"),
+        variadic=("value1", "value2", "..."),
+    ),
     SqlFunction(
         "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
     ),
