@@ -25,7 +25,20 @@ from sqlite_ml.ops import progress, training
 from .faces import HOSTILE, make_trained_db, script
 from .helpers import expected_mode
 
-COMMANDS = ["query", "shell", "train", "experiments", "runs", "report", "demo", "extension-path"]
+COMMANDS = [
+    "query",
+    "shell",
+    "train",
+    "experiments",
+    "runs",
+    "delete",
+    "rename",
+    "tag",
+    "note",
+    "report",
+    "demo",
+    "extension-path",
+]
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +205,7 @@ def test_runs_lists_every_run(runner: CliRunner, trained: Path) -> None:
         "logistic_regression"
     ]
     assert [r["status"] for r in records] == ["success"] * 3 + ["failed"]
-    assert records[-1]["score"] is None and "2 classes" in records[-1]["error"]
+    assert records[-1]["score"] is None and "single class" in records[-1]["error"]
     assert sum(r["deployed"] for r in records) == 1
 
 
@@ -330,8 +343,8 @@ def test_train_draws_progress_on_stderr(
         + ["-d", "iris_one_class", "-y", "target"],
     )
     assert failing.exit_code == 1
-    assert "fit failed after" in failing.stderr  # the stage that was running says so
-    assert "2 classes" in failing.stderr
+    assert "load failed after" in failing.stderr  # the stage that was running says so
+    assert "single class" in failing.stderr
 
 
 def test_progress_bar_on_a_terminal() -> None:
@@ -379,7 +392,7 @@ def test_report_is_self_contained_and_escapes_names(runner: CliRunner, tmp_path:
         db, "SELECT count(score) FROM sqml_runs_overview WHERE experiment = ?", (HOSTILE,)
     )
     assert scored == 3 and html.count('<circle class="run-point') == 3
-    assert html.count('<path class="failed-run"') == 1 and "This solver needs" in html
+    assert html.count('<path class="failed-run"') == 1 and "single class" in html
     assert "Confusion matrix" in html and html.count('class="cm-cell') == 9
     assert sum(int(v) for v in _attributes(html, "data-count")) == 150
 

@@ -14,7 +14,7 @@ from ..errors import SqmlError
 from ..scoring import LOWER_IS_BETTER
 from .transactions import savepoint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TIMESTAMPS = (
     "created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "
@@ -47,9 +47,13 @@ _BASE_TABLES = {
 }
 
 # Columns added since 0.1.x (all nullable, so ALTER TABLE can add them to older data):
-# version 1 added the first ones, version 2 those marked so.
+# version 1 added the first ones, versions 2 and 3 those marked so.
 _ADDED_COLUMNS = {
-    "sqml_experiments": ["random_state INTEGER", "metric TEXT"],  # 2: metric
+    "sqml_experiments": [
+        "random_state INTEGER",
+        "metric TEXT",  # 2
+        "note TEXT",  # 3: issue 16 (sqml_note)
+    ],
     "sqml_runs": [
         "seed INTEGER",
         "hyperparams TEXT",
@@ -67,6 +71,9 @@ _ADDED_COLUMNS = {
         "warnings TEXT",
         "options TEXT",  # 2
         "importance_time REAL",  # 2
+        "note TEXT",  # 3: issue 16 (sqml_note)
+        # 3: issue 16: the stage a run has reached, as JSON, written while it trains.
+        "progress TEXT",
     ],
     "sqml_models": [
         "format TEXT",
@@ -78,13 +85,19 @@ _ADDED_COLUMNS = {
     "sqml_deployments": ["strategy TEXT", "restored_deployment_id INTEGER"],  # 2: restored_...
 }
 
-# Tables added by version 2.
+# Tables added by versions 2 and 3.
 _NEW_TABLES = {
     "sqml_search_trials": f"""CREATE TABLE IF NOT EXISTS sqml_search_trials (
         id INTEGER PRIMARY KEY, {_TIMESTAMPS},
         run_id INTEGER NOT NULL REFERENCES sqml_runs(id),
         candidate INTEGER NOT NULL, params TEXT NOT NULL, scoring TEXT NOT NULL,
         mean_score REAL, std_score REAL, rank INTEGER NOT NULL, fit_time REAL)""",
+    # 3: issue 16: tags of experiments (run_id NULL) and of runs (sqml_tag).
+    "sqml_tags": f"""CREATE TABLE IF NOT EXISTS sqml_tags (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        experiment_id INTEGER NOT NULL REFERENCES sqml_experiments(id),
+        run_id INTEGER REFERENCES sqml_runs(id),
+        key TEXT NOT NULL, value TEXT NOT NULL)""",
 }
 
 _INDEXES = [
@@ -94,6 +107,10 @@ _INDEXES = [
     "CREATE INDEX IF NOT EXISTS sqml_deployments_experiment"
     " ON sqml_deployments(experiment_id, active)",
     "CREATE INDEX IF NOT EXISTS sqml_search_trials_run ON sqml_search_trials(run_id)",
+    # 3: issue 16: one value per key and experiment or run.
+    "CREATE UNIQUE INDEX IF NOT EXISTS sqml_tags_key"
+    " ON sqml_tags(experiment_id, coalesce(run_id, 0), key)",
+    "CREATE INDEX IF NOT EXISTS sqml_tags_run ON sqml_tags(run_id)",  # 3: issue 16
 ]
 
 # Same columns as 0.1.x's view; rebuilt on migration so that it reads every run.

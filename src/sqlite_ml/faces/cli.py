@@ -305,6 +305,110 @@ def runs(db: str, experiment: str, output: str) -> None:
         write_rows(sys.stdout, headers, rows, output)
 
 
+def call_sql_function(db: str, function: str, *arguments: Any) -> Any:
+    """``SELECT function(arguments)`` on DB, its JSON answer decoded; a failure is the
+    command's error, worded as the SQL error is."""
+    placeholders = ", ".join("?" for _ in arguments)
+    with database(db) as conn:
+        require_sqml_tables(conn, db)
+        try:
+            (text,) = conn.execute(f"SELECT {function}({placeholders})", arguments).fetchone()
+        except (sqlite3.Error, SqmlError) as error:
+            raise failure(conn, error) from None
+    return json.loads(text)
+
+
+@cli.command("delete")
+@click.argument("db")
+@click.argument("experiment")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_experiment(db: str, experiment: str, yes: bool) -> None:
+    """Delete EXPERIMENT with every run, model, metric, deployment, search trial and tag
+    of it, as SELECT sqml_delete_experiment(...) does. Asks first unless --yes.
+
+    \b
+    Example:
+      sqml delete demo.db "iris typo" --yes
+    """
+    if not yes:
+        click.confirm(f"Delete experiment {experiment!r} with all its runs and models?", abort=True)
+    result = call_sql_function(db, "sqml_delete_experiment", experiment)
+    counts = ", ".join(
+        f"{count} {table.removeprefix('sqml_')}"
+        for table, count in reversed(result["deleted"].items())  # parents first
+        if count and table != "sqml_experiments"
+    )
+    click.echo(
+        f"deleted experiment {result['experiment_name']}" + (f" ({counts})" if counts else "")
+    )
+
+
+@cli.command("rename")
+@click.argument("db")
+@click.argument("experiment")
+@click.argument("new_name")
+def rename_experiment(db: str, experiment: str, new_name: str) -> None:
+    """Rename EXPERIMENT to NEW_NAME (sqml_rename_experiment): its runs, models and
+    deployment stay; predictions then use the new name."""
+    result = call_sql_function(db, "sqml_rename_experiment", experiment, new_name)
+    click.echo(f"renamed experiment {result['previous_name']} to {result['experiment_name']}")
+
+
+@cli.command()
+@click.argument("db")
+@click.argument("experiment")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--run", "run_id", type=int, help="Tag this run of EXPERIMENT instead.")
+@click.option("--remove", is_flag=True, help="Remove the tag KEY.")
+def tag(
+    db: str, experiment: str, key: str, value: str | None, run_id: int | None, remove: bool
+) -> None:
+    """Set the tag KEY to VALUE on EXPERIMENT (or on one of its runs), as sqml_tag does;
+    prints every tag it then has.
+
+    \b
+    Examples:
+      sqml tag demo.db iris owner alice
+      sqml tag demo.db iris reviewed yes --run 3
+      sqml tag demo.db iris owner --remove
+    """
+    if (value is None) != remove:
+        raise click.UsageError("give a VALUE, or --remove to remove the tag")
+    result = call_sql_function(db, "sqml_tag", experiment, key, value, run_id)
+    where = _tagged(result)
+    tags = result["tags"]
+    listed = ", ".join(f"{k}={v}" for k, v in tags.items()) if tags else "no tags"
+    click.echo(f"{where}: {listed}")
+
+
+@cli.command()
+@click.argument("db")
+@click.argument("experiment")
+@click.argument("text", required=False)
+@click.option("--run", "run_id", type=int, help="The note of this run of EXPERIMENT instead.")
+@click.option("--clear", is_flag=True, help="Remove the note.")
+def note(db: str, experiment: str, text: str | None, run_id: int | None, clear: bool) -> None:
+    """Write a free-text note on EXPERIMENT (or on one of its runs), as sqml_note does.
+
+    \b
+    Examples:
+      sqml note demo.db iris "baseline before the new features"
+      sqml note demo.db iris "overfits" --run 3
+    """
+    if (text is None) != clear:
+        raise click.UsageError("give the TEXT of the note, or --clear to remove it")
+    result = call_sql_function(db, "sqml_note", experiment, text, run_id)
+    shown = f": {result['note']}" if result["note"] else " cleared"
+    click.echo(f"note of {_tagged(result)}{shown}")
+
+
+def _tagged(result: dict[str, Any]) -> str:
+    """What a tag or note was written on, as the CLI says it."""
+    where = f"experiment {result['experiment_name']}"
+    return where if result.get("run_id") is None else f"run {result['run_id']} of {where}"
+
+
 @cli.command()
 @click.argument("db")
 @click.argument("experiment")

@@ -495,24 +495,9 @@ def _fit_and_record(
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
 
     with savepoint(conn):
-        model_id = store.insert_model(
-            conn,
-            run_id,
-            blob,
-            digest,
-            data.schema.to_json(),
-            library=_library(request.estimator_cls),
-            feature_importance=json.dumps(importances),
-        )
-        store.insert_metrics(conn, model_id, values)
-        if searched is not None:
-            store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
-        deployed = request.options.automatic_deploy and _beats_active(
-            conn, experiment, metric, values.get(metric)
-        )
-        if deployed:
-            store.deploy(conn, experiment.id, model_id, "automatic")
-        store.update_run(
+        # The run row first: when its experiment was deleted while it trained, nothing
+        # is written (no model, metric or deployment of a run that no longer exists).
+        recorded = store.update_run(
             conn,
             run_id,
             {
@@ -531,6 +516,28 @@ def _fit_and_record(
                 "warnings": json.dumps(warning_text) if warning_text else None,
             },
         )
+        if not recorded:
+            raise SqmlError(
+                f"experiment '{request.experiment_name}' was deleted while run {run_id} "
+                "trained; its model was not kept"
+            )
+        model_id = store.insert_model(
+            conn,
+            run_id,
+            blob,
+            digest,
+            data.schema.to_json(),
+            library=_library(request.estimator_cls),
+            feature_importance=json.dumps(importances),
+        )
+        store.insert_metrics(conn, model_id, values)
+        if searched is not None:
+            store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
+        deployed = request.options.automatic_deploy and _beats_active(
+            conn, experiment, metric, values.get(metric)
+        )
+        if deployed:
+            store.deploy(conn, experiment.id, model_id, "automatic")
     result: dict[str, Any] = {
         "experiment_name": request.experiment_name,
         "prediction_type": request.prediction_type,

@@ -77,6 +77,30 @@ def deploy(session: Session, experiment_name: Any, strategy: Any) -> str:
     return json.dumps(deployment.deploy(session.conn, experiment_name, strategy))
 
 
+def delete_experiment(session: Session, experiment_name: Any) -> str:
+    from ..ops import management
+
+    return json.dumps(management.delete_experiment(session.conn, experiment_name))
+
+
+def rename_experiment(session: Session, old_name: Any, new_name: Any) -> str:
+    from ..ops import management
+
+    return json.dumps(management.rename_experiment(session.conn, old_name, new_name))
+
+
+def tag(session: Session, experiment_name: Any, key: Any, value: Any, run_id: Any = None) -> str:
+    from ..ops import management
+
+    return json.dumps(management.set_tag(session.conn, experiment_name, key, value, run_id))
+
+
+def note(session: Session, experiment_name: Any, text: Any, run_id: Any = None) -> str:
+    from ..ops import management
+
+    return json.dumps(management.set_note(session.conn, experiment_name, text, run_id))
+
+
 def feature_importance(session: Session, experiment_name: Any) -> str:
     from ..ops import importance
 

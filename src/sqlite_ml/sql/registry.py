@@ -130,6 +130,32 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
         ("experiment_name", "strategy_or_model_id"),
         direct_only=True,
     ),
+    SqlFunction(
+        "sqml_delete_experiment",
+        functions.delete_experiment,
+        ("experiment_name",),
+        direct_only=True,
+    ),
+    SqlFunction(
+        "sqml_rename_experiment",
+        functions.rename_experiment,
+        ("old_name", "new_name"),
+        direct_only=True,
+    ),
+    SqlFunction(
+        "sqml_tag",
+        functions.tag,
+        ("experiment_name", "key", "value", "run_id"),
+        optional=1,
+        direct_only=True,
+    ),
+    SqlFunction(
+        "sqml_note",
+        functions.note,
+        ("experiment_name", "text", "run_id"),
+        optional=1,
+        direct_only=True,
+    ),
     SqlFunction("sqml_feature_importance", functions.feature_importance, ("experiment_name",)),
     SqlFunction(
         "sqml_predict",
