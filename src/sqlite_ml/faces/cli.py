@@ -207,6 +207,14 @@ def train(
     metrics = result.get("metrics") or {}
     rows = [(name, value) for name, value in metrics.items()]
     click.echo(format_table(["metric", "value"], rows, digits=4))
+    _echo_list("warnings (also in sqml_runs.warnings)", result.get("warnings") or [])
+
+
+def _echo_list(title: str, lines: Sequence[str]) -> None:
+    if lines:
+        click.echo(f"{title}:")
+        for line in lines:
+            click.echo(f"  - {line}")
 
 
 @cli.command()
@@ -298,11 +306,34 @@ def runs(db: str, experiment: str, output: str) -> None:
         )
         for run in info.runs
     ]
-    if output == "table":
-        headers[4] = f"score ({info.metric})"
-        click.echo(format_table(headers, rows))
-    else:
-        write_rows(sys.stdout, headers, rows, output)
+    if output != "table":
+        extra: list[tuple[Any, ...]] = [
+            (run.warnings, run.note, run.tags, run.progress) for run in info.runs
+        ]
+        if output == "csv":  # a cell holds text: the lists and objects as JSON
+            extra = [
+                tuple(v if v is None or isinstance(v, str) else json.dumps(v) for v in more)
+                for more in extra
+            ]
+        headers += ["warnings", "note", "tags", "progress"]
+        records = [(*row, *more) for row, more in zip(rows, extra, strict=True)]
+        write_rows(sys.stdout, headers, records, output)
+        return
+    headers[4] = f"score ({info.metric})"
+    if info.note or info.tags:
+        click.echo(_described(f"experiment {info.name}", info.note, info.tags))
+    click.echo(format_table(headers, rows))
+    for run in info.runs:
+        if run.note or run.tags:
+            click.echo(_described(f"run {run.run_id}", run.note, run.tags))
+        _echo_list(f"run {run.run_id} warnings", run.warnings)
+
+
+def _described(what: str, note: str | None, tags: dict[str, str]) -> str:
+    parts = [f"note: {note}"] if note else []
+    if tags:
+        parts.append("tags: " + ", ".join(f"{key}={value}" for key, value in tags.items()))
+    return f"{what}: " + "; ".join(parts)
 
 
 def call_sql_function(db: str, function: str, *arguments: Any) -> Any:

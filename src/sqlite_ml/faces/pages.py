@@ -50,12 +50,14 @@ def runs_table(info: insights.Experiment) -> str:
         f"<th>{escape(name)}</th>"
         for name in ["run", "started", "algorithm", "status", f"score ({info.metric})"]
         + metric_names
-        + ["fit s", "deployed"]
+        + ["fit s", "deployed", "notes"]
     )
     rows = []
     for run in info.runs:
         status = escape(run.status)
-        if run.status != "success":
+        if run.status == "pending" and run.progress:
+            status += f'<div class="progress">{escape(progress_text(run.progress))}</div>'
+        elif run.status != "success":
             status = f'<span class="badge failed">{status}</span>'
             if run.error:
                 status += f'<div class="muted run-error">{escape(run.error)}</div>'
@@ -68,6 +70,7 @@ def runs_table(info: insights.Experiment) -> str:
             *(_number_cell(run.metrics.get(name)) for name in metric_names),
             _number_cell(run.fit_time, 3),
             '<td><span class="badge">deployed</span></td>' if run.deployed else "<td></td>",
+            f'<td class="run-notes">{_run_notes(run)}</td>',
         ]
         css = ' class="deployed"' if run.deployed else ""
         rows.append(f'<tr data-run-id="{run.run_id}"{css}>{"".join(cells)}</tr>')
@@ -75,6 +78,34 @@ def runs_table(info: insights.Experiment) -> str:
         f'<table class="sqml runs"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def progress_text(progress: dict[str, object]) -> str:
+    """A running run's last progress report, as the runs table shows it."""
+    stage, done, total = progress.get("stage"), progress.get("done"), progress.get("total")
+    text = f"{stage} {done}/{total}" if total else f"{stage}"
+    return text + (f" at {progress['updated_at']}" if progress.get("updated_at") else "")
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return "".join(f'<span class="tag">{escape(k)}={escape(v)}</span>' for k, v in tags.items())
+
+
+def _run_notes(run: insights.RunEntry) -> str:
+    """A run's note, tags and warnings (what it decided on its own: columns left out,
+    dates; and the libraries' warnings), folded so the table stays readable."""
+    parts = []
+    if run.note:
+        parts.append(f'<div class="note">{escape(run.note)}</div>')
+    if run.tags:
+        parts.append(f"<div>{_tags(run.tags)}</div>")
+    if run.warnings:
+        items = "".join(f"<li>{escape(w)}</li>" for w in run.warnings)
+        parts.append(
+            f'<details class="warnings"><summary>{len(run.warnings)} warning(s)</summary>'
+            f"<ul>{items}</ul></details>"
+        )
+    return "".join(parts)
 
 
 def _summary(info: insights.Experiment) -> str:
@@ -92,7 +123,12 @@ def _summary(info: insights.Experiment) -> str:
             f"deployed: run {deployed.run_id} ({escape(deployed.algorithm)}), "
             f"{escape(info.metric)} <strong>{fmt(deployed.score)}</strong>"
         )
-    return f'<p class="summary">{text}</p>'
+    described = f'<p class="summary">{text}</p>'
+    if info.tags:
+        described += f'<p class="tags">{_tags(info.tags)}</p>'
+    if info.note:
+        described += f'<p class="note">{escape(info.note)}</p>'
+    return described
 
 
 def overview(conn: sqlite3.Connection, link: Link) -> str:

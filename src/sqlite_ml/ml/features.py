@@ -4,13 +4,19 @@ Built once from the training rows and stored with the model, it is what every pr
 is checked against. Numeric columns (including text that all parses as numbers, as CSV
 imports leave it) pass through with NULL as NaN, which the model pipeline imputes. TEXT
 columns are one-hot encoded over their most frequent categories; a category unseen in
-training, or NULL, encodes as all zeros.
+training, or NULL, encodes as all zeros. TEXT columns that hold ISO-8601 dates (every
+value) become their date parts (``dates.py``: year, month, day, day of week, day of year,
+ordinal day, and the hour when the column has times).
 
 A run's ``preprocess`` option can choose per column: ``one_hot`` (also for a numeric
 column of codes), ``ordinal`` (the category's position in sorted order; unseen or NULL
 is missing, then imputed), ``target`` (the mean target per category, from the training
 split only: one column for regression, one per class for classification), ``none``
-(numbers only), and ``impute: error`` (a NULL is refused in training and prediction).
+(numbers only), ``date`` (date parts; a value that is not a date is refused), and
+``impute: error`` (a NULL is refused in training and prediction).
+
+``FeatureSchema.infer`` also says, in ``notes``, what it decided on its own (dates read
+as dates, text cut to its most frequent categories): the run records them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 
 from ..errors import SqmlError, closest, describe, shorten, unknown
 from ..names import ascii_lower
+from . import dates
 from .labels import LABEL_KINDS, NUMERIC_LABELS
 from .values import as_number, category_of, number_or_nan
 
@@ -34,7 +41,8 @@ NUMERIC = "numeric"
 CATEGORICAL = "categorical"  # one-hot
 ORDINAL = "ordinal"
 TARGET_ENCODED = "target"
-FEATURE_KINDS = (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED)
+DATE = "date"
+FEATURE_KINDS = (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED, DATE)
 MAX_CATEGORIES = 100
 
 
@@ -47,18 +55,27 @@ class Feature:
     values: list[list[float]] = field(default_factory=list)
     outputs: int = 1
     required: bool = False  # preprocess impute 'error': NULL is refused
+    parts: list[str] = field(default_factory=list)  # a date's parts (dates.PARTS)
 
     def width(self) -> int:
         if self.kind == CATEGORICAL:
             return len(self.categories)
+        if self.kind == DATE:
+            return len(self.parts)
         return self.outputs if self.kind == TARGET_ENCODED else 1
 
 
 def infer_feature(
-    name: str, values: Sequence[object], encode: str | None = None, outputs: int = 1
+    name: str,
+    values: Sequence[object],
+    encode: str | None = None,
+    outputs: int = 1,
+    notes: list[str] | None = None,
 ) -> Feature:
     """Decide how to use one column from its training values (``encode``: the run's
-    preprocess choice for it; None decides from the values)."""
+    preprocess choice for it; None decides from the values). What it decided on its own
+    is added to ``notes``."""
+    notes = [] if notes is None else notes
     if encode in (CATEGORICAL, "one_hot", ORDINAL, TARGET_ENCODED):
         _refuse_blobs(name, values)
         counts = Counter(c for c in map(category_of, values) if c is not None)
@@ -66,15 +83,39 @@ def infer_feature(
             return Feature(name, ORDINAL, sorted(counts))
         if encode == TARGET_ENCODED:
             return Feature(name, TARGET_ENCODED, sorted(counts), outputs=outputs)
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
-    feature = _infer_automatic(name, values)
+        return _one_hot(name, counts, notes)
+    if encode == DATE:
+        return _forced_date(name, values)
+    feature = _infer_automatic(name, values, notes)
     if encode == "none" and feature.kind != NUMERIC:
         raise SqmlError(
             f"column {describe(name)} holds text that is not a number, but its preprocess "
-            "encode is 'none'; choose 'one_hot', 'ordinal' or 'target'"
+            "encode is 'none'; choose 'one_hot', 'ordinal', 'target' or 'date'"
         )
     return feature
+
+
+def _one_hot(name: str, counts: Counter[str], notes: list[str]) -> Feature:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if len(ranked) > MAX_CATEGORIES:
+        notes.append(
+            f"column '{name}' has {len(ranked)} distinct values: one-hot encoded over the "
+            f"{MAX_CATEGORIES} most frequent (the others encode as none of them); leave it "
+            "out with option features, or use preprocess encode 'target' or 'ordinal'"
+        )
+    return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+
+
+def _forced_date(name: str, values: Sequence[object]) -> Feature:
+    """Preprocess encode 'date': every value must be an ISO-8601 date (or NULL)."""
+    for value in values:
+        if value is not None and value != "" and dates.parse(value) is None:
+            raise SqmlError(
+                f"column {describe(name)} has preprocess encode 'date' but holds "
+                f"{describe(value)}, which is not an ISO-8601 date ({dates.FORMAT})"
+            )
+    parts = dates.parts_for(list(values)) or dates.DATE_PARTS
+    return Feature(name, DATE, parts=list(parts))
 
 
 def _refuse_blobs(name: str, values: Sequence[object]) -> None:
@@ -85,7 +126,7 @@ def _refuse_blobs(name: str, values: Sequence[object]) -> None:
         )
 
 
-def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
+def _infer_automatic(name: str, values: Sequence[object], notes: list[str]) -> Feature:
     _refuse_blobs(name, values)
     has_text = any(isinstance(value, str) for value in values)
     if has_text:
@@ -93,9 +134,21 @@ def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
             for value in values:
                 as_number(value)
         except ValueError:
+            parts = dates.parts_for(list(values))
+            if parts is not None:
+                notes.append(
+                    f"column '{name}' holds ISO-8601 dates: used as {', '.join(parts)} "
+                    "(preprocess encode 'one_hot' keeps it a category)"
+                )
+                return Feature(name, DATE, parts=list(parts))
+            stranger = dates.mostly_dates(list(values))
+            if stranger is not None:
+                notes.append(
+                    f"column '{name}' holds ISO-8601 dates but for {shorten(repr(stranger), 40)}"
+                    ": used as text categories; fix or filter out that value to use it as dates"
+                )
             counts = Counter(c for c in map(category_of, values) if c is not None)
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-            return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+            return _one_hot(name, counts, notes)
     return Feature(name, NUMERIC)
 
 
@@ -108,6 +161,7 @@ class FeatureSchema:
         self.target = target
         self.label_kind = label_kind
         self.features = list(features)
+        self.notes: list[str] = []  # what ``infer`` decided on its own (not stored)
         self.names = [feature.name for feature in self.features]
         self._offsets: list[int] = []
         offset = 0
@@ -135,11 +189,14 @@ class FeatureSchema:
         outputs: int = 1,
     ) -> FeatureSchema:
         encodings = encodings or {}
+        notes: list[str] = []
         features = [
-            infer_feature(name, values, encodings.get(name), outputs)
+            infer_feature(name, values, encodings.get(name), outputs, notes)
             for name, values in zip(names, columns, strict=True)
         ]
-        return cls(features, target, label_kind)
+        schema = cls(features, target, label_kind)
+        schema.notes = notes
+        return schema
 
     @property
     def target_encoded(self) -> bool:
@@ -149,10 +206,12 @@ class FeatureSchema:
         """The same schema with NULL refused in ``names`` (preprocess impute 'error')."""
         wanted = set(names)
         features = [
-            Feature(f.name, f.kind, f.categories, f.values, f.outputs, f.name in wanted)
+            Feature(f.name, f.kind, f.categories, f.values, f.outputs, f.name in wanted, f.parts)
             for f in self.features
         ]
-        return FeatureSchema(features, self.target, self.label_kind)
+        schema = FeatureSchema(features, self.target, self.label_kind)
+        schema.notes = self.notes
+        return schema
 
     def fit_target_encoding(
         self, columns: Sequence[Sequence[object]], targets: np.ndarray, smoothing: float = 1.0
@@ -187,7 +246,9 @@ class FeatureSchema:
                     feature.required,
                 )
             )
-        return FeatureSchema(features, self.target, self.label_kind)
+        schema = FeatureSchema(features, self.target, self.label_kind)
+        schema.notes = self.notes
+        return schema
 
     def to_json(self) -> str:
         return json.dumps(
@@ -247,6 +308,9 @@ class FeatureSchema:
                     hit = index.get(category_of(value))  # type: ignore[arg-type]
                     if hit is not None:
                         matrix[row, start + hit] = 1.0
+            elif feature.kind == DATE:
+                for row, value in enumerate(values):
+                    matrix[row, start : start + feature.width()] = self._date(position, value, "")
             else:
                 for row, value in enumerate(values):
                     self._encode_coded(position, value, matrix[row], start)
@@ -265,6 +329,16 @@ class FeatureSchema:
         row = feature.values[hit] if hit is not None else [math.nan] * feature.outputs
         for i, number in enumerate(row):
             out[start + i] = number
+
+    def _date(self, slot: int, value: object, where: str) -> list[float]:
+        """A date feature's parts for one value (NaN each when missing)."""
+        parts = dates.encode(value, self.features[slot].parts)
+        if parts is None:
+            raise SqmlError(
+                f"feature '{self.names[slot]}'{where} expects an ISO-8601 date ({dates.FORMAT}) "
+                f"or null, got {shorten(json.dumps(value, default=repr))}"
+            )
+        return parts
 
     def encode_records(self, records: Iterable[Any], batch: bool = False) -> np.ndarray:
         """Prediction input (JSON objects keyed by column, or arrays in column order)."""
@@ -321,6 +395,11 @@ class FeatureSchema:
                         f"feature '{self.names[slot]}'{where} expects a text category or "
                         f"null, got {shorten(json.dumps(value))}"
                     )
+                if self._kinds[slot] == DATE:
+                    start = offsets[slot]
+                    parts = self._date(slot, value, where)
+                    encoded[start : start + len(parts)] = parts
+                    continue
                 if self._kinds[slot] != CATEGORICAL:
                     self._encode_coded(slot, value, encoded, offsets[slot])
                     continue
@@ -413,6 +492,8 @@ def _feature_json(feature: Feature) -> dict[str, Any]:
     if feature.kind == TARGET_ENCODED:
         item["values"] = feature.values
         item["outputs"] = feature.outputs
+    if feature.kind == DATE:
+        item["parts"] = feature.parts
     if feature.required:
         item["required"] = True
     return item
@@ -423,6 +504,16 @@ def _feature_from_json(item: dict[str, Any], kind: str, categories: list[str]) -
     required = item.get("required", False)
     if not isinstance(required, bool):
         raise ValueError(f"feature '{name}' has a malformed 'required' flag")
+    if kind == DATE:
+        parts = item.get("parts")
+        if (
+            not isinstance(parts, list)
+            or not parts
+            or not all(part in dates.PARTS for part in parts)
+            or len(set(parts)) != len(parts)
+        ):
+            raise ValueError(f"feature '{name}' has malformed date parts")
+        return Feature(name, kind, [], required=required, parts=list(parts))
     if kind != TARGET_ENCODED:
         return Feature(name, kind, categories, required=required)
     outputs, values = item.get("outputs"), item.get("values")

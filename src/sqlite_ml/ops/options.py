@@ -16,7 +16,7 @@ from ..ml.catalogue import make_estimator, parameter_names
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
 
-ENCODINGS = ("one_hot", "ordinal", "target", "none")
+ENCODINGS = ("one_hot", "ordinal", "target", "date", "none")
 SEARCHES = ("grid", "random")
 OPTION_KEYS = (
     "hyperparams",

@@ -25,11 +25,12 @@ from sklearn.pipeline import Pipeline
 from .._version import __version__
 from ..db import records as store
 from ..db.readers import count_labels, count_rows_with_target, read_rows
-from ..db.relations import Relation, find_relation, has_rowid, require_column
+from ..db.relations import Relation, find_relation, has_rowid, key_columns, require_column
 from ..db.transactions import now, savepoint
 from ..errors import SqmlError, choices, describe, unknown
 from ..ml import metrics, persistence
 from ..ml.catalogue import estimator_class, make_estimator, require_prediction_type
+from ..ml.column_choice import declared_key, left_out_by_values, left_out_in_matrix
 from ..ml.features import NUMERIC, Feature, FeatureSchema
 from ..ml.labels import (
     CLUSTER_LABELS,
@@ -59,12 +60,23 @@ class TrainRequest:
     split_strategy: str
     estimator_cls: type[Any]
     options: TrainOptions = TrainOptions()
+    # Declared keys left out of the features: column -> the sentence the run records.
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def feature_columns(self) -> list[str]:
         if self.options.features is not None:
             return list(self.options.features)
-        return [column for column in self.dataset.columns if column != self.target]
+        return [
+            column
+            for column in self.dataset.columns
+            if column != self.target and column not in self.left_out
+        ]
+
+    @property
+    def chosen_columns(self) -> set[str]:
+        """Columns the options name: kept whatever their values look like."""
+        return set(self.options.features or ()) | set(self.options.preprocess)
 
     @property
     def encodings(self) -> dict[str, str | None]:
@@ -135,6 +147,7 @@ def validate(
                 f"split strategy 'last' needs option order_by for '{relation.name}': it is a "
                 f"{relation.kind} without a rowid, so its rows have no order of their own"
             )
+    keys = {} if choices_made.features is not None else key_columns(conn, relation)
     request = TrainRequest(
         name,
         kind,
@@ -145,10 +158,19 @@ def validate(
         str(split_strategy),
         estimator_cls,
         choices_made,
+        {
+            column: declared_key(column, how)
+            for column, how in keys.items()
+            if column != target_column and column not in choices_made.preprocess
+        },
     )
     if not request.feature_columns:
+        keys_text = (
+            f" and its key column(s) {choices(request.left_out)}" if request.left_out else ""
+        )
         raise SqmlError(
             f"dataset '{relation.name}' has no column besides the target '{target_column}'"
+            f"{keys_text}; name the columns to use with option features"
         )
     duplicates = sorted(
         {c for c in request.feature_columns if request.feature_columns.count(c) > 1}
@@ -169,6 +191,9 @@ class PreparedData:
     digest: str
     # The raw feature values, kept only when a target encoding is fitted after the split.
     columns: list[Sequence[object]] | None = None
+    # What was decided without being asked (columns left out, dates, truncated text),
+    # one sentence each, for the run's warnings.
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
@@ -179,6 +204,7 @@ def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     stored as text) or infinities goes through Python values and the feature schema's rules.
     """
     prepared = _prepare(conn, request)
+    prepared.notes = [*request.left_out.values(), *prepared.notes, *prepared.schema.notes]
     progress.report("load", len(prepared.labels), len(prepared.labels))
     required = [n for n, spec in request.options.preprocess.items() if spec.impute == "error"]
     if required:
@@ -203,10 +229,32 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             if request.prediction_type == "classification":
                 check_numeric_labels(labels)
             if len(labels) >= 2:
+                reasons = _unchosen(request, left_out_in_matrix(features, matrix))
+                if reasons:
+                    kept = [i for i, name in enumerate(features) if name not in reasons]
+                    features = _remaining(request, [features[i] for i in kept], reasons)
+                    matrix = matrix[:, kept]
                 features_schema = [Feature(name, NUMERIC) for name in features]
                 schema = FeatureSchema(features_schema, target or "", label_kind)
-                return PreparedData(matrix, labels, schema, _digest(matrix, labels))
+                digest = _digest(matrix, labels)
+                return PreparedData(matrix, labels, schema, digest, notes=[*reasons.values()])
     return _prepare_from_rows(conn, request)
+
+
+def _unchosen(request: TrainRequest, reasons: dict[str, str]) -> dict[str, str]:
+    """The automatic decisions, less those about columns the options name."""
+    chosen = request.chosen_columns
+    return {column: why for column, why in reasons.items() if column not in chosen}
+
+
+def _remaining(request: TrainRequest, features: list[str], reasons: dict[str, str]) -> list[str]:
+    """The features left once ``reasons`` took theirs out; at least one must remain."""
+    if not features:
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' has no usable feature: "
+            + "; ".join([*request.left_out.values(), *reasons.values()])
+        )
+    return features
 
 
 def _refuse_missing(prepared: PreparedData, required: list[str]) -> None:
@@ -273,6 +321,18 @@ def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> Prepa
             columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
             labels = labels[keep]
     _require_two_rows(request, len(labels))
+    reasons = _unchosen(
+        request,
+        {
+            name: why
+            for name, values in zip(features, columns, strict=False)
+            if (why := left_out_by_values(name, values)) is not None
+        },
+    )
+    if reasons:
+        kept = [i for i, name in enumerate(features) if name not in reasons]
+        features = _remaining(request, [features[i] for i in kept], reasons)
+        columns = [*(columns[i] for i in kept), columns[-1]]
     schema = FeatureSchema.infer(
         features, columns[:-1], target or "", label_kind, request.encodings, outputs
     )
@@ -285,7 +345,7 @@ def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> Prepa
             "view) before training"
         )
     raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
-    return PreparedData(matrix, labels, schema, _digest(matrix, labels), raw)
+    return PreparedData(matrix, labels, schema, _digest(matrix, labels), raw, [*reasons.values()])
 
 
 def _digest(matrix: np.ndarray, labels: np.ndarray) -> str:
@@ -490,7 +550,7 @@ def _fit_and_record(
     values = {name: value for name, value in values.items() if math.isfinite(value)}
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
-    warning_text = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    warning_text = data.notes + sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
 
@@ -556,6 +616,8 @@ def _fit_and_record(
     if searched is not None:
         result["best_params"] = searched.best_params
         result["candidates"] = len(searched.trials)
+    if warning_text:
+        result["warnings"] = warning_text
     return result
 
 
