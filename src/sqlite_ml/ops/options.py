@@ -12,6 +12,7 @@ from sklearn.base import is_classifier
 
 from ..db.relations import Relation, require_column
 from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unknown
+from ..ml import threads
 from ..ml.catalogue import make_estimator, parameter_names
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
@@ -29,6 +30,7 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
+    "threads",
 )
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
@@ -56,6 +58,7 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
+    threads: int | None = None  # None: the library chooses (ml/threads.py)
     text: str | None = None  # the options as given, normalized, for the run record
 
 
@@ -124,7 +127,8 @@ def _trial_fit(estimator: Any) -> None:
     labels = np.arange(_TRIAL_ROWS) % 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        estimator.fit(rows, labels if is_classifier(estimator) else labels.astype(float))
+        with threads.fitting(1):
+            estimator.fit(rows, labels if is_classifier(estimator) else labels.astype(float))
 
 
 def _search(raw: dict[str, Any], estimator_cls: type[Any], algorithm: str) -> dict[str, Any]:
@@ -253,5 +257,6 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
+        threads=threads.check_option(raw.get("threads")),
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )

@@ -28,7 +28,7 @@ from ..db.readers import count_labels, count_rows_with_target, read_rows
 from ..db.relations import Relation, find_relation, has_rowid, key_columns, require_column
 from ..db.transactions import now, savepoint
 from ..errors import SqmlError, choices, describe, unknown
-from ..ml import metrics, persistence
+from ..ml import metrics, persistence, threads
 from ..ml.catalogue import estimator_class, make_estimator, require_prediction_type
 from ..ml.column_choice import declared_key, left_out_by_values, left_out_in_matrix
 from ..ml.features import NUMERIC, Feature, FeatureSchema
@@ -515,7 +515,8 @@ def _fit_and_record(
     data.matrix = np.empty((0, data.matrix.shape[1]))  # the split holds its own copies now
     data.columns = None
     pipeline = _pipeline(request, seed, data.schema)
-    with warnings.catch_warnings(record=True) as caught:
+    thread_count = threads.for_fit(len(x_train), x_train.shape[1], request.options.threads)
+    with warnings.catch_warnings(record=True) as caught, threads.fitting(thread_count):
         warnings.simplefilter("always")
         searched = _search(request, pipeline, x_train, None if clustering else y_train, seed)
         if searched is not None:
@@ -612,6 +613,7 @@ def _fit_and_record(
         "train_rows": len(y_train),
         "test_rows": len(y_test),
         "fit_time": fit_time,
+        "threads": thread_count,
     }
     if searched is not None:
         result["best_params"] = searched.best_params
