@@ -367,6 +367,63 @@ def test_progress_bar_on_a_terminal() -> None:
     assert ProgressBar.line("x", 9, 4, 0.0).count("#") == ProgressBar.WIDTH  # clamped
 
 
+def test_progress_bar_shows_the_time_left_and_keeps_ticking() -> None:
+    assert ProgressBar.line("search", 5, 20, 10.0).endswith("5/20  10.0s ETA  30.0s")
+    assert ProgressBar.line("search", 1, 2, 125.0).endswith("1/2 2m05s ETA 2m05s")
+    assert "ETA" not in ProgressBar.line("search", 0, 20, 3.0)
+    assert "ETA" not in ProgressBar.line("fit", 1, 1, 3.0)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = ProgressBar(out, interval=0, tick=0.05)
+    bar.update("fit", 0, 1)  # then nothing for a while, as during a long fit
+    time.sleep(0.5)
+    bar.finish()
+    drawn = [part.split("[")[1] for part in out.getvalue().split("\r") if part.startswith("fit")]
+    assert len(drawn) >= 3  # redrawn by the ticker, with the clock moving
+    assert len({line.split()[-1] for line in drawn}) >= 2
+
+
+def test_train_search_progress_moves_per_fold(
+    runner: CliRunner, trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+    db.write_bytes(trained.read_bytes())
+    seen = []
+    original = ProgressBar.update
+
+    def spy(self, stage, done, total):
+        seen.append((stage, done, total))
+        return original(self, stage, done, total)
+
+    options = '{"search": "random", "search_params": {"n_neighbors": [1, 3, 5, 7]},'
+    options += ' "search_args": {"n_iter": 2, "cv": 3}}'
+    monkeypatch.setattr(ProgressBar, "update", spy)
+    result = sqml(
+        runner,
+        "train",
+        db,
+        "iris",
+        "-t",
+        "classification",
+        "-a",
+        "knn",
+        "-d",
+        "dataset_iris",
+        "-y",
+        "target",
+        "--options",
+        options,
+    )
+    assert result.exit_code == 0, result.output
+    assert [(done, total) for stage, done, total in seen if stage == "search"] == [
+        (n, 6) for n in range(7)
+    ]
+
+
 def test_split_statements() -> None:
     assert split_statements("select 1; select ';' ;\n select 2") == [
         "select 1;",

@@ -13,6 +13,7 @@ import io
 import json
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -515,39 +516,63 @@ def _experiment(conn: sqlite3.Connection, name: str) -> Experiment:
 
 
 class ProgressBar:
-    """Draws ``progress.report`` calls on a terminal: one line per stage, redrawn in place.
+    """Draws ``progress.report`` calls on a terminal: one line per stage, redrawn in place,
+    with the time spent and, once part of a stage is done, the time left (ETA).
 
-    Stages are whatever the training reports ('load', 'fit', 'search', ...); a total of 0
-    means unknown and shows a counter instead of a bar. Off a terminal, it writes one
-    line when a stage starts and one when it ends, so logs stay readable."""
+    Stages are whatever the training reports ('load', 'search' fold by fold, 'fit', ...);
+    a total of 0 means unknown and shows a counter instead of a bar. On a terminal a
+    ticker redraws the line every ``tick`` seconds, so the clock moves during a long fit
+    that reports nothing. Off a terminal, it writes one line when a stage starts and one
+    when it ends, so logs stay readable. ``update(stage, done, total)`` is the listener
+    ``progress.listening`` takes."""
 
     WIDTH = 28
 
-    def __init__(self, out: TextIO, enabled: bool = True, interval: float = 0.1):
+    def __init__(self, out: TextIO, enabled: bool = True, interval: float = 0.1, tick: float = 0.5):
         self.out = out
         self.enabled = enabled
         self.interactive = enabled and out.isatty()
         self.interval = interval
+        self.tick = tick
         self.stage: str | None = None
         self.started = 0.0
         self.drawn = 0.0
         self.last = (0, 0)
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     def update(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
-        if stage != self.stage:
-            self._end_stage()
-            self.stage, self.started, self.drawn = stage, now, 0.0
-            if not self.interactive:
-                self.out.write(f"{stage}...\n")
-        self.last = (done, total)
-        finished = total > 0 and done >= total
-        if self.interactive and (finished or now - self.drawn >= self.interval):
-            self.out.write("\r" + self.line(stage, done, total, now - self.started) + "\x1b[K")
-            self.drawn = now
-        self.out.flush()
+        with self._lock:
+            now = time.monotonic()
+            if stage != self.stage:
+                self._end_stage()
+                self.stage, self.started, self.drawn = stage, now, 0.0
+                if not self.interactive:
+                    self.out.write(f"{stage}...\n")
+            self.last = (done, total)
+            finished = total > 0 and done >= total
+            if self.interactive and (finished or now - self.drawn >= self.interval):
+                self._draw(now)
+            self.out.flush()
+        if self.interactive and self._ticker is None and self.tick > 0:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def _draw(self, now: float) -> None:
+        assert self.stage is not None
+        done, total = self.last
+        self.out.write("\r" + self.line(self.stage, done, total, now - self.started) + "\x1b[K")
+        self.drawn = now
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.tick):
+            with self._lock:
+                if self.stage is not None:
+                    self._draw(time.monotonic())
+                    self.out.flush()
 
     @classmethod
     def line(cls, stage: str, done: int, total: int, elapsed: float) -> str:
@@ -555,8 +580,11 @@ class ProgressBar:
             share = min(max(done / total, 0.0), 1.0)
             filled = round(share * cls.WIDTH)
             bar = "#" * filled + "-" * (cls.WIDTH - filled)
-            return f"{stage:<8} [{bar}] {done}/{total} {elapsed:5.1f}s"
-        return f"{stage:<8} {done} {elapsed:5.1f}s"
+            text = f"{stage:<8} [{bar}] {done}/{total} {_duration(elapsed)}"
+            if 0 < done < total:
+                text += f" ETA {_duration(elapsed / done * (total - done))}"
+            return text
+        return f"{stage:<8} {done} {_duration(elapsed)}"
 
     def _end_stage(self, failed: bool = False) -> None:
         if self.stage is None:
@@ -573,9 +601,23 @@ class ProgressBar:
         self.stage = None
 
     def finish(self, failed: bool = False) -> None:
+        self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.join()
         if self.enabled:
-            self._end_stage(failed)
-            self.out.flush()
+            with self._lock:
+                self._end_stage(failed)
+                self.out.flush()
+
+
+def _duration(seconds: float) -> str:
+    """5.3s, 2m05s, 1h02m: elapsed and remaining times as a bar shows them."""
+    if seconds < 60:
+        return f"{seconds:5.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """Hyperparameter search: every candidate cross-validated on the training split, in order.
 
-The loop is ours rather than GridSearchCV's so that each candidate reports progress and
-its own record (parameters, mean and standard deviation of the fold scores, rank, fit
+The loop is ours rather than GridSearchCV's so that each fold of each candidate reports
+progress (a bar that moves, and ``sqml_runs.progress`` for other connections) and each
+candidate's own record (parameters, mean and standard deviation of the fold scores, rank, fit
 time) lands in ``sqml_search_trials``. Folds are not shuffled (stratified for
 classification), and random search samples with the run's seed: a repeated run tries the
 same candidates on the same folds and finds the same scores.
@@ -68,26 +69,32 @@ def run_search(
             "use a smaller cv or more data"
         )
     folds = StratifiedKFold(cv) if prediction_type == "classification" else KFold(cv)
+    splits = list(folds.split(x, y))
     scoring = SCORE_MEANS[prediction_type]
     scorer: Any = _silhouette if prediction_type == "clustering" else scoring
     trials: list[dict[str, Any]] = []
+    total = len(tried) * len(splits)  # progress counts folds: a slow candidate still moves
+    progress.report("search", 0, total)
     for number, params in enumerate(tried):
-        progress.report("search", number, len(tried))
         candidate = clone(pipeline).set_params(**{f"model__{k}": v for k, v in params.items()})
-        result = cross_validate(candidate, x, y, cv=folds, scoring=scorer, error_score=np.nan)
-        scores = np.asarray(result["test_score"], dtype=np.float64)
-        finite = bool(np.isfinite(scores).all())
+        scores, fit_times = [], []
+        for fold, split in enumerate(splits):
+            result = cross_validate(candidate, x, y, cv=[split], scoring=scorer, error_score=np.nan)
+            scores.append(float(result["test_score"][0]))
+            fit_times.append(float(result["fit_time"][0]))
+            progress.report("search", number * len(splits) + fold + 1, total)
+        folded = np.asarray(scores, dtype=np.float64)
+        finite = bool(np.isfinite(folded).all())
         trials.append(
             {
                 "candidate": number + 1,
                 "parameters": params,
                 "params": json.dumps(params, sort_keys=True, default=str),
-                "mean_score": float(scores.mean()) if finite else None,
-                "std_score": float(scores.std()) if finite else None,
-                "fit_time": float(np.mean(result["fit_time"])),
+                "mean_score": float(folded.mean()) if finite else None,
+                "std_score": float(folded.std()) if finite else None,
+                "fit_time": float(np.mean(fit_times)),
             }
         )
-    progress.report("search", len(tried), len(tried))
     means = np.array([-t["mean_score"] if t["mean_score"] is not None else np.inf for t in trials])
     for trial, rank in zip(trials, rankdata(means, method="min"), strict=True):
         trial["rank"] = int(rank)

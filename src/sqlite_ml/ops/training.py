@@ -47,6 +47,7 @@ from . import importance, progress, search
 from .experiments import new_experiment_name
 from .options import TrainOptions, validate_options
 from .reading import read_numeric
+from .run_progress import RunProgress
 
 
 @dataclass(frozen=True)
@@ -457,7 +458,8 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
         raise SqmlError(f"training did not start: {_why(error)}") from error
     seed = _seed(request, experiment)
     try:
-        return _fit_and_record(conn, request, experiment, run_id, seed)
+        with progress.listening(RunProgress(conn, run_id)):
+            return _fit_and_record(conn, request, experiment, run_id, seed)
     except KeyboardInterrupt:
         # Ctrl-C in a shell or notebook: the run must not stay 'pending' forever.
         with contextlib.suppress(sqlite3.Error):
