@@ -133,7 +133,6 @@ def test_sqml_error_message_reaches_the_user(runner: CliRunner, trained: Path) -
 @pytest.mark.parametrize(
     "args",
     [
-        ["query", "{db}", "SELECT 1"],
         ["experiments", "{db}"],
         ["runs", "{db}", "iris"],
         ["report", "{db}", "iris", "-o", "{out}"],

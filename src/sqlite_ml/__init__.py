@@ -12,7 +12,8 @@ scikit-learn, XGBoost and LightGBM are imported by the first function that needs
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import SqmlError
@@ -21,7 +22,7 @@ from .sqlite.weak_registry import WeakRegistry
 if TYPE_CHECKING:
     from .sql.session import Session
 
-__all__ = ["SqmlError", "__version__", "binding_mode", "last_error", "register"]
+__all__ = ["SqmlError", "__version__", "binding_mode", "import_csv", "last_error", "register"]
 
 # Sessions by connection address. Each session is owned by its connection (through a
 # function the connection keeps), so an entry dies with its connection and a new
@@ -50,6 +51,23 @@ def binding_mode(conn: sqlite3.Connection) -> str | None:
     'stdlib' (generic ones), once registered."""
     session = _sessions.get(id(conn))
     return session.mode if session is not None else None
+
+
+def import_csv(
+    conn: sqlite3.Connection, path: str | Path, table: str | None = None
+) -> dict[str, Any]:
+    """Import a CSV file into a table of ``conn``'s main database (default: the file's
+    name), each column typed by its values (INTEGER, REAL, else TEXT; empty is NULL).
+
+    Returns ``{"table", "rows", "columns": {name: type}, "created"}``. An existing table
+    is never replaced: one that already holds exactly the file's rows is used as it is
+    (``created`` False); any other is an error. Not a SQL function: reading files is for
+    the program that opened the database, not for a query."""
+    from .ops.csv_import import import_csv as import_file
+    from .sqlite.rows import plain_rows
+
+    with plain_rows(conn):
+        return import_file(conn, path, table)
 
 
 def last_error(conn: sqlite3.Connection) -> str | None:

@@ -172,6 +172,19 @@ def temporary_relation_kind(conn: sqlite3.Connection, name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def table_name_to_create(table: object) -> str:
+    """A name for a table sqlite-ml writes for the user (a dataset, an imported file):
+    non-empty text that cannot be taken for one of sqlite-ml's or SQLite's own tables."""
+    if not isinstance(table, str) or not table.strip():
+        raise SqmlError(f"table must be a non-empty name, got {describe(table)}")
+    if table.lower().startswith(("sqml_", "sqlite_")):
+        raise SqmlError(
+            f"table {describe(table)} would collide with sqlite-ml's or SQLite's own tables "
+            "(names starting with 'sqml_' or 'sqlite_'); choose another name"
+        )
+    return table
+
+
 def main_relation(conn: sqlite3.Connection, name: str) -> str | None:
     """The kind of the ``main`` schema's object of that name (any case), if any."""
     row = conn.execute(

@@ -2,9 +2,10 @@
 the leaderboard, runs, an HTML report and the demo.
 
 Every command opens the database with Python's ``sqlite3`` and registers the functions
-(``sqlite_ml.register``), so a command fails exactly as the same SQL would. Only ``shell``
-and ``demo`` create a database file that does not exist yet (as the ``sqlite3`` shell does);
-the other commands stop with exit status 1, so a mistyped path never leaves an empty file.
+(``sqlite_ml.register``), so a command fails exactly as the same SQL would. ``query``,
+``shell`` and ``demo`` create a database file that does not exist yet (as ``sqlite3`` and
+``sqlite-utils`` do), and so does ``train`` with a CSV file as its dataset; the commands
+that only read stop with exit status 1, so a mistyped path never leaves an empty file.
 """
 
 from __future__ import annotations
@@ -45,9 +46,18 @@ def open_database(path: str, *, create: bool = False) -> sqlite3.Connection:
 
     The schema is not created here: the first function that writes creates it, so reading
     commands leave a database without sqml tables as it was."""
-    if path != ":memory:" and not create and not Path(path).is_file():
-        what = "is a directory, not" if Path(path).is_dir() else "does not exist; expected"
-        raise click.ClickException(f"{path} {what} a SQLite database file")
+    if path != ":memory:":
+        if Path(path).is_dir():
+            raise click.ClickException(f"{path} is a directory, not a SQLite database file")
+        if not Path(path).exists():
+            if not create:
+                raise click.ClickException(
+                    f"{path} does not exist; expected a SQLite database file"
+                )
+            if not Path(path).parent.is_dir():
+                raise click.ClickException(
+                    f"cannot create {path}: the folder {Path(path).parent} does not exist"
+                )
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -105,7 +115,8 @@ def query(db: str, sql: str, output: str) -> None:
     """Run SQL against DB with every sqml function available.
 
     Several statements separated by ';' run in order; the rows of the last one that
-    returns rows are printed. SQL given as '-' is read from standard input.
+    returns rows are printed. SQL given as '-' is read from standard input. DB is
+    created when it does not exist, as sqlite3 and sqlite-utils do.
 
     \b
     Examples:
@@ -114,7 +125,7 @@ def query(db: str, sql: str, output: str) -> None:
     """
     if sql == "-":
         sql = sys.stdin.read()
-    with database(db) as conn:
+    with database(db, create=True) as conn:
         results = run_sql(conn, sql)
     if results:
         headers, rows = results[-1]
@@ -150,11 +161,17 @@ def shell(db: str) -> None:
     help="classification, regression or clustering.",
 )
 @click.option("--algorithm", "-a", required=True, help="e.g. svc, random_forest, ridge.")
-@click.option("--dataset", "-d", required=True, help="Table or view holding the data.")
+@click.option(
+    "--dataset",
+    "-d",
+    required=True,
+    help="Table or view holding the data, or a CSV file (imported into a table first).",
+)
 @click.option("--target", "-y", help="Column to predict (leave out for clustering).")
 @click.option("--test-size", type=float, help="Share of rows held out for scoring [0.25].")
 @click.option("--split", "split_strategy", help="Split strategy ['shuffle'].")
 @click.option("--options", help="Training options as a JSON object (sqml_train's last argument).")
+@click.option("--csv-table", help="The table a CSV dataset is imported into [the file's name].")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 def train(
     db: str,
@@ -166,6 +183,7 @@ def train(
     test_size: float | None,
     split_strategy: str | None,
     options: str | None,
+    csv_table: str | None,
     no_progress: bool,
 ) -> None:
     """Train a model on a table of DB, as SELECT sqml_train(...) does.
@@ -173,10 +191,15 @@ def train(
     Shows a progress bar on stderr while the data loads, the model fits and (when a
     search is asked for) the candidates are tried; then prints the run's metrics.
 
+    A CSV file as --dataset is first imported into a table of DB (the file's name, or
+    --csv-table; column types from the values), created if need be; the table's name
+    is printed. Importing the same file again uses the table it made.
+
     \b
     Examples:
       sqml train demo.db iris -t classification -a svc -d dataset_iris -y target
       sqml train demo.db groups -t clustering -a kmeans -d dataset_iris
+      sqml train new.db titanic -t classification -a random_forest -d titanic.csv -y Survived
     """
     if target is None and prediction_type != "clustering":
         raise click.UsageError(
@@ -192,7 +215,10 @@ def train(
     arguments += [defaults[i] if value is None else value for i, value in enumerate(tail)]
     placeholders = ", ".join("?" for _ in arguments)
     bar = ProgressBar(sys.stderr, enabled=not no_progress)
-    with database(db) as conn, progress.listening(bar.update):
+    csv_file = _csv_dataset(dataset)
+    with database(db, create=csv_file is not None) as conn, progress.listening(bar.update):
+        if csv_file is not None:
+            arguments[3] = _import_csv(conn, csv_file, csv_table)
         try:
             (text,) = conn.execute(f"SELECT sqml_train({placeholders})", arguments).fetchone()
         except (sqlite3.Error, SqmlError) as error:
@@ -209,6 +235,29 @@ def train(
     rows = [(name, value) for name, value in metrics.items()]
     click.echo(format_table(["metric", "value"], rows, digits=4))
     _echo_list("warnings (also in sqml_runs.warnings)", result.get("warnings") or [])
+
+
+def _csv_dataset(dataset: str) -> Path | None:
+    """The CSV file a --dataset names, or None for a table or view."""
+    path = Path(dataset)
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    if not path.is_file():
+        raise click.ClickException(f"{dataset}: no such CSV file")
+    return path
+
+
+def _import_csv(conn: sqlite3.Connection, path: Path, table: str | None) -> str:
+    try:
+        imported = sqlite_ml.import_csv(conn, path, table)
+    except (sqlite3.Error, SqmlError) as error:
+        raise failure(conn, error) from None
+    columns = ", ".join(f"{name} {kind}" for name, kind in imported["columns"].items())
+    done = "imported" if imported["created"] else "already imported (table unchanged)"
+    click.echo(
+        f"{path} {done} into table '{imported['table']}': {imported['rows']} rows; {columns}"
+    )
+    return str(imported["table"])
 
 
 def _echo_list(title: str, lines: Sequence[str]) -> None:
