@@ -12,6 +12,7 @@ scikit-learn, XGBoost and LightGBM are imported by the first function that needs
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,12 @@ __all__ = ["SqmlError", "__version__", "binding_mode", "import_csv", "last_error
 _sessions: WeakRegistry[Session] = WeakRegistry()
 
 
-def register(conn: sqlite3.Connection, *, create_schema: bool = True) -> None:
+def register(
+    conn: sqlite3.Connection,
+    *,
+    create_schema: bool = True,
+    write_elsewhere: Callable[[str, tuple[Any, ...]], Any] | None = None,
+) -> None:
     """Create or migrate the sqml schema in ``conn`` and register every ``sqml_*`` function.
 
     Idempotent. The connection's own settings (row_factory, isolation level, text
@@ -38,12 +44,19 @@ def register(conn: sqlite3.Connection, *, create_schema: bool = True) -> None:
     databases read-only or for unrelated work: Datasette, sqlite-utils) nothing is written
     now: the first call of a function that writes (``sqml_train``, ``sqml_load_dataset``)
     creates or migrates the schema.
+
+    ``write_elsewhere`` is for hosts whose connection cannot write (Datasette's read
+    connections): there, each function that writes calls ``write_elsewhere(name,
+    arguments)`` instead and returns its result; the host runs the function on a
+    connection that can write, after checking who asks. On a connection that can write,
+    it is not used.
     """
     from .sql.attach import attach
 
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"register() needs a sqlite3.Connection, got {type(conn).__name__}")
-    _sessions.put(id(conn), attach(conn, create_schema=create_schema))
+    session = attach(conn, create_schema=create_schema, writer=write_elsewhere)
+    _sessions.put(id(conn), session)
 
 
 def binding_mode(conn: sqlite3.Connection) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..db import reports
 from ..db.readers import read_rows
-from ..db.relations import find_relation
+from ..db.relations import find_relation, user_relations
 from ..errors import SqmlError
 from ..scoring import metric_label
 from ..sqlite.rows import plain_rows
@@ -217,6 +217,19 @@ def _run_entry(
         tags=tags,
         progress=_json_object(row[11]) or None,
     )
+
+
+def dataset_names(conn: sqlite3.Connection) -> list[str]:
+    """The tables and views a model could be trained on (not sqlite-ml's or SQLite's)."""
+    with plain_rows(conn):
+        return user_relations(conn)
+
+
+def training_choices() -> dict[str, list[str]]:
+    """The algorithms of each prediction type, for a form that trains."""
+    from ..ml.catalogue import ALGORITHMS
+
+    return {kind: sorted(algorithms) for kind, algorithms in ALGORITHMS.items()}
 
 
 def experiments(conn: sqlite3.Connection) -> list[Experiment]:
