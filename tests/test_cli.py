@@ -498,11 +498,18 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
         "Deploying by hand",
         "Probabilities, evaluation and feature importance",
         "Clustering: k-means",
+        "Dates and identifiers",
+        "Managing experiments",
         "Mistakes are SQL errors",
     ):
         assert title in out
     assert "Traceback" not in done.output
-    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 5
+    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 6  # one made and deleted
+    assert "- column 'id' left out: it is the table's INTEGER PRIMARY KEY" in out
+    assert scalar(db, "SELECT feature_types FROM sqml_runs WHERE dataset = 'sales'") == (
+        '{"day": "date", "store": "categorical"}'
+    )
+    assert scalar(db, "SELECT note FROM sqml_experiments WHERE name = 'churn'")
     # the grid search: 3 candidates, each a row of sqml_search_trials
     assert scalar(db, "SELECT count(*) FROM sqml_search_trials") == 3
     assert scalar(db, "SELECT count(*) FROM sqml_runs WHERE split_strategy = 'stratified'") == 2
