@@ -36,6 +36,7 @@ COMMANDS = [
     "tag",
     "note",
     "report",
+    "export",
     "demo",
     "extension-path",
 ]

@@ -79,25 +79,32 @@ def infer_feature(
     if encode in (CATEGORICAL, "one_hot", ORDINAL, TARGET_ENCODED):
         _refuse_blobs(name, values)
         counts = Counter(c for c in map(category_of, values) if c is not None)
-        if encode == ORDINAL:
-            return Feature(name, ORDINAL, sorted(counts))
-        if encode == TARGET_ENCODED:
-            return Feature(name, TARGET_ENCODED, sorted(counts), outputs=outputs)
-        return _one_hot(name, counts, notes)
+        return coded_feature(name, encode, counts, outputs, notes)
     if encode == DATE:
         return _forced_date(name, values)
     feature = _infer_automatic(name, values, notes)
     if encode == "none" and feature.kind != NUMERIC:
-        raise SqmlError(
-            f"column {describe(name)} holds text that is not a number, but its preprocess "
-            "encode is 'none'; choose 'one_hot', 'ordinal', 'target' or 'date'"
-        )
+        raise text_in_numeric_column(name)
     return feature
 
 
-def _one_hot(name: str, counts: Counter[str], notes: list[str]) -> Feature:
+def coded_feature(
+    name: str,
+    encode: str,
+    counts: Mapping[str, int],
+    outputs: int = 1,
+    notes: list[str] | None = None,
+) -> Feature:
+    """A feature encoded from its categories' row counts (``encode``: one_hot, ordinal or
+    target): one-hot keeps the ``MAX_CATEGORIES`` most frequent (ties by name, and a note
+    in ``notes`` says so when there are more), the others every category in sorted order.
+    Streamed training counts them in SQL."""
+    if encode == ORDINAL:
+        return Feature(name, ORDINAL, sorted(counts))
+    if encode == TARGET_ENCODED:
+        return Feature(name, TARGET_ENCODED, sorted(counts), outputs=outputs)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    if len(ranked) > MAX_CATEGORIES:
+    if len(ranked) > MAX_CATEGORIES and notes is not None:
         notes.append(
             f"column '{name}' has {len(ranked)} distinct values: one-hot encoded over the "
             f"{MAX_CATEGORIES} most frequent (the others encode as none of them); leave it "
@@ -118,12 +125,23 @@ def _forced_date(name: str, values: Sequence[object]) -> Feature:
     return Feature(name, DATE, parts=list(parts))
 
 
+def text_in_numeric_column(name: str) -> SqmlError:
+    return SqmlError(
+        f"column {describe(name)} holds text that is not a number, but its preprocess "
+        "encode is 'none'; choose 'one_hot', 'ordinal', 'target' or 'date'"
+    )
+
+
+def blob_feature(name: str) -> SqmlError:
+    return SqmlError(
+        f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
+        "train on a view that leaves it out or converts it"
+    )
+
+
 def _refuse_blobs(name: str, values: Sequence[object]) -> None:
     if any(isinstance(value, (bytes, bytearray, memoryview)) for value in values):
-        raise SqmlError(
-            f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
-            "train on a view that leaves it out or converts it"
-        )
+        raise blob_feature(name)
 
 
 def _infer_automatic(name: str, values: Sequence[object], notes: list[str]) -> Feature:
@@ -148,7 +166,7 @@ def _infer_automatic(name: str, values: Sequence[object], notes: list[str]) -> F
                     ": used as text categories; fix or filter out that value to use it as dates"
                 )
             counts = Counter(c for c in map(category_of, values) if c is not None)
-            return _one_hot(name, counts, notes)
+            return coded_feature(name, CATEGORICAL, counts, notes=notes)
     return Feature(name, NUMERIC)
 
 

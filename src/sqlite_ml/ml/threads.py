@@ -79,6 +79,12 @@ def for_fit(rows: int, columns: int, option: int | None = None) -> int:
     return chosen if chosen is not None else _automatic(rows * columns < SMALL_FIT_CELLS)
 
 
+def for_big_fit(option: int | None = None) -> int:
+    """Threads for a fit on data too big to hold (streamed training)."""
+    chosen = option if option is not None else environment_threads()
+    return chosen if chosen is not None else _automatic(False)
+
+
 def for_prediction(rows: int) -> int:
     """Threads for predicting ``rows`` rows at once."""
     chosen = environment_threads()

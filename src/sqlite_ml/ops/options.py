@@ -16,6 +16,7 @@ from ..ml import threads
 from ..ml.catalogue import make_estimator, parameter_names
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
+from .big_data_options import BIG_DATA_KEYS, BigDataOptions, validate_big_data_options
 
 ENCODINGS = ("one_hot", "ordinal", "target", "date", "none")
 SEARCHES = ("grid", "random")
@@ -31,6 +32,7 @@ OPTION_KEYS = (
     "automatic_deploy",
     "metric",
     "threads",
+    *BIG_DATA_KEYS,
 )
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
@@ -59,6 +61,7 @@ class TrainOptions:
     automatic_deploy: bool = True
     metric: str | None = None
     threads: int | None = None  # None: the library chooses (ml/threads.py)
+    big_data: BigDataOptions = BigDataOptions()  # streaming, sampling, Dask
     text: str | None = None  # the options as given, normalized, for the run record
 
 
@@ -245,6 +248,7 @@ def validate_options(
         raise unknown(
             "metric", metric, METRIC_NAMES[prediction_type], context=f" for {prediction_type}"
         )
+    big_data = validate_big_data_options(raw, prediction_type=prediction_type, relation=relation)
     return TrainOptions(
         hyperparams=hyperparams,
         search=search.get("search"),
@@ -258,5 +262,6 @@ def validate_options(
         automatic_deploy=automatic,
         metric=metric,
         threads=threads.check_option(raw.get("threads")),
+        big_data=big_data,
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import secrets
@@ -12,8 +11,6 @@ import sqlite3
 import sys
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import lightgbm
@@ -25,67 +22,38 @@ from sklearn.pipeline import Pipeline
 from .._version import __version__
 from ..db import records as store
 from ..db.readers import count_labels, count_rows_with_target, read_rows
-from ..db.relations import Relation, find_relation, has_rowid, key_columns, require_column
+from ..db.relations import find_relation, has_rowid, key_columns, require_column
 from ..db.transactions import now, savepoint
 from ..errors import SqmlError, choices, describe, unknown
 from ..ml import metrics, persistence, threads
-from ..ml.catalogue import estimator_class, make_estimator, require_prediction_type
-from ..ml.column_choice import declared_key, left_out_by_values, left_out_in_matrix
+from ..ml.catalogue import estimator_class, require_prediction_type
+from ..ml.column_choice import declared_key, left_out_in_matrix
 from ..ml.features import NUMERIC, Feature, FeatureSchema
 from ..ml.labels import (
     CLUSTER_LABELS,
     NUMERIC_LABELS,
     check_numeric_labels,
-    encode_labels,
     label_text,
-    numbers_or_error,
 )
-from ..ml.pipelines import build_pipeline, transform_in_place
+from ..ml.pipelines import transform_in_place
 from ..ml.splits import SPLIT_STRATEGIES, split_rows
 from ..scoring import better
 from . import importance, progress, search
 from .experiments import new_experiment_name
-from .options import TrainOptions, validate_options
+from .options import validate_options
 from .reading import read_numeric
 from .run_progress import RunProgress
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    experiment_name: str
-    prediction_type: str
-    algorithm: str
-    dataset: Relation
-    target: str | None  # None: clustering without a target
-    test_size: float
-    split_strategy: str
-    estimator_cls: type[Any]
-    options: TrainOptions = TrainOptions()
-    # Declared keys left out of the features: column -> the sentence the run records.
-    left_out: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    @property
-    def feature_columns(self) -> list[str]:
-        if self.options.features is not None:
-            return list(self.options.features)
-        return [
-            column
-            for column in self.dataset.columns
-            if column != self.target and column not in self.left_out
-        ]
-
-    @property
-    def chosen_columns(self) -> set[str]:
-        """Columns the options name: kept whatever their values look like."""
-        return set(self.options.features or ()) | set(self.options.preprocess)
-
-    @property
-    def encodings(self) -> dict[str, str | None]:
-        return {name: spec.encode for name, spec in self.options.preprocess.items()}
-
-    @property
-    def order_by(self) -> str | None:
-        return self.options.order_by if self.split_strategy == "last" else None
+from .train_parts import (
+    Outcome,
+    PreparedData,
+    TrainRequest,
+    digest_of,
+    pipeline_for,
+    prepare_rows,
+    remaining_features,
+    require_two_rows,
+    unchosen,
+)
 
 
 def validate(
@@ -148,7 +116,6 @@ def validate(
                 f"split strategy 'last' needs option order_by for '{relation.name}': it is a "
                 f"{relation.kind} without a rowid, so its rows have no order of their own"
             )
-    keys = {} if choices_made.features is not None else key_columns(conn, relation)
     request = TrainRequest(
         name,
         kind,
@@ -159,11 +126,7 @@ def validate(
         str(split_strategy),
         estimator_cls,
         choices_made,
-        {
-            column: declared_key(column, how)
-            for column, how in keys.items()
-            if column != target_column and column not in choices_made.preprocess
-        },
+        _declared_keys(conn, relation, target_column, choices_made),
     )
     if not request.feature_columns:
         keys_text = (
@@ -181,30 +144,53 @@ def validate(
             f"dataset '{relation.name}' has several columns named {choices(duplicates)}; "
             "give them distinct names in a view"
         )
+    from . import engines
+
+    engines.check(conn, request)
     return request
 
 
-@dataclass
-class PreparedData:
-    matrix: np.ndarray
-    labels: np.ndarray  # clustering: zeros, one per row
-    schema: FeatureSchema
-    digest: str
-    # The raw feature values, kept only when a target encoding is fitted after the split.
-    columns: list[Sequence[object]] | None = None
-    # What was decided without being asked (columns left out, dates, truncated text),
-    # one sentence each, for the run's warnings.
-    notes: list[str] = dataclasses.field(default_factory=list)
+def _declared_keys(
+    conn: sqlite3.Connection, relation: Any, target: str | None, options: Any
+) -> dict[str, str]:
+    """The columns that identify rows by declaration, left out of the features unless the
+    options name them: the table's keys, and the key column option key_column names."""
+    if options.features is not None:
+        return {}
+    keys = {
+        column: declared_key(column, how) for column, how in key_columns(conn, relation).items()
+    }
+    key_column = options.big_data.key_column
+    if key_column is not None:
+        keys.setdefault(key_column, declared_key(key_column, "the key column of option key_column"))
+    return {
+        column: why
+        for column, why in keys.items()
+        if column != target and column not in options.preprocess
+    }
 
 
-def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
-    """Read the rows that have a target and encode their features and labels.
+def prepare(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    seed: int = 0,
+    sample_details: dict[str, Any] | None = None,
+) -> PreparedData:
+    """Read the rows that have a target (a seeded sample of them with option max_rows,
+    whose details go into ``sample_details``) and encode their features and labels.
 
     All-numeric data (the common case, and the big one) is read by numpy straight from
     the cursor into one float64 array; data with TEXT (categories, text labels, numbers
     stored as text) or infinities goes through Python values and the feature schema's rules.
     """
-    prepared = _prepare(conn, request)
+    if request.options.big_data.max_rows is not None:
+        from .sampling import prepare_sample
+
+        prepared = prepare_sample(
+            conn, request, seed, {} if sample_details is None else sample_details
+        )
+    else:
+        prepared = _prepare(conn, request)
     prepared.notes = [*request.left_out.values(), *prepared.notes, *prepared.schema.notes]
     progress.report("load", len(prepared.labels), len(prepared.labels))
     required = [n for n, spec in request.options.preprocess.items() if spec.impute == "error"]
@@ -220,7 +206,7 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
         count, text_labels = count_labels(conn, request.dataset, target)  # one scan for both
     else:
         count, text_labels = count_rows_with_target(conn, request.dataset, target), False
-    _require_two_rows(request, count)
+    require_two_rows(request, count)
     categorical = any(e not in (None, "none") for e in request.encodings.values())
     label_kind = CLUSTER_LABELS if target is None else NUMERIC_LABELS
     if not text_labels and not categorical:
@@ -230,32 +216,16 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             if request.prediction_type == "classification":
                 check_numeric_labels(labels)
             if len(labels) >= 2:
-                reasons = _unchosen(request, left_out_in_matrix(features, matrix))
+                reasons = unchosen(request, left_out_in_matrix(features, matrix))
                 if reasons:
                     kept = [i for i, name in enumerate(features) if name not in reasons]
-                    features = _remaining(request, [features[i] for i in kept], reasons)
+                    features = remaining_features(request, [features[i] for i in kept], reasons)
                     matrix = matrix[:, kept]
                 features_schema = [Feature(name, NUMERIC) for name in features]
                 schema = FeatureSchema(features_schema, target or "", label_kind)
-                digest = _digest(matrix, labels)
+                digest = digest_of(matrix, labels)
                 return PreparedData(matrix, labels, schema, digest, notes=[*reasons.values()])
     return _prepare_from_rows(conn, request)
-
-
-def _unchosen(request: TrainRequest, reasons: dict[str, str]) -> dict[str, str]:
-    """The automatic decisions, less those about columns the options name."""
-    chosen = request.chosen_columns
-    return {column: why for column, why in reasons.items() if column not in chosen}
-
-
-def _remaining(request: TrainRequest, features: list[str], reasons: dict[str, str]) -> list[str]:
-    """The features left once ``reasons`` took theirs out; at least one must remain."""
-    if not features:
-        raise SqmlError(
-            f"dataset '{request.dataset.name}' has no usable feature: "
-            + "; ".join([*request.left_out.values(), *reasons.values()])
-        )
-    return features
 
 
 def _refuse_missing(prepared: PreparedData, required: list[str]) -> None:
@@ -291,80 +261,12 @@ def _require_two_classes(request: TrainRequest, labels: np.ndarray, where: str) 
         )
 
 
-def _require_two_rows(request: TrainRequest, rows: int) -> None:
-    if rows < 2:
-        raise SqmlError(
-            f"dataset '{request.dataset.name}' has {rows} row(s) with a usable target "
-            f"'{request.target}'; at least 2 are needed to train and test"
-        )
-
-
 def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     features, target = request.feature_columns, request.target
     selected = features if target is None else [*features, target]
-    rows = read_rows(conn, request.dataset, selected, target, request.order_by)
-    columns: list[Sequence[object]] = list(zip(*rows, strict=True))
-    if not columns:
-        columns = [() for _ in selected]
-    del rows
-    outputs = 1
-    if target is None:
-        labels, label_kind = np.zeros(len(columns[0])), CLUSTER_LABELS
-        columns.append(())  # stands for the target below
-    elif request.prediction_type == "classification":
-        labels, label_kind = encode_labels(columns[-1])
-        outputs = len(np.unique(labels))
-    else:
-        target_values = columns[-1]
-        labels, label_kind = numbers_or_error(target, target_values), NUMERIC_LABELS
-        keep = ~np.isnan(labels)
-        if not keep.all():  # empty strings in a numeric target count as missing
-            columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
-            labels = labels[keep]
-    _require_two_rows(request, len(labels))
-    reasons = _unchosen(
-        request,
-        {
-            name: why
-            for name, values in zip(features, columns, strict=False)
-            if (why := left_out_by_values(name, values)) is not None
-        },
+    return prepare_rows(
+        request, read_rows(conn, request.dataset, selected, target, request.order_by)
     )
-    if reasons:
-        kept = [i for i, name in enumerate(features) if name not in reasons]
-        features = _remaining(request, [features[i] for i in kept], reasons)
-        columns = [*(columns[i] for i in kept), columns[-1]]
-    schema = FeatureSchema.infer(
-        features, columns[:-1], target or "", label_kind, request.encodings, outputs
-    )
-    matrix = schema.encode_columns(columns[:-1], len(labels))
-    infinite = np.isinf(matrix).any(axis=0)
-    if infinite.any():
-        column = schema.feature_at(int(np.argmax(infinite))).name
-        raise SqmlError(
-            f"column '{column}' holds an infinite value; replace it (or filter it out in a "
-            "view) before training"
-        )
-    raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
-    return PreparedData(matrix, labels, schema, _digest(matrix, labels), raw, [*reasons.values()])
-
-
-def _digest(matrix: np.ndarray, labels: np.ndarray) -> str:
-    """SHA-256 of the encoded training data, the same whichever way it was read."""
-    hasher = hashlib.sha256()
-    for start in range(0, len(matrix), 65536):  # in slices: no full copy of the matrix
-        hasher.update(np.ascontiguousarray(matrix[start : start + 65536]).data)
-    if labels.dtype == object:
-        hasher.update(json.dumps(labels.tolist()).encode())
-    else:
-        hasher.update(np.ascontiguousarray(labels, dtype=np.float64).data)
-    return hasher.hexdigest()
-
-
-def _pipeline(request: TrainRequest, seed: int, schema: FeatureSchema) -> Pipeline:
-    model = make_estimator(request.estimator_cls, seed, request.options.hyperparams)
-    steps = {name: (spec.impute, spec.scale) for name, spec in request.options.preprocess.items()}
-    return build_pipeline(model, schema, steps)
 
 
 def library_versions() -> dict[str, str]:
@@ -498,9 +400,28 @@ def _fit_and_record(
     run_id: int,
     seed: int,
 ) -> dict[str, Any]:
-    data = prepare(conn, request)
+    from . import engines
+
+    engine = engines.choose(conn, request)
+    if engine.name != "memory" and engine.search is None:
+        outcome = engines.train_outside_memory(conn, request, seed, engine)
+        outcome.warnings = [*request.left_out.values(), *outcome.warnings]
+        return record(conn, request, experiment, run_id, seed, outcome)
+    data = prepare(conn, request, seed, engine.details)
     if request.prediction_type == "classification":
         _require_two_classes(request, data.labels, f"its {len(data.labels)} row(s) with a target")
+    return _fit_in_memory(conn, request, experiment, run_id, seed, data, engine)
+
+
+def _fit_in_memory(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    experiment: store.Experiment,
+    run_id: int,
+    seed: int,
+    data: PreparedData,
+    engine: Any,
+) -> dict[str, Any]:
     train_rows, test_rows = split_rows(request.split_strategy, request.test_size, data.labels, seed)
     if request.prediction_type == "classification":
         _require_two_classes(
@@ -516,11 +437,13 @@ def _fit_and_record(
     y_train, y_test = data.labels[train_rows], data.labels[test_rows]
     data.matrix = np.empty((0, data.matrix.shape[1]))  # the split holds its own copies now
     data.columns = None
-    pipeline = _pipeline(request, seed, data.schema)
+    pipeline = pipeline_for(request, seed, data.schema)
     thread_count = threads.for_fit(len(x_train), x_train.shape[1], request.options.threads)
     with warnings.catch_warnings(record=True) as caught, threads.fitting(thread_count):
         warnings.simplefilter("always")
-        searched = _search(request, pipeline, x_train, None if clustering else y_train, seed)
+        searched = _search(
+            request, pipeline, x_train, None if clustering else y_train, seed, engine.search
+        )
         if searched is not None:
             pipeline.set_params(**{f"model__{k}": v for k, v in searched.best_params.items()})
         # A sample of the raw test rows for permutation importance, before the in-place
@@ -543,19 +466,53 @@ def _fit_and_record(
             request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed
         )
         importance_time = time.perf_counter() - started
+    outcome = Outcome(
+        pipeline=pipeline,
+        schema=data.schema,
+        values=values,
+        importances=importances,
+        timings={
+            "fit_time": fit_time,
+            "score_time": score_time,
+            "importance_time": importance_time,
+        },
+        rows=(len(data.labels), len(y_train), len(y_test)),
+        digest=data.digest,
+        searched=searched,
+        warnings=data.notes + sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        run_fields=engine.run_fields(),
+        threads=thread_count,
+    )
+    return record(conn, request, experiment, run_id, seed, outcome)
+
+
+def record(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    experiment: store.Experiment,
+    run_id: int,
+    seed: int,
+    outcome: Outcome,
+) -> dict[str, Any]:
+    """Store the model, its metrics and trials, maybe deploy it, and close the run."""
+    clustering = request.prediction_type == "clustering"
+    data_rows, train_rows, test_rows = outcome.rows
+    values = outcome.values
     score = values["score"]
     if not math.isfinite(score):
         raise SqmlError(
-            f"the score on the test split is not a number ({len(y_test)} test row(s)"
+            f"the score on the test split is not a number ({test_rows} test row(s)"
             + (", fewer than 2 clusters among them" if clustering else "")
             + "); use a larger dataset or test_size"
         )
     values = {name: value for name, value in values.items() if math.isfinite(value)}
+    pipeline, searched = outcome.pipeline, outcome.searched
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
-    warning_text = data.notes + sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    warning_text = outcome.warnings
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
+    schema = outcome.schema
 
     with savepoint(conn):
         # The run row first: when its experiment was deleted while it trained, nothing
@@ -566,17 +523,16 @@ def _fit_and_record(
             {
                 "status": "success",
                 "finished_at": now(),
-                "fit_time": fit_time,
-                "score_time": score_time,
-                "importance_time": importance_time,
-                "data_rows": len(data.labels),
-                "train_rows": len(y_train),
-                "test_rows": len(y_test),
-                "data_digest": data.digest,
-                "feature_names": json.dumps(data.schema.names),
-                "feature_types": json.dumps(data.schema.types()),
+                **outcome.timings,
+                "data_rows": data_rows,
+                "train_rows": train_rows,
+                "test_rows": test_rows,
+                "data_digest": outcome.digest,
+                "feature_names": json.dumps(schema.names),
+                "feature_types": json.dumps(schema.types()),
                 "hyperparams": json.dumps(hyperparams),
                 "warnings": json.dumps(warning_text) if warning_text else None,
+                **outcome.run_fields,
             },
         )
         if not recorded:
@@ -589,9 +545,9 @@ def _fit_and_record(
             run_id,
             blob,
             digest,
-            data.schema.to_json(),
+            schema.to_json(),
             library=_library(request.estimator_cls),
-            feature_importance=json.dumps(importances),
+            feature_importance=json.dumps(outcome.importances),
         )
         store.insert_metrics(conn, model_id, values)
         if searched is not None:
@@ -612,11 +568,15 @@ def _fit_and_record(
         "model_id": model_id,
         "metrics": values,
         "seed": seed,
-        "train_rows": len(y_train),
-        "test_rows": len(y_test),
-        "fit_time": fit_time,
-        "threads": thread_count,
+        "train_rows": train_rows,
+        "test_rows": test_rows,
+        "fit_time": outcome.timings["fit_time"],
     }
+    if outcome.threads is not None:
+        result["threads"] = outcome.threads
+    engine = outcome.run_fields.get("engine")
+    if engine not in (None, "memory"):
+        result["engine"] = engine
     if searched is not None:
         result["best_params"] = searched.best_params
         result["candidates"] = len(searched.trials)
@@ -646,12 +606,16 @@ def _search(
     x_train: np.ndarray,
     y_train: np.ndarray | None,
     seed: int,
+    runner: search.FoldRunner | None = None,
 ) -> search.SearchResult | None:
+    """The hyperparameter search; ``runner`` runs the folds elsewhere (a Dask cluster)."""
     chosen = request.options
     if chosen.search is None:
         return None
     tried = search.candidates(chosen.search, chosen.search_params, chosen.n_iter, seed)
-    return search.run_search(pipeline, request.prediction_type, tried, chosen.cv, x_train, y_train)
+    return search.run_search(
+        pipeline, request.prediction_type, tried, chosen.cv, x_train, y_train, runner
+    )
 
 
 def _test_metrics(

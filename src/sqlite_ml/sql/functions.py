@@ -161,6 +161,12 @@ def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any =
     return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
 
 
+def export_model(session: Session, experiment_or_model_id: Any, format: Any) -> bytes:
+    from ..ops import export
+
+    return export.export_model(session.conn, experiment_or_model_id, format)
+
+
 # What the virtual table calls: (experiment, source, with_probabilities) -> chunks of
 # (row ids, predictions, probabilities or None).
 Chunks = Callable[[Any, Any, bool], Iterator[Any]]
