@@ -402,22 +402,8 @@ def test_train_search_progress_moves_per_fold(
     options = '{"search": "random", "search_params": {"n_neighbors": [1, 3, 5, 7]},'
     options += ' "search_args": {"n_iter": 2, "cv": 3}}'
     monkeypatch.setattr(ProgressBar, "update", spy)
-    result = sqml(
-        runner,
-        "train",
-        db,
-        "iris",
-        "-t",
-        "classification",
-        "-a",
-        "knn",
-        "-d",
-        "dataset_iris",
-        "-y",
-        "target",
-        "--options",
-        options,
-    )
+    arguments = "iris -t classification -a knn -d dataset_iris -y target --options".split()
+    result = sqml(runner, "train", db, *arguments, options)
     assert result.exit_code == 0, result.output
     assert [(done, total) for stage, done, total in seen if stage == "search"] == [
         (n, 6) for n in range(7)
