@@ -119,3 +119,19 @@ def test_one_class_is_refused_in_our_words(db, label, shown):
     )
     assert expected in message
     assert db.rows("SELECT status, error FROM sqml_runs") == [("failed", expected)]
+
+
+def test_a_training_split_of_one_class_is_said_so_when_the_algorithm_needs_two(db):
+    db.conn.execute("CREATE TABLE series (x REAL, y INTEGER)")
+    db.conn.executemany("INSERT INTO series VALUES (?, ?)", [(i, int(i >= 30)) for i in range(40)])
+    db.conn.commit()
+    message = error_of(
+        db,
+        "SELECT sqml_train('s', 'classification', 'logistic_regression', 'series', 'y', 0.25,"
+        " 'last')",
+    )
+    assert "has a single class (0) in the 30 row(s) of its training split" in message
+    assert "split 'stratified'" in message
+    # an algorithm that learns from one class still trains (and scores what it can)
+    dummy = db.train("d", "classification", "dummy", "series", "y", 0.25, "last")
+    assert dummy["score"] == 0.0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from .transactions import changed_rows
+
 # The rows of an experiment (the ``?`` is its id), of its runs and of their models.
 _OWNED_BY = {
     "experiment": "?",
@@ -32,11 +34,11 @@ class OwnedRows:
 
     def delete(self, conn: sqlite3.Connection, experiment_id: int) -> int:
         operator = "=" if self.owner == "experiment" else "IN"
-        cursor = conn.execute(
+        conn.execute(
             f"DELETE FROM {self.table} WHERE {self.column} {operator} {_OWNED_BY[self.owner]}",  # noqa: S608 - our own names
             (experiment_id,),
         )
-        return cursor.rowcount
+        return changed_rows(conn)
 
 
 # Children before their parents, so that foreign keys or triggers that forbid orphans

@@ -244,11 +244,14 @@ def replace_table(
     Every statement names the ``main`` schema: an unqualified DROP could otherwise reach a
     table of that name in an attached database. The caller holds a savepoint.
     """
+    quoted = "main." + quote_identifier(table)  # a name SQLite cannot take fails here
     try:
-        conn.execute(f"DROP TABLE IF EXISTS main.{quote_identifier(table)}")
+        conn.execute(f"DROP TABLE IF EXISTS {quoted}")
         create_table(conn, table, column_types, rows)
     except (sqlite3.OperationalError, SqmlError) as error:
-        cause = error.__cause__ if isinstance(error, SqmlError) else error  # SQLite's words
+        cause = error if isinstance(error, sqlite3.Error) else error.__cause__
+        if cause is None:
+            raise
         raise SqmlError(
             f"cannot replace table {describe(table)}: {cause} (is the statement that calls "
             "sqml_load_dataset reading it?)"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import SqmlError
-from .transactions import now
+from .transactions import changed_rows, now
 
 
 @dataclass(frozen=True)
@@ -122,11 +122,11 @@ def set_tag(
         conn.execute(f"DELETE FROM sqml_tags WHERE {where}", owner)  # noqa: S608
         return
     stamp = now()
-    updated = conn.execute(
+    conn.execute(
         f"UPDATE sqml_tags SET value = ?, updated_at = ? WHERE {where}",  # noqa: S608
         (value, stamp, *owner),
     )
-    if updated.rowcount == 0:
+    if changed_rows(conn) == 0:
         conn.execute(
             "INSERT INTO sqml_tags(created_at, updated_at, experiment_id, run_id, key, value)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -161,11 +161,11 @@ def update_run(conn: sqlite3.Connection, run_id: int, fields: Mapping[str, objec
     """Update a run's own columns; ``fields`` keys come from our code, never from users.
     False when the run is gone (its experiment was deleted meanwhile)."""
     assignments = ", ".join(f"{column} = ?" for column in ["updated_at", *fields])
-    cursor = conn.execute(
+    conn.execute(
         f"UPDATE sqml_runs SET {assignments} WHERE id = ?",  # noqa: S608
         [now(), *fields.values(), run_id],
     )
-    return cursor.rowcount > 0
+    return changed_rows(conn) > 0
 
 
 def insert_model(

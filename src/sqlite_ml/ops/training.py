@@ -423,13 +423,6 @@ def _fit_in_memory(
     engine: Any,
 ) -> dict[str, Any]:
     train_rows, test_rows = split_rows(request.split_strategy, request.test_size, data.labels, seed)
-    if request.prediction_type == "classification":
-        _require_two_classes(
-            request,
-            data.labels[train_rows],
-            f"the {len(train_rows)} row(s) of its training split (the other classes all fell "
-            "in the test split; use more rows, a smaller test_size or split 'stratified')",
-        )
     if data.schema.target_encoded:
         _fit_target_encoding(request, data, train_rows)
     clustering = request.prediction_type == "clustering"
@@ -453,7 +446,20 @@ def _fit_in_memory(
         transform_in_place(pipeline, True)
         progress.report("fit", 0, 1)
         started = time.perf_counter()
-        pipeline.fit(x_train, None if clustering else y_train)
+        try:
+            pipeline.fit(x_train, None if clustering else y_train)
+        except Exception:
+            # Some algorithms learn from one class (dummy, trees), others stop with their
+            # own words: say it in ours when the split left a single class to learn from.
+            if request.prediction_type == "classification":
+                _require_two_classes(
+                    request,
+                    y_train,
+                    f"the {len(y_train)} row(s) of its training split (the other classes all "
+                    "fell in the test split; use more rows, a smaller test_size or split "
+                    "'stratified')",
+                )
+            raise
         fit_time = time.perf_counter() - started
         progress.report("fit", 1, 1)
         del x_train
