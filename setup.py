@@ -33,6 +33,7 @@ setup(
                 "csrc/functions.c",
                 "csrc/reader.c",
                 "csrc/predict_table.c",
+                "csrc/rows_table.c",
                 "csrc/linear_quick.c",
                 "csrc/host_entry.c",
             ],

@@ -131,6 +131,9 @@ static PyMethodDef native_methods[] = {
      "change_reading(handle) -> a reading that moves when the database may have changed"},
     {"create_predict_table", sqml_create_predict_table, METH_VARARGS,
      "create_predict_table(handle, name, chunks, on_error)"},
+    {"create_rows_table", sqml_create_rows_table, METH_VARARGS,
+     "create_rows_table(handle, name, declaration, columns, arguments, required, rows, "
+     "on_error)"},
     {NULL, NULL, 0, NULL},
 };
 

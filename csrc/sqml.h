@@ -22,6 +22,7 @@
  *  - functions.c: scalar SQL functions (create_function);
  *  - reader.c: the Reader type (rows of a statement into float64 buffers);
  *  - predict_table.c: the sqml_predict_table virtual table;
+ *  - rows_table.c: table-valued functions whose rows a Python callable gives;
  *  - linear_quick.c: the LinearQuick type (the quick linear row predictor);
  *  - host_entry.c: sqlite3_extension_init and the interpreter for non-Python hosts.
  *
@@ -74,6 +75,9 @@ SQML_INTERNAL void sqml_release_objects(PyObject **objects, int count);
 SQML_INTERNAL PyObject *sqml_create_function(PyObject *module, PyObject *args);
 /* predict_table.c: create_predict_table(handle, name, chunks, on_error) */
 SQML_INTERNAL PyObject *sqml_create_predict_table(PyObject *module, PyObject *args);
+/* rows_table.c: create_rows_table(handle, name, declaration, columns, arguments, required,
+ * rows, on_error) */
+SQML_INTERNAL PyObject *sqml_create_rows_table(PyObject *module, PyObject *args);
 /* reader.c: Reader(handle, sql[, parameters]) */
 SQML_INTERNAL extern PyTypeObject sqml_reader_type;
 /* linear_quick.c: LinearQuick(weights, biases, fill, classes, tolerance, per_x, constant) */

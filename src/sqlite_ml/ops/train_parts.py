@@ -53,6 +53,9 @@ class TrainRequest:
     split_strategy: str
     estimator_cls: type[Any]
     options: TrainOptions = TrainOptions()
+    # Whether every row has a key (a table's rowid, or the key_column option): then the
+    # split is decided by key hashes and sqml_test_rows can name the test rows.
+    keyed: bool = False
     # Declared keys left out of the features: column -> the sentence the run records.
     left_out: dict[str, str] = field(default_factory=dict)
 
@@ -60,11 +63,16 @@ class TrainRequest:
     def feature_columns(self) -> list[str]:
         if self.options.features is not None:
             return list(self.options.features)
+        not_features = (self.target, self.options.key_column)
         return [
             column
             for column in self.dataset.columns
-            if column != self.target and column not in self.left_out
+            if column not in not_features and column not in self.left_out
         ]
+
+    @property
+    def key_column(self) -> str | None:
+        return self.options.key_column
 
     @property
     def chosen_columns(self) -> set[str]:
@@ -108,6 +116,12 @@ class Outcome:
     warnings: list[str] = dataclasses.field(default_factory=list)
     run_fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # engine columns
     threads: int | None = None  # the thread count the fit ran on (ml/threads.py)
+    # Held in memory (the in-memory engine): the test rows as read, their labels and keys
+    # (None without keys), for the deployment's comparison; and the training summary.
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    test_keys: np.ndarray | None = None
+    training_summary: str | None = None
 
 
 def pipeline_for(request: TrainRequest, seed: int, schema: FeatureSchema) -> Pipeline:
@@ -199,6 +213,10 @@ def prepare_rows(request: TrainRequest, rows: list[tuple[object, ...]]) -> Prepa
             f"column '{column}' holds an infinite value; replace it (or filter it out in a "
             "view) before training"
         )
-    raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
+    # Raw values are kept for target encoding, preprocess checks and the training summary
+    # of categorical features (drift).
+    categorical = any(feature.kind != "numeric" for feature in schema.features)
+    keep_raw = schema.target_encoded or request.options.preprocess or categorical
+    raw = columns[:-1] if keep_raw else None
     digest = digest_of(matrix, labels)
     return PreparedData(matrix, labels, schema, digest, raw, [*reasons.values()])

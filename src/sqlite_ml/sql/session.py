@@ -14,6 +14,10 @@ from ..errors import SqmlError
 if TYPE_CHECKING:
     from ..ops.prediction import DeployedModels
 
+# A table-valued function whose rows Python gives, as the native layer registers it:
+# (CREATE TABLE declaration, columns, arguments, required arguments, rows(*arguments)).
+RowsTable = tuple[str, int, int, int, Callable[..., Any]]
+
 
 class Session:
     """A connection's state for its SQL functions. It refers to the connection by address
@@ -31,6 +35,7 @@ class Session:
         self.flags: dict[str, tuple[bool, bool]] = {}
         # Table-valued functions: name -> (database handle -> what the virtual table calls).
         self.tables: dict[str, Callable[[int], Callable[..., Any]]] = {}
+        self.row_tables: dict[str, RowsTable] = {}
         self.last_error: str | None = None
         self.mode = ""
 

@@ -71,6 +71,9 @@ class Registrable(Protocol):
     calls: dict[str, SqlCallable]
     flags: dict[str, tuple[bool, bool]]  # name -> (deterministic, direct_only)
     tables: dict[str, TableFactory]
+    # Table-valued functions whose rows Python gives: (declaration, columns, arguments,
+    # required arguments, rows(*arguments) -> iterator of lists of row tuples).
+    row_tables: dict[str, tuple[str, int, int, int, Callable[..., Any]]]
     last_error: str | None  # the full message of the last failure, for every face to show
 
 
@@ -248,6 +251,10 @@ def attach_natively(native: Any, db: int, session: Registrable) -> None:
         native.create_function(db, name, -1, flags, function, error_reporter(session, name))
     for name, factory in session.tables.items():
         native.create_predict_table(db, name, factory(db), error_reporter(session, name))
+    for name, (declaration, columns, arguments, required, rows) in session.row_tables.items():
+        native.create_rows_table(
+            db, name, declaration, columns, arguments, required, rows, error_reporter(session, name)
+        )
 
 
 def attach_to_host(handle: int, session: Registrable, owner: Callable[[], str]) -> None:
