@@ -302,3 +302,16 @@ def test_damaged_date_parts_are_refused(sales: Db) -> None:
 )
 def test_iso_dates(text: str, expected: object) -> None:
     assert dates.parse(text) == expected
+
+
+def test_drift_compares_dates_as_days(sales: Db) -> None:
+    db = sales
+    db.train("sales", "regression", "ridge", "sales", "amount")
+    summary = json.loads(db.value("SELECT training_summary FROM sqml_models"))
+    assert summary["features"]["day"]["kind"] == "date"
+    same = json.loads(db.value("SELECT sqml_drift('sales', 'sales')"))
+    assert same["day"]["test"] == "ks" and not same["day"]["drift"]
+    db.conn.execute("CREATE VIEW next_year AS SELECT date(day, '+1 year') AS day, store FROM sales")
+    later = json.loads(db.value("SELECT sqml_drift('sales', 'next_year')"))
+    assert later["day"]["drift"] and later["day"]["statistic"] > 0.9
+    assert not later["store"]["drift"]
