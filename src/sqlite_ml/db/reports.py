@@ -95,7 +95,13 @@ def experiment_row(conn: sqlite3.Connection, name: str) -> Row | None:
 
 def run_rows(conn: sqlite3.Connection, experiment_id: int) -> list[Row]:
     """(run_id, start_time, status, algorithm, score, deployed, fit_time, error, model_id,
-    warnings JSON, note, progress JSON) of every run of an experiment, oldest first."""
+    pid, host, heartbeat_at, warnings JSON, note, progress JSON) of every run of an
+    experiment, oldest first (NULL for the columns a database of an older schema lacks)."""
+    process = (
+        "r.pid, r.host, r.heartbeat_at"
+        if _has_column(conn, "sqml_runs", "heartbeat_at")
+        else "NULL, NULL, NULL"
+    )
     extra = ", ".join(
         f"r.{column}" if column != "NULL" else column
         for column in (
@@ -104,7 +110,7 @@ def run_rows(conn: sqlite3.Connection, experiment_id: int) -> list[Row]:
     )
     return conn.execute(
         f"""SELECT o.run_id, o.start_time, o.status, o.algorithm, o.score, o.deployed,
-                  o.fit_time, o.error, o.model_id, {extra}
+                  o.fit_time, o.error, o.model_id, {process}, {extra}
              FROM sqml_runs_overview AS o
              JOIN sqml_runs AS r ON r.id = o.run_id
             WHERE r.experiment_id = ?

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
+from .. import jsontext
 from ..db.relations import Relation, require_column
 from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unknown
 from ..ml import threads
@@ -32,6 +33,7 @@ OPTION_KEYS = (
     "automatic_deploy",
     "metric",
     "threads",
+    "importance",
     "deploy_if",
     *BIG_DATA_KEYS,  # key_column among them
 )
@@ -39,6 +41,7 @@ DEPLOY_IF_KEYS = ("min_improvement", "confidence", "resamples")
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
 MAX_CANDIDATES = 1000
+MAX_IMPORTANCE_SECONDS = 86_400
 _TRIAL_ROWS = 32
 
 
@@ -74,6 +77,9 @@ class TrainOptions:
     automatic_deploy: bool = True
     metric: str | None = None
     threads: int | None = None  # None: the library chooses (ml/threads.py)
+    # Permutation importance: True (a budget of the fit's own time), False (skipped), or
+    # the seconds it may take.
+    importance: bool | float = True
     deploy_if: DeployGate | None = None
     big_data: BigDataOptions = BigDataOptions()  # streaming, sampling, Dask
     text: str | None = None  # the options as given, normalized, for the run record
@@ -91,11 +97,9 @@ def parse_options(value: object) -> dict[str, Any]:
     if not isinstance(value, str):
         raise SqmlError(f"options must be a JSON object as text, got {describe(value)}")
     try:
-        parsed = json.loads(value)
-    except ValueError as error:  # its text says where: "line 1 column 12 (char 11)"
+        parsed = jsontext.loads(value)
+    except ValueError as error:
         raise SqmlError(f"options is not valid JSON ({error}): {shorten(value)}") from None
-    except RecursionError:
-        raise SqmlError(f"options is nested too deeply: {shorten(value)}") from None
     if not isinstance(parsed, dict):
         raise SqmlError(f"options must be a JSON object, got {shorten(value)}")
     refuse_unknown("option", parsed, OPTION_KEYS, listing="valid options")
@@ -299,6 +303,14 @@ def validate_options(
     automatic = raw.get("automatic_deploy", True)
     if not isinstance(automatic, bool):
         raise SqmlError(f"option automatic_deploy must be true or false, got {automatic!r}")
+    importance = raw.get("importance", True)
+    if not isinstance(importance, bool) and not (
+        isinstance(importance, (int, float)) and 0 < importance <= MAX_IMPORTANCE_SECONDS
+    ):
+        raise SqmlError(
+            "option importance must be true, false or the seconds permutation importance may "
+            f"take (above 0, at most {MAX_IMPORTANCE_SECONDS}), got {describe(importance)}"
+        )
     metric = raw.get("metric")
     if metric is not None and metric not in METRIC_NAMES[prediction_type]:
         raise unknown(
@@ -318,6 +330,7 @@ def validate_options(
         automatic_deploy=automatic,
         metric=metric,
         threads=threads.check_option(raw.get("threads")),
+        importance=importance if isinstance(importance, bool) else float(importance),
         deploy_if=_deploy_gate(raw["deploy_if"], prediction_type) if "deploy_if" in raw else None,
         big_data=big_data,
         text=json.dumps(raw, sort_keys=True) if raw else None,

@@ -5,8 +5,8 @@ The column holds the last report as JSON: ``{"stage": "search", "done": 7, "tota
 "updated_at": "..."}``. It is written in a savepoint of its own (committed at once when
 the training's statement only reads), at every new stage and at most once per
 ``INTERVAL`` seconds within one. Progress never fails nor stalls a training: a write that
-cannot get the database's lock within ``LOCK_WAIT_MS`` gives up, and the run writes no
-more progress.
+cannot get the database's lock within ``LOCK_WAIT_MS`` is skipped (the next report tries
+again), and after ``MAX_FAILURES`` such writes in a row the run writes no more progress.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..db.transactions import now, savepoint
 
 INTERVAL = 1.0
 LOCK_WAIT_MS = 200
+MAX_FAILURES = 3
 
 
 class RunProgress:
@@ -31,6 +32,7 @@ class RunProgress:
         self.interval = INTERVAL if interval is None else interval
         self.stage: str | None = None
         self.written = 0.0
+        self.failures = 0
         self.gave_up = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -48,7 +50,9 @@ class RunProgress:
         try:
             with savepoint(conn):
                 store.update_run(conn, self.run_id, {"progress": text})
-        except sqlite3.Error:
-            self.gave_up = True  # another connection writes: the run goes on without it
+            self.failures = 0
+        except sqlite3.Error:  # another connection writes (a heartbeat, another trainer)
+            self.failures += 1
+            self.gave_up = self.failures >= MAX_FAILURES
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(waited)}")

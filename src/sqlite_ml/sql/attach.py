@@ -26,9 +26,9 @@ def attach(
     ``writer``, on a connection that cannot write (or cannot be told to), the functions
     that write go through ``writer`` instead."""
     with plain_rows(conn):
+        binder = binders.binder_for(conn)  # first: a connection it refuses gets no write
         if create_schema:
             ensure_schema(conn)
-        binder = binders.binder_for(conn)
         session = new_session(conn)
         if not create_schema:
             create_schema_on_first_write(session)
