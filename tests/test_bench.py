@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -86,3 +87,15 @@ def test_the_embedding_benchmark_on_tiny_sizes() -> None:
     rows = dict(embeddings.embedding_throughput(30, 1) + embeddings.knn(60, 3))
     assert rows["sqml_embed / direct throughput"].endswith("x")
     assert rows["same neighbours either way"] == "yes"
+
+
+def test_threads_benchmark_worker_on_tiny_data(tmp_path, capsys):
+    threads = load("threads")
+    path = tmp_path / "threads.db"
+    threads.make_data(path, 200)
+    options = '{"hyperparams": {"max_iter": 3}}'
+    threads.worker({"db": str(path), "experiment": "e", "predictions": 5, "options": options})
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["fit_s"] > 0 and measured["threads"] == 1
+    assert 0 < measured["predict_ms"] <= measured["predict_p90_ms"]
+    assert set(threads.settings()) >= {"sqlite-ml's choice", "OMP_NUM_THREADS=1 by hand"}

@@ -185,6 +185,90 @@ def test_experiment_pages_in_chromium(browser_page: Any, served: tuple[str, Path
     assert "unknown experiment" in page.locator("body").inner_text()
 
 
+SECRET = "sqlite-ml-browser-test-secret"
+
+
+@pytest.fixture(scope="module")
+def trainable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real Datasette where the actor 'alice' may train (a signing secret of our own,
+    so the test can sign her cookie)."""
+    import json as json_module
+
+    import sqlite_ml
+
+    from .faces import datasette
+
+    folder = tmp_path_factory.mktemp("trainable")
+    db = folder / "ml.db"
+    conn = sqlite3.connect(db)
+    sqlite_ml.register(conn)
+    conn.execute("SELECT sqml_load_dataset('iris')").fetchone()
+    conn.commit()
+    conn.close()
+    metadata = folder / "metadata.json"
+    metadata.write_text(json_module.dumps({"plugins": {"sqlite-ml": {"train": {"id": "alice"}}}}))
+    os.environ["DATASETTE_SECRET"] = SECRET
+    try:
+        with datasette(str(db), "-m", str(metadata), log=folder / "datasette.log") as url:
+            yield url, db
+    finally:
+        os.environ.pop("DATASETTE_SECRET", None)
+
+
+def alice_cookie(url: str) -> dict[str, str]:
+    from datasette.app import Datasette
+
+    signed = Datasette(secret=SECRET).sign({"a": {"id": "alice"}}, "actor")
+    return {"name": "ds_actor", "value": signed, "url": url}
+
+
+def test_training_from_the_dashboard_and_the_sql_page_in_chromium(
+    browser_page: Any, trainable: tuple[str, Path]
+) -> None:
+    url, db = trainable
+    page = browser_page
+    context = page.context
+    try:
+        page.goto(url + "/-/sqml")
+        assert page.locator("form.train").count() == 0  # anonymous: no form
+
+        context.add_cookies([alice_cookie(url)])
+        page.goto(url + "/-/sqml")
+        form = page.locator("form.train")
+        assert form.count() == 1
+        form.locator("input[name=experiment]").fill("flowers from the browser")
+        form.locator("select[name=prediction_type]").select_option("classification")
+        form.locator("input[name=algorithm]").fill("logistic_regression")
+        form.locator("select[name=dataset]").select_option("dataset_iris")
+        form.locator("input[name=target]").fill("target")
+        screenshot(page, "train-form.png")
+        form.get_by_role("button", name="Train").click()
+        page.wait_for_load_state()
+        assert page.url == f"{url}/-/sqml/{quote('flowers from the browser', safe='')}?trained=1"
+        notice = page.locator("p.message.trained").inner_text()
+        assert notice.startswith("Run 1 trained: logistic_regression, accuracy")
+        assert page.locator("table.runs tbody tr").count() == 1
+        screenshot(page, "trained.png")
+
+        # Datasette's own SQL page, as the same actor.
+        sql = (
+            "select sqml_train('flowers from the browser', 'classification', 'knn', "
+            "'dataset_iris', 'target') as training"
+        )
+        response = page.goto(f"{url}/ml?sql={quote(sql)}")
+        assert response is not None and response.status == 200
+        cell = page.locator("td.col-training").inner_text()
+        assert '"algorithm": "knn"' in cell and '"run_id": 2' in cell
+    finally:
+        context.clear_cookies()
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT id, algorithm, status FROM sqml_runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(1, "logistic_regression", "success"), (2, "knn", "success")]
+
+
 def test_summary_curves_and_comparison_in_chromium(
     browser_page: Any,
     served: tuple[str, Path],  # noqa: F811

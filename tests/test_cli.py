@@ -31,6 +31,10 @@ COMMANDS = [
     "train",
     "experiments",
     "runs",
+    "delete",
+    "rename",
+    "tag",
+    "note",
     "report",
     "compare",
     "export",
@@ -135,7 +139,6 @@ def test_sqml_error_message_reaches_the_user(runner: CliRunner, trained: Path) -
 @pytest.mark.parametrize(
     "args",
     [
-        ["query", "{db}", "SELECT 1"],
         ["experiments", "{db}"],
         ["runs", "{db}", "iris"],
         ["report", "{db}", "iris", "-o", "{out}"],
@@ -207,7 +210,7 @@ def test_runs_lists_every_run(runner: CliRunner, trained: Path) -> None:
         "logistic_regression"
     ]
     assert [r["status"] for r in records] == ["success"] * 3 + ["failed"]
-    assert records[-1]["score"] is None and "2 classes" in records[-1]["error"]
+    assert records[-1]["score"] is None and "single class" in records[-1]["error"]
     assert sum(r["deployed"] for r in records) == 1
 
 
@@ -345,8 +348,8 @@ def test_train_draws_progress_on_stderr(
         + ["-d", "iris_one_class", "-y", "target"],
     )
     assert failing.exit_code == 1
-    assert "fit failed after" in failing.stderr  # the stage that was running says so
-    assert "2 classes" in failing.stderr
+    assert "load failed after" in failing.stderr  # the stage that was running says so
+    assert "single class" in failing.stderr
 
 
 def test_progress_bar_on_a_terminal() -> None:
@@ -367,6 +370,49 @@ def test_progress_bar_on_a_terminal() -> None:
     assert text.endswith("\n") and text.count("\n") == 2  # one finished line per stage
     assert ProgressBar.line("fit", 1, 4, 0.0).startswith("fit      [#######-----")
     assert ProgressBar.line("x", 9, 4, 0.0).count("#") == ProgressBar.WIDTH  # clamped
+
+
+def test_progress_bar_shows_the_time_left_and_keeps_ticking() -> None:
+    assert ProgressBar.line("search", 5, 20, 10.0).endswith("5/20  10.0s ETA  30.0s")
+    assert ProgressBar.line("search", 1, 2, 125.0).endswith("1/2 2m05s ETA 2m05s")
+    assert "ETA" not in ProgressBar.line("search", 0, 20, 3.0)
+    assert "ETA" not in ProgressBar.line("fit", 1, 1, 3.0)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = ProgressBar(out, interval=0, tick=0.05)
+    bar.update("fit", 0, 1)  # then nothing for a while, as during a long fit
+    time.sleep(0.5)
+    bar.finish()
+    drawn = [part.split("[")[1] for part in out.getvalue().split("\r") if part.startswith("fit")]
+    assert len(drawn) >= 3  # redrawn by the ticker, with the clock moving
+    assert len({line.split()[-1] for line in drawn}) >= 2
+
+
+def test_train_search_progress_moves_per_fold(
+    runner: CliRunner, trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+    db.write_bytes(trained.read_bytes())
+    seen = []
+    original = ProgressBar.update
+
+    def spy(self, stage, done, total):
+        seen.append((stage, done, total))
+        return original(self, stage, done, total)
+
+    options = '{"search": "random", "search_params": {"n_neighbors": [1, 3, 5, 7]},'
+    options += ' "search_args": {"n_iter": 2, "cv": 3}}'
+    monkeypatch.setattr(ProgressBar, "update", spy)
+    arguments = "iris -t classification -a knn -d dataset_iris -y target --options".split()
+    result = sqml(runner, "train", db, *arguments, options)
+    assert result.exit_code == 0, result.output
+    assert [(done, total) for stage, done, total in seen if stage == "search"] == [
+        (n, 6) for n in range(7)
+    ]
 
 
 def test_split_statements() -> None:
@@ -394,7 +440,7 @@ def test_report_is_self_contained_and_escapes_names(runner: CliRunner, tmp_path:
         db, "SELECT count(score) FROM sqml_runs_overview WHERE experiment = ?", (HOSTILE,)
     )
     assert scored == 3 and html.count('<circle class="run-point') == 3
-    assert html.count('<path class="failed-run"') == 1 and "This solver needs" in html
+    assert html.count('<path class="failed-run"') == 1 and "single class" in html
     assert "Confusion matrix" in html and html.count('class="cm-cell') == 9
     test_rows = deployed_test_rows(db, HOSTILE)
     assert sum(int(v) for v in _attributes(html, "data-count")) == test_rows < 150
@@ -461,15 +507,22 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
         "Probabilities, evaluation and feature importance",
         "Evaluation you can trust",
         "Clustering: k-means",
+        "Dates and identifiers",
+        "Managing experiments",
         "Mistakes are SQL errors",
         "Text: pretrained embeddings, a text classifier and vector search",
     ):
         assert title in out
     assert "Traceback" not in done.output
-    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 7  # with the headlines
+    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 8  # headlines, sales; one deleted
     assert "Late goal sends the home team into the cup final" in out  # the KNN search
     assert scalar(db, "SELECT count(*) FROM headline_vectors_rowids") == 18  # vec0's own
     assert scalar(db, "SELECT name FROM sqml_pretrained") == "wordllama-l2-supercat"
+    assert "- column 'id' left out: it is the table's INTEGER PRIMARY KEY" in out
+    assert scalar(db, "SELECT feature_types FROM sqml_runs WHERE dataset = 'sales'") == (
+        '{"day": "date", "store": "categorical"}'
+    )
+    assert scalar(db, "SELECT note FROM sqml_experiments WHERE name = 'churn'")
     # the gated deployment: ridge passes the gate over the mean, its near-twin does not
     gated = db_rows(
         db,

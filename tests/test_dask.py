@@ -78,7 +78,7 @@ def test_a_search_runs_its_folds_on_the_workers_and_scores_as_in_process(iris, c
     assert details["tasks"] == 12 and sum(details["tasks_by_worker"].values()) == 12
 
 
-def test_search_progress_reports_each_candidate(iris, cluster):
+def test_search_progress_reports_each_fold(iris, cluster):
     from sqlite_ml.ops import progress
 
     seen = []
@@ -91,7 +91,8 @@ def test_search_progress_reports_each_candidate(iris, cluster):
             "target",
             {**SEARCH, "dask": cluster[0]},
         )
-    assert [s for s in seen if s[0] == "search"] == [("search", n, 4) for n in range(5)]
+    # 4 candidates x 3 folds, counted as each fold's task finishes on a worker
+    assert [s for s in seen if s[0] == "search"] == [("search", n, 12) for n in range(13)]
 
 
 def test_xgboost_trains_over_partitions_the_workers_read(db, cluster):

@@ -175,9 +175,9 @@ def test_bad_arguments(flowers):
     assert "features must be JSON text" in predict_proba_error(flowers, "flowers", None)
     message = predict_proba_error(flowers, "flowers", '{"sepal length (cm)": 1}')
     assert "lack 'sepal width (cm)'" in message
-    assert "takes 2 arguments, got 1" in predict_proba_error(flowers, "flowers")
+    assert "takes 2 or more arguments, got 1" in predict_proba_error(flowers, "flowers")
     message = predict_proba_error(flowers, "flowers", "[1, 2, 3, 4]", 3)
-    assert "usage: sqml_predict_proba(experiment_name, features)" in message
+    assert "sqml_predict_proba got 2 feature values but the model expects 4" in message
 
 
 def test_no_deployed_model(db):

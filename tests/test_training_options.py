@@ -189,7 +189,7 @@ def test_metric_decides_deployment_and_is_remembered(db):
     assert better["deployed"] is (better["metrics"]["mae"] < first["metrics"]["mae"])
 
 
-def test_progress_reports_load_fit_and_each_search_candidate(iris):
+def test_progress_reports_load_fit_and_each_search_fold(iris):
     seen = []
     with progress.listening(lambda stage, done, total: seen.append((stage, done, total))):
         iris.train_with(
@@ -201,7 +201,8 @@ def test_progress_reports_load_fit_and_each_search_candidate(iris):
             {"search": "grid", "search_params": {"C": [0.5, 1, 2]}, "search_args": {"cv": 2}},
         )
     assert seen[0] == ("load", 150, 150)
-    assert [s for s in seen if s[0] == "search"] == [("search", i, 3) for i in range(4)]
+    # 3 candidates x 2 folds: the bar moves with every fold
+    assert [s for s in seen if s[0] == "search"] == [("search", i, 6) for i in range(7)]
     assert seen[-2:] == [("fit", 0, 1), ("fit", 1, 1)]
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import SqmlError
@@ -26,6 +28,7 @@ __all__ = [
     "SqmlError",
     "__version__",
     "binding_mode",
+    "import_csv",
     "last_error",
     "register",
     "vectors_requested",
@@ -38,7 +41,11 @@ _sessions: WeakRegistry[Session] = WeakRegistry()
 
 
 def register(
-    conn: sqlite3.Connection, *, create_schema: bool = True, vectors: bool | None = None
+    conn: sqlite3.Connection,
+    *,
+    create_schema: bool = True,
+    vectors: bool | None = None,
+    write_elsewhere: Callable[[str, tuple[Any, ...]], Any] | None = None,
 ) -> None:
     """Create or migrate the sqml schema in ``conn`` and register every ``sqml_*`` function.
 
@@ -52,12 +59,19 @@ def register(
     databases read-only or for unrelated work: Datasette, sqlite-utils) nothing is written
     now: the first call of a function that writes (``sqml_train``, ``sqml_load_dataset``)
     creates or migrates the schema.
+
+    ``write_elsewhere`` is for hosts whose connection cannot write (Datasette's read
+    connections): there, each function that writes calls ``write_elsewhere(name,
+    arguments)`` instead and returns its result; the host runs the function on a
+    connection that can write, after checking who asks. On a connection that can write,
+    it is not used.
     """
     from .sql.attach import attach
 
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"register() needs a sqlite3.Connection, got {type(conn).__name__}")
-    _sessions.put(id(conn), attach(conn, create_schema=create_schema))
+    session = attach(conn, create_schema=create_schema, writer=write_elsewhere)
+    _sessions.put(id(conn), session)
     if vectors is None:
         vectors = vectors_requested()
     if vectors:
@@ -76,6 +90,23 @@ def binding_mode(conn: sqlite3.Connection) -> str | None:
     'stdlib' (generic ones), once registered."""
     session = _sessions.get(id(conn))
     return session.mode if session is not None else None
+
+
+def import_csv(
+    conn: sqlite3.Connection, path: str | Path, table: str | None = None
+) -> dict[str, Any]:
+    """Import a CSV file into a table of ``conn``'s main database (default: the file's
+    name), each column typed by its values (INTEGER, REAL, else TEXT; empty is NULL).
+
+    Returns ``{"table", "rows", "columns": {name: type}, "created"}``. An existing table
+    is never replaced: one that already holds exactly the file's rows is used as it is
+    (``created`` False); any other is an error. Not a SQL function: reading files is for
+    the program that opened the database, not for a query."""
+    from .ops.csv_import import import_csv as import_file
+    from .sqlite.rows import plain_rows
+
+    with plain_rows(conn):
+        return import_file(conn, path, table)
 
 
 def last_error(conn: sqlite3.Connection) -> str | None:

@@ -363,15 +363,53 @@ def replace_table(
     Every statement names the ``main`` schema: an unqualified DROP could otherwise reach a
     table of that name in an attached database. The caller holds a savepoint.
     """
+    quoted = "main." + quote_identifier(table)  # a name SQLite cannot take fails here
+    try:
+        conn.execute(f"DROP TABLE IF EXISTS {quoted}")
+        create_table(conn, table, column_types, rows)
+    except (sqlite3.OperationalError, SqmlError) as error:
+        cause = error if isinstance(error, sqlite3.Error) else error.__cause__
+        if cause is None:
+            raise
+        raise SqmlError(
+            f"cannot replace table {describe(table)}: {cause} (is the statement that calls "
+            "sqml_load_dataset reading it?)"
+        ) from error
+
+
+def create_table(
+    conn: sqlite3.Connection,
+    table: str,
+    column_types: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[object]],
+) -> None:
+    """Create ``main.table`` with the given columns and rows (the caller holds a
+    savepoint; the table must not exist)."""
     quoted = "main." + quote_identifier(table)
     definition = ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in column_types)
     placeholders = ", ".join("?" for _ in column_types)
     try:
-        conn.execute(f"DROP TABLE IF EXISTS {quoted}")
         conn.execute(f"CREATE TABLE {quoted} ({definition})")
         conn.executemany(f"INSERT INTO {quoted} VALUES ({placeholders})", rows)  # noqa: S608
     except sqlite3.OperationalError as error:
-        raise SqmlError(
-            f"cannot replace table {describe(table)}: {error} (is the statement that calls "
-            "sqml_load_dataset reading it?)"
-        ) from error
+        raise SqmlError(f"cannot create table {describe(table)}: {error}") from error
+
+
+def same_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    column_types: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[object]],
+) -> bool:
+    """Whether ``main.table`` has exactly these columns and rows, in rowid order."""
+    names = [name for name, _ in column_types]
+    existing = [
+        row[1] for row in conn.execute(f"PRAGMA main.table_info({quote_identifier(table)})")
+    ]
+    if existing != names:
+        return False
+    selected = ", ".join(quote_identifier(name) for name in names)
+    stored = conn.execute(
+        f"SELECT {selected} FROM main.{quote_identifier(table)} ORDER BY rowid"  # noqa: S608
+    ).fetchall()
+    return stored == [tuple(row) for row in rows]

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import SqmlError
-from .transactions import now
+from .transactions import changed_rows, now
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,74 @@ def set_experiment_metric(conn: sqlite3.Connection, experiment_id: int, metric: 
     )
 
 
+def rename_experiment(conn: sqlite3.Connection, experiment_id: int, name: str) -> None:
+    conn.execute(
+        "UPDATE sqml_experiments SET name = ?, updated_at = ? WHERE id = ?",
+        (name, now(), experiment_id),
+    )
+
+
+def run_experiment_id(conn: sqlite3.Connection, run_id: int) -> int | None:
+    """The experiment a run belongs to; None when there is no such run."""
+    row = conn.execute("SELECT experiment_id FROM sqml_runs WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def experiment_run_ids(conn: sqlite3.Connection, experiment_id: int) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM sqml_runs WHERE experiment_id = ? ORDER BY id", (experiment_id,)
+    )
+    return [int(row[0]) for row in rows]
+
+
+def set_note(
+    conn: sqlite3.Connection, experiment_id: int, run_id: int | None, text: str | None
+) -> None:
+    """The free-text note of an experiment (``run_id`` None) or of one of its runs."""
+    if run_id is None:
+        conn.execute(
+            "UPDATE sqml_experiments SET note = ?, updated_at = ? WHERE id = ?",
+            (text, now(), experiment_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE sqml_runs SET note = ?, updated_at = ? WHERE id = ? AND experiment_id = ?",
+            (text, now(), run_id, experiment_id),
+        )
+
+
+def set_tag(
+    conn: sqlite3.Connection, experiment_id: int, run_id: int | None, key: str, value: str | None
+) -> None:
+    """Set (or, with ``value`` None, remove) a tag of an experiment or of one of its runs."""
+    where = "experiment_id = ? AND coalesce(run_id, 0) = ? AND key = ?"
+    owner = (experiment_id, run_id or 0, key)
+    if value is None:
+        conn.execute(f"DELETE FROM sqml_tags WHERE {where}", owner)  # noqa: S608
+        return
+    stamp = now()
+    conn.execute(
+        f"UPDATE sqml_tags SET value = ?, updated_at = ? WHERE {where}",  # noqa: S608
+        (value, stamp, *owner),
+    )
+    if changed_rows(conn) == 0:
+        conn.execute(
+            "INSERT INTO sqml_tags(created_at, updated_at, experiment_id, run_id, key, value)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (stamp, stamp, experiment_id, run_id, key, value),
+        )
+
+
+def tags(conn: sqlite3.Connection, experiment_id: int, run_id: int | None) -> dict[str, str]:
+    """The tags of an experiment (``run_id`` None) or of one of its runs, by key."""
+    rows = conn.execute(
+        "SELECT key, value FROM sqml_tags WHERE experiment_id = ? AND coalesce(run_id, 0) = ?"
+        " ORDER BY key",
+        (experiment_id, run_id or 0),
+    )
+    return {str(key): str(value) for key, value in rows}
+
+
 def create_run(conn: sqlite3.Connection, experiment_id: int, fields: Mapping[str, object]) -> int:
     stamp = now()
     columns = ["created_at", "updated_at", "status", "experiment_id", *fields]
@@ -137,13 +205,15 @@ def create_run(conn: sqlite3.Connection, experiment_id: int, fields: Mapping[str
     return cursor.lastrowid
 
 
-def update_run(conn: sqlite3.Connection, run_id: int, fields: Mapping[str, object]) -> None:
-    """Update a run's own columns; ``fields`` keys come from our code, never from users."""
+def update_run(conn: sqlite3.Connection, run_id: int, fields: Mapping[str, object]) -> bool:
+    """Update a run's own columns; ``fields`` keys come from our code, never from users.
+    False when the run is gone (its experiment was deleted meanwhile)."""
     assignments = ", ".join(f"{column} = ?" for column in ["updated_at", *fields])
     conn.execute(
         f"UPDATE sqml_runs SET {assignments} WHERE id = ?",  # noqa: S608
         [now(), *fields.values(), run_id],
     )
+    return changed_rows(conn) > 0
 
 
 def insert_model(

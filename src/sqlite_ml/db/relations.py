@@ -22,6 +22,8 @@ class Relation:
     kind: str  # 'table' or 'view'
     columns: tuple[str, ...]
     sql_name: str = ""  # quoted, schema-qualified when the user named an attached schema
+    schema: str = "main"  # the database it is in: 'main', 'temp' or an attached one
+    own_name: str = ""  # its name inside that database (``name`` may be 'schema.table')
 
     @property
     def quoted(self) -> str:
@@ -51,7 +53,7 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
             f"available: {choices(user_relations(conn)) or 'none'}"
         )
     row = conn.execute(
-        "SELECT name, type FROM ("
+        "SELECT name, type, place FROM ("
         " SELECT name, type, 0 AS place FROM sqlite_temp_master"
         " UNION ALL SELECT name, type, 1 AS place FROM sqlite_master"
         ") WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"
@@ -60,6 +62,7 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
     ).fetchone()
     if row is not None:
         found, kind, sql_name = row[0], row[1], quote_identifier(row[0])
+        schema, own_name = ("temp" if row[2] == 0 else "main"), row[0]
     else:
         qualified = _find_qualified(conn, name)
         if qualified is None:
@@ -70,17 +73,18 @@ def find_relation(conn: sqlite3.Connection, name: object) -> Relation:
                 context=" (no table or view has that name)",
                 hint=" (or 'schema.name' for an attached database)",
             )
-        found, kind, sql_name = qualified
+        found, kind, sql_name, schema, own_name = qualified
     try:
         cursor = conn.execute(f"SELECT * FROM {sql_name} LIMIT 0")  # noqa: S608
     except sqlite3.Error as error:
         raise SqmlError(f"cannot read dataset {describe(name)}: {error}") from error
     columns = tuple(description[0] for description in cursor.description)
-    return Relation(name=found, kind=kind, columns=columns, sql_name=sql_name)
+    return Relation(found, kind, columns, sql_name, schema, own_name)
 
 
-def _find_qualified(conn: sqlite3.Connection, name: str) -> tuple[str, str, str] | None:
-    """``schema.table`` in an attached database: (name as given, kind, qualified SQL).
+def _find_qualified(conn: sqlite3.Connection, name: str) -> tuple[str, str, str, str, str] | None:
+    """``schema.table`` in an attached database: (name as given, kind, qualified SQL,
+    schema, the table's own name).
     Either part may hold dots itself: every split is tried, the leftmost first."""
     if "." not in name:
         return None
@@ -98,7 +102,8 @@ def _find_qualified(conn: sqlite3.Connection, name: str) -> tuple[str, str, str]
             (table, table),
         ).fetchone()
         if row is not None:
-            return name, row[1], f"{quote_identifier(real_schema)}.{quote_identifier(row[0])}"
+            qualified = f"{quote_identifier(real_schema)}.{quote_identifier(row[0])}"
+            return name, row[1], qualified, real_schema, row[0]
     return None
 
 
@@ -111,6 +116,35 @@ def has_rowid(conn: sqlite3.Connection, relation: Relation) -> bool:
     except sqlite3.OperationalError:
         return False  # WITHOUT ROWID table
     return True
+
+
+def key_columns(conn: sqlite3.Connection, relation: Relation) -> dict[str, str]:
+    """The columns a table declares unique on their own (its INTEGER PRIMARY KEY, another
+    single-column PRIMARY KEY, a UNIQUE constraint or index), each with how; a view
+    declares none."""
+    if relation.kind != "table":
+        return {}
+    table = relation.own_name or relation.name
+    rows = conn.execute(
+        "SELECT name, type, pk FROM pragma_table_info(?, ?)", (table, relation.schema)
+    ).fetchall()
+    primary = [(name, kind) for name, kind, pk in rows if pk]
+    keys: dict[str, str] = {}
+    if len(primary) == 1:
+        name, kind = primary[0]
+        declared = "INTEGER PRIMARY KEY" if str(kind).upper() == "INTEGER" else "PRIMARY KEY"
+        keys[name] = f"the table's {declared}"
+    indexes = conn.execute(
+        'SELECT name FROM pragma_index_list(?, ?) WHERE "unique" AND NOT partial',
+        (table, relation.schema),
+    ).fetchall()
+    for (index,) in indexes:
+        columns = conn.execute(
+            "SELECT name FROM pragma_index_info(?, ?)", (index, relation.schema)
+        ).fetchall()
+        if len(columns) == 1 and columns[0][0] is not None:
+            keys.setdefault(columns[0][0], "declared UNIQUE")
+    return keys
 
 
 def rowid_expression(relation: Relation) -> str:
@@ -149,6 +183,19 @@ def temporary_relation_kind(conn: sqlite3.Connection, name: str) -> str | None:
         "SELECT type FROM sqlite_temp_master WHERE name = ? COLLATE NOCASE", (name,)
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def table_name_to_create(table: object) -> str:
+    """A name for a table sqlite-ml writes for the user (a dataset, an imported file):
+    non-empty text that cannot be taken for one of sqlite-ml's or SQLite's own tables."""
+    if not isinstance(table, str) or not table.strip():
+        raise SqmlError(f"table must be a non-empty name, got {describe(table)}")
+    if table.lower().startswith(("sqml_", "sqlite_")):
+        raise SqmlError(
+            f"table {describe(table)} would collide with sqlite-ml's or SQLite's own tables "
+            "(names starting with 'sqml_' or 'sqlite_'); choose another name"
+        )
+    return table
 
 
 def main_relation(conn: sqlite3.Connection, name: str) -> str | None:

@@ -68,6 +68,11 @@ def experiment_names(conn: sqlite3.Connection) -> list[str]:
     return [str(row[0]) for row in conn.execute("SELECT name FROM sqml_experiments ORDER BY name")]
 
 
+def _column_or_null(conn: sqlite3.Connection, table: str, column: str) -> str:
+    """The column where this database has it (an older schema may lack it), else NULL."""
+    return column if _has_column(conn, table, column) else "NULL"
+
+
 def prediction_types(conn: sqlite3.Connection) -> dict[str, str]:
     """Every experiment's prediction type, by name."""
     return {
@@ -77,31 +82,49 @@ def prediction_types(conn: sqlite3.Connection) -> dict[str, str]:
 
 
 def experiment_row(conn: sqlite3.Connection, name: str) -> Row | None:
-    """(id, prediction_type, deciding metric) of an experiment, None when there is none."""
-    metric = "metric" if _has_column(conn, "sqml_experiments", "metric") else "NULL"
+    """(id, prediction_type, deciding metric, note) of an experiment, None when there is
+    none."""
+    metric = _column_or_null(conn, "sqml_experiments", "metric")
+    note = _column_or_null(conn, "sqml_experiments", "note")
     return conn.execute(
-        f"SELECT id, prediction_type, coalesce({metric}, 'score') FROM sqml_experiments"  # noqa: S608
-        " WHERE name = ?",
+        f"SELECT id, prediction_type, coalesce({metric}, 'score'), {note}"  # noqa: S608
+        " FROM sqml_experiments WHERE name = ?",
         (name,),
     ).fetchone()
 
 
 def run_rows(conn: sqlite3.Connection, experiment_id: int) -> list[Row]:
     """(run_id, start_time, status, algorithm, score, deployed, fit_time, error, model_id,
-    pid, host, heartbeat_at) of every run of an experiment, oldest first (the last three
-    NULL in a database older than schema version 3)."""
+    pid, host, heartbeat_at, warnings JSON, note, progress JSON) of every run of an
+    experiment, oldest first (NULL for the columns a database of an older schema lacks)."""
     process = (
         "r.pid, r.host, r.heartbeat_at"
         if _has_column(conn, "sqml_runs", "heartbeat_at")
         else "NULL, NULL, NULL"
     )
+    extra = ", ".join(
+        f"r.{column}" if column != "NULL" else column
+        for column in (
+            _column_or_null(conn, "sqml_runs", name) for name in ("warnings", "note", "progress")
+        )
+    )
     return conn.execute(
         f"""SELECT o.run_id, o.start_time, o.status, o.algorithm, o.score, o.deployed,
-                  o.fit_time, o.error, o.model_id, {process}
+                  o.fit_time, o.error, o.model_id, {process}, {extra}
              FROM sqml_runs_overview AS o
              JOIN sqml_runs AS r ON r.id = o.run_id
             WHERE r.experiment_id = ?
-            ORDER BY o.run_id""",  # noqa: S608 - two fixed column lists
+            ORDER BY o.run_id""",  # noqa: S608 - our own column names
+        (experiment_id,),
+    ).fetchall()
+
+
+def tag_rows(conn: sqlite3.Connection, experiment_id: int) -> list[Row]:
+    """(run_id or NULL, key, value) of an experiment's tags and its runs' tags."""
+    if not _exists(conn, "table", "sqml_tags"):
+        return []
+    return conn.execute(
+        "SELECT run_id, key, value FROM sqml_tags WHERE experiment_id = ? ORDER BY key",
         (experiment_id,),
     ).fetchall()
 

@@ -47,9 +47,13 @@ _BASE_TABLES = {
 }
 
 # Columns added since 0.1.x (all nullable, so ALTER TABLE can add them to older data):
-# version 1 added the first ones, version 2 those marked so.
+# version 1 added the first ones, versions 2 and 3 those marked so.
 _ADDED_COLUMNS = {
-    "sqml_experiments": ["random_state INTEGER", "metric TEXT"],  # 2: metric
+    "sqml_experiments": [
+        "random_state INTEGER",
+        "metric TEXT",  # 2
+        "note TEXT",  # 3: issue 16 (sqml_note)
+    ],
     "sqml_runs": [
         "seed INTEGER",
         "hyperparams TEXT",
@@ -67,6 +71,9 @@ _ADDED_COLUMNS = {
         "warnings TEXT",
         "options TEXT",  # 2
         "importance_time REAL",  # 2
+        "note TEXT",  # 3: issue 16 (sqml_note)
+        # 3: issue 16: the stage a run has reached, as JSON, written while it trains.
+        "progress TEXT",
         "pid INTEGER",  # 3: issue 15 (the training process, its host and its last sign of life)
         "host TEXT",  # 3: issue 15
         "heartbeat_at DATETIME",  # 3: issue 15
@@ -105,6 +112,12 @@ _NEW_TABLES = {
         name TEXT NOT NULL, backend TEXT NOT NULL, version TEXT, digest TEXT NOT NULL,
         files TEXT NOT NULL, dimension INTEGER NOT NULL, source TEXT NOT NULL,
         uses INTEGER NOT NULL DEFAULT 1, last_used_at DATETIME, UNIQUE(name, digest))""",
+    # 3: issue 16: tags of experiments (run_id NULL) and of runs (sqml_tag).
+    "sqml_tags": f"""CREATE TABLE IF NOT EXISTS sqml_tags (
+        id INTEGER PRIMARY KEY, {_TIMESTAMPS},
+        experiment_id INTEGER NOT NULL REFERENCES sqml_experiments(id),
+        run_id INTEGER REFERENCES sqml_runs(id),
+        key TEXT NOT NULL, value TEXT NOT NULL)""",
 }
 
 # Columns added to the tables of version 2 and later (nullable, as above).
@@ -120,6 +133,10 @@ _INDEXES = [
     "CREATE INDEX IF NOT EXISTS sqml_deployments_experiment"
     " ON sqml_deployments(experiment_id, active)",
     "CREATE INDEX IF NOT EXISTS sqml_search_trials_run ON sqml_search_trials(run_id)",
+    # 3: issue 16: one value per key and experiment or run.
+    "CREATE UNIQUE INDEX IF NOT EXISTS sqml_tags_key"
+    " ON sqml_tags(experiment_id, coalesce(run_id, 0), key)",
+    "CREATE INDEX IF NOT EXISTS sqml_tags_run ON sqml_tags(run_id)",  # 3: issue 16
     # 3: issue 15: a model's deployments, for the trigger that keeps them
     "CREATE INDEX IF NOT EXISTS sqml_deployments_model ON sqml_deployments(model_id)",
     # 3: issue 15: the runs the next writer checks for a dead training process

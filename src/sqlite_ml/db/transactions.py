@@ -17,6 +17,12 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
+def changed_rows(conn: sqlite3.Connection) -> int:
+    """Rows the connection's last INSERT, UPDATE or DELETE changed (SQL's ``changes()``:
+    a host's connection, such as the sqlite3 shell's, has no cursor ``rowcount``)."""
+    return int(conn.execute("SELECT changes()").fetchone()[0])
+
+
 @contextmanager
 def savepoint(conn: sqlite3.Connection, *, lock_first: bool = True) -> Iterator[bool]:
     """All-or-nothing writes that nest inside the caller's own transaction, if any.

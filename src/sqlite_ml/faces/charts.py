@@ -356,6 +356,17 @@ svg .cm-cell.hit { fill: var(--good); } svg .cm-cell.miss { fill: var(--bad); }
 svg .cm-cell { stroke: #fff; } svg .cm-count { font-size: 12px; }
 svg .cm-count.light { fill: #fff; } svg .cm-count.dark { fill: var(--ink); }
 svg .bar.positive { fill: var(--accent); } svg .bar.negative { fill: var(--bad); }
+.tag { display: inline-block; padding: 0 .45em; margin: 0 .3em .2em 0; border-radius: .3em;
+  font-size: .85em; background: #eef2f6; }
+.note { white-space: pre-wrap; margin: .3em 0; }
+.run-notes { min-width: 16em; font-size: .9em; }
+.run-notes ul { margin: .2em 0; padding-left: 1.2em; }
+.progress { font-size: .85em; color: var(--muted); }
+form.train { border: 1px solid var(--line); border-radius: .4em; padding: .6em 1em; margin: 1em 0; }
+form.train label { display: inline-block; margin: .2em 1em .2em 0; }
+form.train input, form.train select { font: inherit; }
+.message { padding: .4em .8em; border-radius: .3em; background: #eef6ff; }
+.message.error { background: #fde8e8; color: var(--bad); }
 svg .curve { fill: none; stroke-width: 2; } svg .chance { stroke: #9aa5b1; stroke-dasharray: 4 4; }
 .curves { display: flex; flex-wrap: wrap; gap: 1em; }
 table.sqml td.params, table.sqml td.decision { font-size: .85em; max-width: 26em; }

@@ -2,9 +2,10 @@
 the leaderboard, runs, an HTML report and the demo.
 
 Every command opens the database with Python's ``sqlite3`` and registers the functions
-(``sqlite_ml.register``), so a command fails exactly as the same SQL would. Only ``shell``
-and ``demo`` create a database file that does not exist yet (as the ``sqlite3`` shell does);
-the other commands stop with exit status 1, so a mistyped path never leaves an empty file.
+(``sqlite_ml.register``), so a command fails exactly as the same SQL would. ``query``,
+``shell`` and ``demo`` create a database file that does not exist yet (as ``sqlite3`` and
+``sqlite-utils`` do), and so does ``train`` with a CSV file as its dataset; the commands
+that only read stop with exit status 1, so a mistyped path never leaves an empty file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,9 +49,18 @@ def open_database(path: str, *, create: bool = False) -> sqlite3.Connection:
 
     The schema is not created here: the first function that writes creates it, so reading
     commands leave a database without sqml tables as it was."""
-    if path != ":memory:" and not create and not Path(path).is_file():
-        what = "is a directory, not" if Path(path).is_dir() else "does not exist; expected"
-        raise click.ClickException(f"{path} {what} a SQLite database file")
+    if path != ":memory:":
+        if Path(path).is_dir():
+            raise click.ClickException(f"{path} is a directory, not a SQLite database file")
+        if not Path(path).exists():
+            if not create:
+                raise click.ClickException(
+                    f"{path} does not exist; expected a SQLite database file"
+                )
+            if not Path(path).parent.is_dir():
+                raise click.ClickException(
+                    f"cannot create {path}: the folder {Path(path).parent} does not exist"
+                )
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -121,7 +132,8 @@ def query(db: str, sql: str, output: str) -> None:
     """Run SQL against DB with every sqml function available.
 
     Several statements separated by ';' run in order; the rows of the last one that
-    returns rows are printed. SQL given as '-' is read from standard input.
+    returns rows are printed. SQL given as '-' is read from standard input. DB is
+    created when it does not exist, as sqlite3 and sqlite-utils do.
 
     \b
     Examples:
@@ -130,7 +142,7 @@ def query(db: str, sql: str, output: str) -> None:
     """
     if sql == "-":
         sql = sys.stdin.read()
-    with database(db) as conn:
+    with database(db, create=True) as conn:
         results = run_sql(conn, sql)
     if results:
         headers, rows = results[-1]
@@ -166,11 +178,17 @@ def shell(db: str) -> None:
     help="classification, regression or clustering.",
 )
 @click.option("--algorithm", "-a", required=True, help="e.g. svc, random_forest, ridge.")
-@click.option("--dataset", "-d", required=True, help="Table or view holding the data.")
+@click.option(
+    "--dataset",
+    "-d",
+    required=True,
+    help="Table or view holding the data, or a CSV file (imported into a table first).",
+)
 @click.option("--target", "-y", help="Column to predict (leave out for clustering).")
 @click.option("--test-size", type=float, help="Share of rows held out for scoring [0.25].")
 @click.option("--split", "split_strategy", help="Split strategy ['shuffle'].")
 @click.option("--options", help="Training options as a JSON object (sqml_train's last argument).")
+@click.option("--csv-table", help="The table a CSV dataset is imported into [the file's name].")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 def train(
     db: str,
@@ -182,6 +200,7 @@ def train(
     test_size: float | None,
     split_strategy: str | None,
     options: str | None,
+    csv_table: str | None,
     no_progress: bool,
 ) -> None:
     """Train a model on a table of DB, as SELECT sqml_train(...) does.
@@ -189,10 +208,15 @@ def train(
     Shows a progress bar on stderr while the data loads, the model fits and (when a
     search is asked for) the candidates are tried; then prints the run's metrics.
 
+    A CSV file as --dataset is first imported into a table of DB (the file's name, or
+    --csv-table; column types from the values), created if need be; the table's name
+    is printed. Importing the same file again uses the table it made.
+
     \b
     Examples:
       sqml train demo.db iris -t classification -a svc -d dataset_iris -y target
       sqml train demo.db groups -t clustering -a kmeans -d dataset_iris
+      sqml train new.db titanic -t classification -a random_forest -d titanic.csv -y Survived
     """
     if target is None and prediction_type != "clustering":
         raise click.UsageError(
@@ -208,7 +232,10 @@ def train(
     arguments += [defaults[i] if value is None else value for i, value in enumerate(tail)]
     placeholders = ", ".join("?" for _ in arguments)
     bar = ProgressBar(sys.stderr, enabled=not no_progress)
-    with database(db) as conn, progress.listening(bar.update):
+    csv_file = _csv_dataset(dataset)
+    with database(db, create=csv_file is not None) as conn, progress.listening(bar.update):
+        if csv_file is not None:
+            arguments[3] = _import_csv(conn, csv_file, csv_table)
         try:
             (text,) = conn.execute(f"SELECT sqml_train({placeholders})", arguments).fetchone()
         except (sqlite3.Error, SqmlError) as error:
@@ -224,6 +251,37 @@ def train(
     metrics = result.get("metrics") or {}
     rows = [(name, value) for name, value in metrics.items()]
     click.echo(format_table(["metric", "value"], rows, digits=4))
+    _echo_list("warnings (also in sqml_runs.warnings)", result.get("warnings") or [])
+
+
+def _csv_dataset(dataset: str) -> Path | None:
+    """The CSV file a --dataset names, or None for a table or view."""
+    path = Path(dataset)
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    if not path.is_file():
+        raise click.ClickException(f"{dataset}: no such CSV file")
+    return path
+
+
+def _import_csv(conn: sqlite3.Connection, path: Path, table: str | None) -> str:
+    try:
+        imported = sqlite_ml.import_csv(conn, path, table)
+    except (sqlite3.Error, SqmlError) as error:
+        raise failure(conn, error) from None
+    columns = ", ".join(f"{name} {kind}" for name, kind in imported["columns"].items())
+    done = "imported" if imported["created"] else "already imported (table unchanged)"
+    click.echo(
+        f"{path} {done} into table '{imported['table']}': {imported['rows']} rows; {columns}"
+    )
+    return str(imported["table"])
+
+
+def _echo_list(title: str, lines: Sequence[str]) -> None:
+    if lines:
+        click.echo(f"{title}:")
+        for line in lines:
+            click.echo(f"  - {line}")
 
 
 @cli.command()
@@ -323,11 +381,138 @@ def runs(db: str, experiment: str, output: str) -> None:
         )
         for run in info.runs
     ]
-    if output == "table":
-        headers[4] = f"score ({info.metric})"
-        click.echo(format_table(headers, rows))
-    else:
-        write_rows(sys.stdout, headers, rows, output)
+    if output != "table":
+        extra: list[tuple[Any, ...]] = [
+            (run.warnings, run.note, run.tags, run.progress) for run in info.runs
+        ]
+        if output == "csv":  # a cell holds text: the lists and objects as JSON
+            extra = [
+                tuple(v if v is None or isinstance(v, str) else json.dumps(v) for v in more)
+                for more in extra
+            ]
+        headers += ["warnings", "note", "tags", "progress"]
+        records = [(*row, *more) for row, more in zip(rows, extra, strict=True)]
+        write_rows(sys.stdout, headers, records, output)
+        return
+    headers[4] = f"score ({info.metric})"
+    if info.note or info.tags:
+        click.echo(_described(f"experiment {info.name}", info.note, info.tags))
+    click.echo(format_table(headers, rows))
+    for run in info.runs:
+        if run.note or run.tags:
+            click.echo(_described(f"run {run.run_id}", run.note, run.tags))
+        _echo_list(f"run {run.run_id} warnings", run.warnings)
+
+
+def _described(what: str, note: str | None, tags: dict[str, str]) -> str:
+    parts = [f"note: {note}"] if note else []
+    if tags:
+        parts.append("tags: " + ", ".join(f"{key}={value}" for key, value in tags.items()))
+    return f"{what}: " + "; ".join(parts)
+
+
+def call_sql_function(db: str, function: str, *arguments: Any) -> Any:
+    """``SELECT function(arguments)`` on DB, its JSON answer decoded; a failure is the
+    command's error, worded as the SQL error is."""
+    placeholders = ", ".join("?" for _ in arguments)
+    with database(db) as conn:
+        require_sqml_tables(conn, db)
+        try:
+            (text,) = conn.execute(f"SELECT {function}({placeholders})", arguments).fetchone()
+        except (sqlite3.Error, SqmlError) as error:
+            raise failure(conn, error) from None
+    return json.loads(text)
+
+
+@cli.command("delete")
+@click.argument("db")
+@click.argument("experiment")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_experiment(db: str, experiment: str, yes: bool) -> None:
+    """Delete EXPERIMENT with every run, model, metric, deployment, search trial and tag
+    of it, as SELECT sqml_delete_experiment(...) does. Asks first unless --yes.
+
+    \b
+    Example:
+      sqml delete demo.db "iris typo" --yes
+    """
+    if not yes:
+        click.confirm(f"Delete experiment {experiment!r} with all its runs and models?", abort=True)
+    result = call_sql_function(db, "sqml_delete_experiment", experiment)
+    counts = ", ".join(
+        f"{count} {table.removeprefix('sqml_')}"
+        for table, count in reversed(result["deleted"].items())  # parents first
+        if count and table != "sqml_experiments"
+    )
+    click.echo(
+        f"deleted experiment {result['experiment_name']}" + (f" ({counts})" if counts else "")
+    )
+
+
+@cli.command("rename")
+@click.argument("db")
+@click.argument("experiment")
+@click.argument("new_name")
+def rename_experiment(db: str, experiment: str, new_name: str) -> None:
+    """Rename EXPERIMENT to NEW_NAME (sqml_rename_experiment): its runs, models and
+    deployment stay; predictions then use the new name."""
+    result = call_sql_function(db, "sqml_rename_experiment", experiment, new_name)
+    click.echo(f"renamed experiment {result['previous_name']} to {result['experiment_name']}")
+
+
+@cli.command()
+@click.argument("db")
+@click.argument("experiment")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--run", "run_id", type=int, help="Tag this run of EXPERIMENT instead.")
+@click.option("--remove", is_flag=True, help="Remove the tag KEY.")
+def tag(
+    db: str, experiment: str, key: str, value: str | None, run_id: int | None, remove: bool
+) -> None:
+    """Set the tag KEY to VALUE on EXPERIMENT (or on one of its runs), as sqml_tag does;
+    prints every tag it then has.
+
+    \b
+    Examples:
+      sqml tag demo.db iris owner alice
+      sqml tag demo.db iris reviewed yes --run 3
+      sqml tag demo.db iris owner --remove
+    """
+    if (value is None) != remove:
+        raise click.UsageError("give a VALUE, or --remove to remove the tag")
+    result = call_sql_function(db, "sqml_tag", experiment, key, value, run_id)
+    where = _tagged(result)
+    tags = result["tags"]
+    listed = ", ".join(f"{k}={v}" for k, v in tags.items()) if tags else "no tags"
+    click.echo(f"{where}: {listed}")
+
+
+@cli.command()
+@click.argument("db")
+@click.argument("experiment")
+@click.argument("text", required=False)
+@click.option("--run", "run_id", type=int, help="The note of this run of EXPERIMENT instead.")
+@click.option("--clear", is_flag=True, help="Remove the note.")
+def note(db: str, experiment: str, text: str | None, run_id: int | None, clear: bool) -> None:
+    """Write a free-text note on EXPERIMENT (or on one of its runs), as sqml_note does.
+
+    \b
+    Examples:
+      sqml note demo.db iris "baseline before the new features"
+      sqml note demo.db iris "overfits" --run 3
+    """
+    if (text is None) != clear:
+        raise click.UsageError("give the TEXT of the note, or --clear to remove it")
+    result = call_sql_function(db, "sqml_note", experiment, text, run_id)
+    shown = f": {result['note']}" if result["note"] else " cleared"
+    click.echo(f"note of {_tagged(result)}{shown}")
+
+
+def _tagged(result: dict[str, Any]) -> str:
+    """What a tag or note was written on, as the CLI says it."""
+    where = f"experiment {result['experiment_name']}"
+    return where if result.get("run_id") is None else f"run {result['run_id']} of {where}"
 
 
 @cli.command()
@@ -473,39 +658,63 @@ def _experiment(conn: sqlite3.Connection, name: str) -> Experiment:
 
 
 class ProgressBar:
-    """Draws ``progress.report`` calls on a terminal: one line per stage, redrawn in place.
+    """Draws ``progress.report`` calls on a terminal: one line per stage, redrawn in place,
+    with the time spent and, once part of a stage is done, the time left (ETA).
 
-    Stages are whatever the training reports ('load', 'fit', 'search', ...); a total of 0
-    means unknown and shows a counter instead of a bar. Off a terminal, it writes one
-    line when a stage starts and one when it ends, so logs stay readable."""
+    Stages are whatever the training reports ('load', 'search' fold by fold, 'fit', ...);
+    a total of 0 means unknown and shows a counter instead of a bar. On a terminal a
+    ticker redraws the line every ``tick`` seconds, so the clock moves during a long fit
+    that reports nothing. Off a terminal, it writes one line when a stage starts and one
+    when it ends, so logs stay readable. ``update(stage, done, total)`` is the listener
+    ``progress.listening`` takes."""
 
     WIDTH = 28
 
-    def __init__(self, out: TextIO, enabled: bool = True, interval: float = 0.1):
+    def __init__(self, out: TextIO, enabled: bool = True, interval: float = 0.1, tick: float = 0.5):
         self.out = out
         self.enabled = enabled
         self.interactive = enabled and out.isatty()
         self.interval = interval
+        self.tick = tick
         self.stage: str | None = None
         self.started = 0.0
         self.drawn = 0.0
         self.last = (0, 0)
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     def update(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
-        if stage != self.stage:
-            self._end_stage()
-            self.stage, self.started, self.drawn = stage, now, 0.0
-            if not self.interactive:
-                self.out.write(f"{stage}...\n")
-        self.last = (done, total)
-        finished = total > 0 and done >= total
-        if self.interactive and (finished or now - self.drawn >= self.interval):
-            self.out.write("\r" + self.line(stage, done, total, now - self.started) + "\x1b[K")
-            self.drawn = now
-        self.out.flush()
+        with self._lock:
+            now = time.monotonic()
+            if stage != self.stage:
+                self._end_stage()
+                self.stage, self.started, self.drawn = stage, now, 0.0
+                if not self.interactive:
+                    self.out.write(f"{stage}...\n")
+            self.last = (done, total)
+            finished = total > 0 and done >= total
+            if self.interactive and (finished or now - self.drawn >= self.interval):
+                self._draw(now)
+            self.out.flush()
+        if self.interactive and self._ticker is None and self.tick > 0:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def _draw(self, now: float) -> None:
+        assert self.stage is not None
+        done, total = self.last
+        self.out.write("\r" + self.line(self.stage, done, total, now - self.started) + "\x1b[K")
+        self.drawn = now
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.tick):
+            with self._lock:
+                if self.stage is not None:
+                    self._draw(time.monotonic())
+                    self.out.flush()
 
     @classmethod
     def line(cls, stage: str, done: int, total: int, elapsed: float) -> str:
@@ -513,8 +722,11 @@ class ProgressBar:
             share = min(max(done / total, 0.0), 1.0)
             filled = round(share * cls.WIDTH)
             bar = "#" * filled + "-" * (cls.WIDTH - filled)
-            return f"{stage:<8} [{bar}] {done}/{total} {elapsed:5.1f}s"
-        return f"{stage:<8} {done} {elapsed:5.1f}s"
+            text = f"{stage:<8} [{bar}] {done}/{total} {_duration(elapsed)}"
+            if 0 < done < total:
+                text += f" ETA {_duration(elapsed / done * (total - done))}"
+            return text
+        return f"{stage:<8} {done} {_duration(elapsed)}"
 
     def _end_stage(self, failed: bool = False) -> None:
         if self.stage is None:
@@ -531,9 +743,23 @@ class ProgressBar:
         self.stage = None
 
     def finish(self, failed: bool = False) -> None:
+        self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.join()
         if self.enabled:
-            self._end_stage(failed)
-            self.out.flush()
+            with self._lock:
+                self._end_stage(failed)
+                self.out.flush()
+
+
+def _duration(seconds: float) -> str:
+    """5.3s, 2m05s, 1h02m: elapsed and remaining times as a bar shows them."""
+    if seconds < 60:
+        return f"{seconds:5.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,7 +9,9 @@ positional, batch, the ``sqml_predict_table`` table-valued function), gives clas
 probabilities, evaluates a model with its confusion matrix, reads feature importances,
 names a run's test rows, draws a ROC curve, explains a prediction, checks drift, gates a
 deployment, clusters with k-means, turns text into vectors with the built-in pretrained
-model (a text classifier, zero-shot labels, a KNN search with sqlite-vec), and shows what
+model (a text classifier, zero-shot labels, a KNN search with sqlite-vec), trains on a
+table with an id and dates (and shows what the run decided on its own), tags, notes,
+renames and deletes experiments, and shows what
 a misuse looks like.
 """
 
@@ -534,8 +536,54 @@ FROM dataset_iris GROUP BY 1, 2 ORDER BY 1, 2"""
     print(format_table(["species", "cluster", "flowers"], rows))
 
 
+def dates_and_ids(conn: sqlite3.Connection) -> None:
+    section("12. Dates and identifiers: what a run decides on its own")
+    print("  A sales table with an INTEGER PRIMARY KEY and dates stored as TEXT: the id stays")
+    print("  out of the features, the dates become year, month, day of week...; every such")
+    print("  decision is recorded in sqml_runs.warnings (and shown by sqml train and sqml runs).")
+    query = """
+CREATE TABLE sales (id INTEGER PRIMARY KEY, day TEXT, store TEXT, amount REAL);
+INSERT INTO sales(day, store, amount)
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 364)
+SELECT date('2024-01-01', i || ' days'), CASE i % 3 WHEN 0 THEN 'north' ELSE 'south' END,
+       100 + 40 * (strftime('%w', date('2024-01-01', i || ' days')) IN ('0', '6')) + i % 3
+FROM n;
+SELECT sqml_train('sales', 'regression', 'decision_tree', 'sales', 'amount')"""
+    sql(query)
+    *setup, train = query.strip().split(";\n")
+    for statement in setup:
+        conn.execute(statement)
+    result = json.loads(conn.execute(train).fetchone()[0])
+    print(f"  -> run {result['run_id']}, r2 {result['score']:.4f}; its warnings:")
+    for warning in result.get("warnings", []):
+        print(f"     - {warning}")
+    query = """
+SELECT sqml_predict('sales', json_object('day', '2025-03-08', 'store', 'north')) AS saturday,
+       sqml_predict('sales', json_object('day', '2025-03-11', 'store', 'north')) AS tuesday"""
+    show(conn, query, digits=1)
+
+
+def managing(conn: sqlite3.Connection) -> None:
+    section("13. Managing experiments: tags, notes, rename, delete")
+    queries = [
+        "SELECT sqml_tag('churn', 'owner', 'data team')",
+        "SELECT sqml_note('churn', 'Baseline before the billing features.')",
+        "SELECT sqml_train('diabetis', 'regression', 'dummy', 'dataset_diabetes', 'target')",
+        "SELECT sqml_rename_experiment('diabetis', 'diabetes baseline')  -- the typo fixed",
+        "SELECT sqml_delete_experiment('diabetes baseline')  -- and every row of it",
+    ]
+    for query in queries:
+        sql(query)
+        (text,) = conn.execute(query).fetchone()
+        answer = json.loads(text)
+        shown = answer.get("deleted") or answer.get("tags") or answer.get("note") or answer
+        if "metrics" in answer:
+            shown = f"run {answer['run_id']} of experiment '{answer['experiment_name']}'"
+        print(f"  -> {shown}")
+
+
 def errors(conn: sqlite3.Connection) -> None:
-    section("12. Mistakes are SQL errors that say what is wrong")
+    section("14. Mistakes are SQL errors that say what is wrong")
     for query in (
         "SELECT sqml_predict('iris', json_object('sepal length (cm)', 5.1))",
         "SELECT sqml_train('iris', 'regression', 'ridge', 'dataset_iris', 'target')",
@@ -664,6 +712,8 @@ def run(path: Path) -> None:
         trusted_evaluation(conn)
         clustering(conn, loaded)
         text_section(conn)
+        dates_and_ids(conn)
+        managing(conn)
         errors(conn)
         conn.commit()
     finally:

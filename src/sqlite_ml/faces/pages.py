@@ -59,13 +59,15 @@ def runs_table(
         f"<th>{escape(name)}</th>"
         for name in ["run", "started", "algorithm", "status", f"score ({info.metric})"]
         + metric_names
-        + ["fit s", "deployed", *_SETTINGS_HEADINGS]
+        + ["fit s", "deployed", *_SETTINGS_HEADINGS, "notes"]
     )
     deployed = info.deployed_run
     rows = []
     for run in info.runs:
         status = escape(run.status)
-        if run.status != "success":
+        if run.status == "pending" and run.progress:
+            status += f'<div class="progress">{escape(progress_text(run.progress))}</div>'
+        elif run.status != "success":
             status = f'<span class="badge failed">{status}</span>'
             if run.error:
                 status += f'<div class="muted run-error">{escape(run.error)}</div>'
@@ -79,6 +81,7 @@ def runs_table(
             _number_cell(run.fit_time, 3),
             '<td><span class="badge">deployed</span></td>' if run.deployed else "<td></td>",
             *_settings_cells(settings.get(run.run_id), run, deployed, compare_link),
+            f'<td class="run-notes">{_run_notes(run)}</td>',
         ]
         css = ' class="deployed"' if run.deployed else ""
         rows.append(f'<tr data-run-id="{run.run_id}"{css}>{"".join(cells)}</tr>')
@@ -86,6 +89,34 @@ def runs_table(
         f'<table class="sqml runs"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def progress_text(progress: dict[str, object]) -> str:
+    """A running run's last progress report, as the runs table shows it."""
+    stage, done, total = progress.get("stage"), progress.get("done"), progress.get("total")
+    text = f"{stage} {done}/{total}" if total else f"{stage}"
+    return text + (f" at {progress['updated_at']}" if progress.get("updated_at") else "")
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return "".join(f'<span class="tag">{escape(k)}={escape(v)}</span>' for k, v in tags.items())
+
+
+def _run_notes(run: insights.RunEntry) -> str:
+    """A run's note, tags and warnings (what it decided on its own: columns left out,
+    dates; and the libraries' warnings), folded so the table stays readable."""
+    parts = []
+    if run.note:
+        parts.append(f'<div class="note">{escape(run.note)}</div>')
+    if run.tags:
+        parts.append(f"<div>{_tags(run.tags)}</div>")
+    if run.warnings:
+        items = "".join(f"<li>{escape(w)}</li>" for w in run.warnings)
+        parts.append(
+            f'<details class="warnings"><summary>{len(run.warnings)} warning(s)</summary>'
+            f"<ul>{items}</ul></details>"
+        )
+    return "".join(parts)
 
 
 _SETTINGS_HEADINGS = ["split", "hyperparameters", "deployment decision", ""]
@@ -187,7 +218,12 @@ def _summary(info: insights.Experiment) -> str:
             f"deployed: run {deployed.run_id} ({escape(deployed.algorithm)}), "
             f"{escape(info.metric)} <strong>{fmt(deployed.score)}</strong>"
         )
-    return f'<p class="summary">{text}</p>'
+    described = f'<p class="summary">{text}</p>'
+    if info.tags:
+        described += f'<p class="tags">{_tags(info.tags)}</p>'
+    if info.note:
+        described += f'<p class="note">{escape(info.note)}</p>'
+    return described
 
 
 def overview(conn: sqlite3.Connection, link: Link, compare_link: CompareLink | None = None) -> str:

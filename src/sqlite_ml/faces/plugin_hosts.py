@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import sqlite3
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_ml
 
 
-def register_on_host(conn: Any, host: str, vectors: bool = False) -> bool:
+def register_on_host(
+    conn: Any,
+    host: str,
+    vectors: bool = False,
+    write_elsewhere: Callable[[str, tuple[Any, ...]], Any] | None = None,
+) -> bool:
     """Register every function without writing anything; False (with a warning) when the
-    host opened the database with another SQLite binding than Python's ``sqlite3``.
+    host opened the database with another SQLite binding than Python's ``sqlite3``. On a
+    connection that cannot write, the functions that write go to ``write_elsewhere``
+    (see ``sqlite_ml.register``).
 
     Hosts prefer ``pysqlite3`` or ``sqlean`` when installed; our functions bind to the
     stdlib module's connections only, and a plugin must not break the host's other work,
@@ -28,5 +36,7 @@ def register_on_host(conn: Any, host: str, vectors: bool = False) -> bool:
             stacklevel=2,
         )
         return False
-    sqlite_ml.register(conn, create_schema=False, vectors=vectors or None)
+    sqlite_ml.register(
+        conn, create_schema=False, vectors=vectors or None, write_elsewhere=write_elsewhere
+    )
     return True

@@ -4,13 +4,19 @@ Built once from the training rows and stored with the model, it is what every pr
 is checked against. Numeric columns (including text that all parses as numbers, as CSV
 imports leave it) pass through with NULL as NaN, which the model pipeline imputes. TEXT
 columns are one-hot encoded over their most frequent categories; a category unseen in
-training, or NULL, encodes as all zeros.
+training, or NULL, encodes as all zeros. TEXT columns that hold ISO-8601 dates (every
+value) become their date parts (``dates.py``: year, month, day, day of week, day of year,
+ordinal day, and the hour when the column has times).
 
 A run's ``preprocess`` option can choose per column: ``one_hot`` (also for a numeric
 column of codes), ``ordinal`` (the category's position in sorted order; unseen or NULL
 is missing, then imputed), ``target`` (the mean target per category, from the training
 split only: one column for regression, one per class for classification), ``none``
-(numbers only), and ``impute: error`` (a NULL is refused in training and prediction).
+(numbers only), ``date`` (date parts; a value that is not a date is refused), and
+``impute: error`` (a NULL is refused in training and prediction).
+
+``FeatureSchema.infer`` also says, in ``notes``, what it decided on its own (dates read
+as dates, text cut to its most frequent categories): the run records them.
 
 Text becomes numbers through a pretrained embedding model (preprocess ``embed``): the
 schema records the model's name, the SHA-256 over its files and its dimension, never its
@@ -33,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import jsontext
-from ..errors import SqmlError, describe, shorten
+from ..errors import SqmlError, closest, describe, shorten, unknown
 from ..names import ascii_lower
+from . import dates
 from .labels import LABEL_KINDS, NUMERIC_LABELS
 from .values import as_number, category_of, number_or_nan
 
@@ -47,7 +54,8 @@ ORDINAL = "ordinal"
 TARGET_ENCODED = "target"
 EMBEDDING = "embedding"  # text through a pretrained model
 VECTOR = "vector"  # float32 BLOBs
-FEATURE_KINDS = (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED, EMBEDDING, VECTOR)
+DATE = "date"
+FEATURE_KINDS = (NUMERIC, CATEGORICAL, ORDINAL, TARGET_ENCODED, EMBEDDING, VECTOR, DATE)
 MAX_CATEGORIES = 100
 MAX_DIMENSION = 1 << 16
 _BLOB = (bytes, bytearray, memoryview)
@@ -66,12 +74,15 @@ class Feature:
     model: str = ""
     digest: str = ""
     dimension: int = 0
+    parts: list[str] = field(default_factory=list)  # a date's parts (dates.PARTS)
 
     def width(self) -> int:
         if self.kind == CATEGORICAL:
             return len(self.categories)
         if self.kind in (EMBEDDING, VECTOR):
             return self.dimension
+        if self.kind == DATE:
+            return len(self.parts)
         return self.outputs if self.kind == TARGET_ENCODED else 1
 
 
@@ -81,10 +92,12 @@ def infer_feature(
     encode: str | None = None,
     outputs: int = 1,
     embedder: Embedder | None = None,
+    notes: list[str] | None = None,
 ) -> Feature:
     """Decide how to use one column from its training values (``encode``: the run's
     preprocess choice for it; None decides from the values; ``embedder``: the pretrained
-    model its text goes through)."""
+    model its text goes through). What it decided on its own is added to ``notes``."""
+    notes = [] if notes is None else notes
     if embedder is not None:
         _refuse_blobs(name, values, "embedded as text")
         return Feature(
@@ -97,29 +110,57 @@ def infer_feature(
     if encode in (CATEGORICAL, "one_hot", ORDINAL, TARGET_ENCODED):
         _refuse_blobs(name, values, f"encoded '{encode}'")
         counts = Counter(c for c in map(category_of, values) if c is not None)
-        return coded_feature(name, encode, counts, outputs)
-    feature = _infer_automatic(name, values)
+        return coded_feature(name, encode, counts, outputs, notes)
+    if encode == DATE:
+        _refuse_blobs(name, values, "read as dates")
+        return _forced_date(name, values)
+    feature = _infer_automatic(name, values, notes)
     if encode == "none" and feature.kind not in (NUMERIC, VECTOR):
         raise text_in_numeric_column(name)
     return feature
 
 
-def coded_feature(name: str, encode: str, counts: Mapping[str, int], outputs: int = 1) -> Feature:
+def coded_feature(
+    name: str,
+    encode: str,
+    counts: Mapping[str, int],
+    outputs: int = 1,
+    notes: list[str] | None = None,
+) -> Feature:
     """A feature encoded from its categories' row counts (``encode``: one_hot, ordinal or
-    target): one-hot keeps the ``MAX_CATEGORIES`` most frequent (ties by name), the
-    others every category in sorted order. Streamed training counts them in SQL."""
+    target): one-hot keeps the ``MAX_CATEGORIES`` most frequent (ties by name, and a note
+    in ``notes`` says so when there are more), the others every category in sorted order.
+    Streamed training counts them in SQL."""
     if encode == ORDINAL:
         return Feature(name, ORDINAL, sorted(counts))
     if encode == TARGET_ENCODED:
         return Feature(name, TARGET_ENCODED, sorted(counts), outputs=outputs)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if len(ranked) > MAX_CATEGORIES and notes is not None:
+        notes.append(
+            f"column '{name}' has {len(ranked)} distinct values: one-hot encoded over the "
+            f"{MAX_CATEGORIES} most frequent (the others encode as none of them); leave it "
+            "out with option features, or use preprocess encode 'target' or 'ordinal'"
+        )
     return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+
+
+def _forced_date(name: str, values: Sequence[object]) -> Feature:
+    """Preprocess encode 'date': every value must be an ISO-8601 date (or NULL)."""
+    for value in values:
+        if value is not None and value != "" and dates.parse(value) is None:
+            raise SqmlError(
+                f"column {describe(name)} has preprocess encode 'date' but holds "
+                f"{describe(value)}, which is not an ISO-8601 date ({dates.FORMAT})"
+            )
+    parts = dates.parts_for(list(values)) or dates.DATE_PARTS
+    return Feature(name, DATE, parts=list(parts))
 
 
 def text_in_numeric_column(name: str) -> SqmlError:
     return SqmlError(
         f"column {describe(name)} holds text that is not a number, but its preprocess "
-        "encode is 'none'; choose 'one_hot', 'ordinal' or 'target'"
+        "encode is 'none'; choose 'one_hot', 'ordinal', 'target' or 'date'"
     )
 
 
@@ -200,7 +241,7 @@ def vector_of(feature: Feature, value: object, where: str) -> np.ndarray:
     return vector
 
 
-def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
+def _infer_automatic(name: str, values: Sequence[object], notes: list[str]) -> Feature:
     if any(isinstance(value, _BLOB) for value in values):
         return _infer_vector(name, values)
     has_text = any(isinstance(value, str) for value in values)
@@ -209,8 +250,21 @@ def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
             for value in values:
                 as_number(value)
         except ValueError:
+            parts = dates.parts_for(list(values))
+            if parts is not None:
+                notes.append(
+                    f"column '{name}' holds ISO-8601 dates: used as {', '.join(parts)} "
+                    "(preprocess encode 'one_hot' keeps it a category)"
+                )
+                return Feature(name, DATE, parts=list(parts))
+            stranger = dates.mostly_dates(list(values))
+            if stranger is not None:
+                notes.append(
+                    f"column '{name}' holds ISO-8601 dates but for {shorten(repr(stranger), 40)}"
+                    ": used as text categories; fix or filter out that value to use it as dates"
+                )
             counts = Counter(c for c in map(category_of, values) if c is not None)
-            return coded_feature(name, CATEGORICAL, counts)
+            return coded_feature(name, CATEGORICAL, counts, notes=notes)
     return Feature(name, NUMERIC)
 
 
@@ -227,6 +281,7 @@ class FeatureSchema:
         self.target = target
         self.label_kind = label_kind
         self.features = list(features)
+        self.notes: list[str] = []  # what ``infer`` decided on its own (not stored)
         self.names = [feature.name for feature in self.features]
         self._offsets: list[int] = []
         offset = 0
@@ -263,11 +318,14 @@ class FeatureSchema:
     ) -> FeatureSchema:
         encodings = encodings or {}
         embedders = embedders or {}
+        notes: list[str] = []
         features = [
-            infer_feature(name, values, encodings.get(name), outputs, embedders.get(name))
+            infer_feature(name, values, encodings.get(name), outputs, embedders.get(name), notes)
             for name, values in zip(names, columns, strict=True)
         ]
-        return cls(features, target, label_kind, embedders)
+        schema = cls(features, target, label_kind, embedders)
+        schema.notes = notes
+        return schema
 
     def bind_embedders(self, load: Callable[[Feature], Embedder]) -> None:
         """Load the model of every embedding feature (``load`` gives it for a feature and
@@ -295,7 +353,9 @@ class FeatureSchema:
         """The same schema with NULL refused in ``names`` (preprocess impute 'error')."""
         wanted = set(names)
         features = [dataclasses.replace(f, required=f.name in wanted) for f in self.features]
-        return FeatureSchema(features, self.target, self.label_kind, self.embedders)
+        schema = FeatureSchema(features, self.target, self.label_kind, self.embedders)
+        schema.notes = self.notes
+        return schema
 
     def fit_target_encoding(
         self, columns: Sequence[Sequence[object]], targets: np.ndarray, smoothing: float = 1.0
@@ -321,7 +381,9 @@ class FeatureSchema:
                 for c in feature.categories
             ]
             features.append(dataclasses.replace(feature, values=encoded))
-        return FeatureSchema(features, self.target, self.label_kind, self.embedders)
+        schema = FeatureSchema(features, self.target, self.label_kind, self.embedders)
+        schema.notes = self.notes
+        return schema
 
     def to_json(self) -> str:
         return json.dumps(
@@ -389,6 +451,9 @@ class FeatureSchema:
             elif feature.kind == VECTOR:
                 for row, value in enumerate(values):
                     matrix[row, start : start + feature.width()] = vector_of(feature, value, "")
+            elif feature.kind == DATE:
+                for row, value in enumerate(values):
+                    matrix[row, start : start + feature.width()] = self._date(position, value, "")
             else:
                 for row, value in enumerate(values):
                     self._encode_coded(position, value, matrix[row], start)
@@ -433,6 +498,16 @@ class FeatureSchema:
         row = feature.values[hit] if hit is not None else [math.nan] * feature.outputs
         for i, number in enumerate(row):
             out[start + i] = number
+
+    def _date(self, slot: int, value: object, where: str) -> list[float]:
+        """A date feature's parts for one value (NaN each when missing)."""
+        parts = dates.encode(value, self.features[slot].parts)
+        if parts is None:
+            raise SqmlError(
+                f"feature '{self.names[slot]}'{where} expects an ISO-8601 date ({dates.FORMAT}) "
+                f"or null, got {shorten(json.dumps(value, default=repr))}"
+            )
+        return parts
 
     def encode_records(self, records: Iterable[Any], batch: bool = False) -> np.ndarray:
         """Prediction input (JSON objects keyed by column, or arrays in column order)."""
@@ -527,6 +602,11 @@ class FeatureSchema:
                         f"feature '{self.names[slot]}'{where} expects a text category or "
                         f"null, got {shorten(json.dumps(value))}"
                     )
+                if self._kinds[slot] == DATE:
+                    start = offsets[slot]
+                    parts = self._date(slot, value, where)
+                    encoded[start : start + len(parts)] = parts
+                    continue
                 if self._kinds[slot] != CATEGORICAL:
                     self._encode_coded(slot, value, encoded, offsets[slot])
                     continue
@@ -581,9 +661,17 @@ class FeatureSchema:
         record = _fold_case(record, missing)
         missing = [name for name in self.names if name not in record]
         if missing:
-            raise SqmlError(
-                f"features{where} lack {_quoted(missing)}; the model expects {_quoted(self.names)}"
-            )
+            lacking = f"features{where} lack {_quoted(missing)}"
+            misspelled = _misspelled_key(record, self.names, missing)
+            if misspelled is not None:
+                raise unknown(
+                    "feature",
+                    misspelled,
+                    self.names,
+                    listing="the model expects",
+                    hint=f" ({lacking})",
+                ) from None
+            raise SqmlError(f"{lacking}; the model expects {_quoted(self.names)}")
         return [record[name] for name in self.names]
 
     def _number(self, slot: int, value: Any, where: str) -> float:
@@ -624,6 +712,8 @@ def _feature_json(feature: Feature) -> dict[str, Any]:
         item["digest"] = feature.digest
     if feature.kind in (EMBEDDING, VECTOR):
         item["dimension"] = feature.dimension
+    if feature.kind == DATE:
+        item["parts"] = feature.parts
     if feature.required:
         item["required"] = True
     return item
@@ -636,6 +726,16 @@ def _feature_from_json(item: dict[str, Any], kind: str, categories: list[str]) -
         raise ValueError(f"feature '{name}' has a malformed 'required' flag")
     if kind in (EMBEDDING, VECTOR):
         return _vector_feature_from_json(item, kind, required)
+    if kind == DATE:
+        parts = item.get("parts")
+        if (
+            not isinstance(parts, list)
+            or not parts
+            or not all(part in dates.PARTS for part in parts)
+            or len(set(parts)) != len(parts)
+        ):
+            raise ValueError(f"feature '{name}' has malformed date parts")
+        return Feature(name, kind, [], required=required, parts=list(parts))
     if kind != TARGET_ENCODED:
         return Feature(name, kind, categories, required=required)
     outputs, values = item.get("outputs"), item.get("values")
@@ -687,6 +787,18 @@ def _fold_case(record: Mapping[str, Any], missing: Sequence[str]) -> Mapping[str
         if len(keys) == 1:
             found[name] = record[keys[0]]
     return found
+
+
+def _misspelled_key(
+    record: Mapping[str, Any], names: Sequence[str], missing: Sequence[str]
+) -> str | None:
+    """A key of ``record`` that is no feature of the model but close to a missing one
+    (``'klass'`` for ``'class'``): the likely cause of the missing value."""
+    known = set(names)
+    for key in record:
+        if isinstance(key, str) and key not in known and closest(key, missing) is not None:
+            return key
+    return None
 
 
 def _quoted(names: Sequence[str]) -> str:

@@ -35,6 +35,14 @@ def label_key(label: Any, label_kind: str) -> str:
     return repr(float(label) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
 
+def label_text(label: Any) -> str:
+    """A class label as a message quotes it: text in quotes, a whole number without '.0'."""
+    if isinstance(label, str):
+        return f"'{label}'"
+    number = float(label)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 def numbers_or_error(column: str, values: Sequence[object]) -> np.ndarray:
     """A regression target as floats; non-numeric text is an error naming the value."""
     out = np.empty(len(values), dtype=np.float64)
@@ -67,7 +75,8 @@ def check_numeric_labels(labels: np.ndarray) -> None:
     if len(fractional):
         raise SqmlError(
             f"class labels must be whole numbers or text, but the target holds "
-            f"{fractional[0]!r}; use prediction type 'regression', or store the labels as TEXT"
+            f"{float(fractional[0])!r}; use prediction type 'regression', or store the labels "
+            "as TEXT"
         )
     if len(labels) and float(np.abs(labels).max()) >= 2**53:
         raise SqmlError(

@@ -31,6 +31,7 @@ import sklearn
 from sklearn import dummy, ensemble, linear_model, tree
 from sklearn.pipeline import Pipeline
 
+from . import threads
 from .labels import CLUSTER_LABELS, NUMERIC_LABELS, TEXT_LABELS
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -103,7 +104,10 @@ def compile_predictor(pipeline: Pipeline) -> Predictor:
 
     def predict(matrix: np.ndarray) -> np.ndarray:
         x = preprocess(matrix)
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        with (
+            sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
+            threads.predicting(len(x)),
+        ):
             return np.asarray(model.predict(x))
 
     return predict

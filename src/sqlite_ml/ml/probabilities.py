@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..preprocessing import ColumnImputer, ColumnScaler
+from . import threads
 
 RowProbabilities = Callable[[list[float]], list[float]]
 
@@ -102,7 +103,8 @@ def _standard_steps(pipeline: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def _through_pipeline(pipeline: Any) -> RowProbabilities:
     def probabilities(row: list[float]) -> list[float]:
-        return pipeline.predict_proba(np.array([row], dtype=np.float64))[0].tolist()
+        with threads.predicting(1):
+            return pipeline.predict_proba(np.array([row], dtype=np.float64))[0].tolist()
 
     return probabilities
 
@@ -120,7 +122,10 @@ def _through_model(
             x[missing] = np.broadcast_to(fill, x.shape)[missing]
         x -= center
         x /= scale
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        with (
+            sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
+            threads.predicting(1),
+        ):
             return model.predict_proba(x)[0].tolist()
 
     return probabilities

@@ -150,13 +150,9 @@ class DaskFoldRunner:
                     )
                     futures.append(future)
                     owner[future.key] = number
-            left = Counter(owner.values())
 
             def finished(future: Any) -> None:
-                number = owner[future.key]
-                left[number] -= 1
-                if left[number] == 0:
-                    done(number)
+                done(owner[future.key])  # progress counts folds
 
             results = _gather(client, futures, self.timeout, finished)
             elapsed = time.perf_counter() - started

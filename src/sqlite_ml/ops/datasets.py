@@ -9,7 +9,12 @@ from typing import Any
 from sklearn import datasets as skd
 
 from ..db.readers import replace_table
-from ..db.relations import main_relation, main_table_columns, temporary_relation_kind
+from ..db.relations import (
+    main_relation,
+    main_table_columns,
+    table_name_to_create,
+    temporary_relation_kind,
+)
 from ..db.transactions import savepoint
 from ..errors import SqmlError, describe, unknown
 
@@ -26,15 +31,7 @@ def load_dataset(conn: sqlite3.Connection, name: object, table: object = None) -
     if name not in LOADERS:
         raise unknown("dataset", name, list(LOADERS))
     assert isinstance(name, str)
-    if table is None:
-        table = f"dataset_{name}"
-    if not isinstance(table, str) or not table.strip():
-        raise SqmlError(f"table must be a non-empty name, got {describe(table)}")
-    if table.lower().startswith(("sqml_", "sqlite_")):
-        raise SqmlError(
-            f"table {describe(table)} would collide with sqlite-ml's or SQLite's own tables "
-            "(names starting with 'sqml_' or 'sqlite_'); choose another name"
-        )
+    table = table_name_to_create(f"dataset_{name}" if table is None else table)
     bunch = LOADERS[name]()
     feature_names = [str(feature) for feature in bunch["feature_names"]]
     target = bunch["target"]

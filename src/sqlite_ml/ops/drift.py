@@ -17,8 +17,8 @@ from ..db import records as store
 from ..db.readers import read_rows
 from ..db.relations import find_relation, require_column
 from ..errors import SqmlError, choices, shorten
-from ..ml import drift
-from ..ml.features import NUMERIC, FeatureSchema
+from ..ml import dates, drift
+from ..ml.features import DATE, NUMERIC, FeatureSchema
 from ..ml.values import as_number, category_of
 from .experiments import require_active_model, require_experiment
 
@@ -36,6 +36,9 @@ def feature_summaries(
     for position, feature in enumerate(schema.features):
         if feature.kind == NUMERIC:
             features[feature.name] = drift.summarize_numeric(matrix[train_rows, offset])
+        elif feature.kind == DATE and "ordinal" in feature.parts:  # dates as day numbers
+            ordinals = matrix[train_rows, offset + feature.parts.index("ordinal")]
+            features[feature.name] = {**drift.summarize_numeric(ordinals), "kind": "date"}
         elif columns is not None:
             raw = columns[position]
             features[feature.name] = drift.summarize_categories(
@@ -100,6 +103,8 @@ def drift_report(
         values = [row[position] for row in rows]
         if trained.get("kind") == "numeric":
             report[name] = drift.compare_numeric(trained, _numbers(values))
+        elif trained.get("kind") == "date":
+            report[name] = drift.compare_numeric(trained, _ordinals(values))
         else:
             report[name] = drift.compare_categories(trained, [category_of(v) for v in values])
     return {name: _json_safe(value) for name, value in report.items()}
@@ -111,6 +116,16 @@ def _has(relation: Any, name: str) -> bool:
     except SqmlError:
         return False
     return True
+
+
+def _ordinals(values: Sequence[object]) -> np.ndarray:
+    """ISO-8601 dates as their day numbers, as training encoded them; a value that is not
+    a date counts as missing here (sqml_predict would refuse that row)."""
+    out = np.empty(len(values))
+    for i, value in enumerate(values):
+        parts = dates.encode(value, ["ordinal"])
+        out[i] = math.nan if parts is None else parts[0]
+    return out
 
 
 def _numbers(values: Sequence[object]) -> np.ndarray:

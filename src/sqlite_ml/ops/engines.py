@@ -103,9 +103,14 @@ def train_outside_memory(
     conn: sqlite3.Connection, request: TrainRequest, seed: int, engine: Engine
 ) -> Outcome:
     if engine.name == "stream":
+        from ..ml import threads
         from .streaming import train_streamed
 
-        return train_streamed(conn, request, seed, engine)
+        count = threads.for_big_fit(request.options.threads)
+        with threads.fitting(count):
+            outcome = train_streamed(conn, request, seed, engine)
+        outcome.threads = count
+        return outcome
     from .dask_engine import train_on_cluster
 
     return train_on_cluster(conn, request, seed, engine)

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import jsontext
 from ..db import reports
+from ..db.relations import user_relations
 from ..scoring import metric_label
 from ..sqlite.rows import plain_rows
 from . import runs
@@ -55,6 +56,11 @@ class RunEntry:
     error: str | None
     model_id: int | None
     metrics: dict[str, float] = field(default_factory=dict)
+    # What the run decided on its own (columns left out, dates...) and library warnings.
+    warnings: list[str] = field(default_factory=list)
+    note: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    progress: dict[str, Any] | None = None  # the last stage reported (see ops/progress.py)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class Experiment:
     prediction_type: str
     metric: str
     runs: list[RunEntry]
+    note: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def deployed_run(self) -> RunEntry | None:
@@ -163,17 +171,37 @@ def experiment(conn: sqlite3.Connection, name: str) -> Experiment:
         row = reports.experiment_row(conn, name) if reports.has_sqml_tables(conn) else None
         if row is None:
             raise unknown_experiment(name, experiment_names(conn))
-        experiment_id, prediction_type, metric = row
+        experiment_id, prediction_type, metric, note = row
         metrics_by_model = _metrics_by_model(conn)
+        tags: dict[int | None, dict[str, str]] = {}
+        for run_id, key, value in reports.tag_rows(conn, experiment_id):
+            tags.setdefault(run_id, {})[str(key)] = str(value)
         runs = [
-            _run_entry(row, metrics_by_model, str(metric))
+            _run_entry(row, metrics_by_model, str(metric), tags.get(row[0], {}))
             for row in reports.run_rows(conn, experiment_id)
         ]
     label = metric_label(str(prediction_type), str(metric))
-    return Experiment(str(name), str(prediction_type), label, runs)
+    return Experiment(str(name), str(prediction_type), label, runs, _text(note), tags.get(None, {}))
 
 
-def _run_entry(row: Sequence[Any], metrics: dict[int, dict[str, float]], deciding: str) -> RunEntry:
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _json_list(text: object) -> list[str]:
+    try:
+        value = jsontext.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return []
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def _run_entry(
+    row: Sequence[Any],
+    metrics: dict[int, dict[str, float]],
+    deciding: str,
+    tags: dict[str, str],
+) -> RunEntry:
     """A run; its score is the experiment's deciding metric (``score`` or the metric the
     experiment deploys by)."""
     own = metrics.get(row[8], {}) if row[8] is not None else {}
@@ -189,7 +217,24 @@ def _run_entry(row: Sequence[Any], metrics: dict[int, dict[str, float]], decidin
         error=row[7],
         model_id=row[8],
         metrics=own,
+        warnings=_json_list(row[12]),
+        note=_text(row[13]),
+        tags=tags,
+        progress=_json_object(row[14]) or None,
     )
+
+
+def dataset_names(conn: sqlite3.Connection) -> list[str]:
+    """The tables and views a model could be trained on (not sqlite-ml's or SQLite's)."""
+    with plain_rows(conn):
+        return user_relations(conn)
+
+
+def training_choices() -> dict[str, list[str]]:
+    """The algorithms of each prediction type, for a form that trains."""
+    from ..ml.catalogue import ALGORITHMS
+
+    return {kind: sorted(algorithms) for kind, algorithms in ALGORITHMS.items()}
 
 
 def experiments(conn: sqlite3.Connection) -> list[Experiment]:

@@ -13,13 +13,14 @@ from sklearn.base import is_classifier
 from .. import jsontext
 from ..db.relations import Relation, require_column
 from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unknown
+from ..ml import threads
 from ..ml.catalogue import make_estimator, parameter_names
 from ..ml.pretrained import load_embedder
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
 from .big_data_options import BIG_DATA_KEYS, BigDataOptions, validate_big_data_options
 
-ENCODINGS = ("one_hot", "ordinal", "target", "none")
+ENCODINGS = ("one_hot", "ordinal", "target", "date", "none")
 SEARCHES = ("grid", "random")
 OPTION_KEYS = (
     "hyperparams",
@@ -32,6 +33,7 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
+    "threads",
     "importance",
     "deploy_if",
     *BIG_DATA_KEYS,  # key_column among them
@@ -76,6 +78,7 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
+    threads: int | None = None  # None: the library chooses (ml/threads.py)
     # Permutation importance: True (a budget of the fit's own time), False (skipped), or
     # the seconds it may take.
     importance: bool | float = True
@@ -152,7 +155,8 @@ def _trial_fit(estimator: Any) -> None:
     labels = np.arange(_TRIAL_ROWS) % 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        estimator.fit(rows, labels if is_classifier(estimator) else labels.astype(float))
+        with threads.fitting(1):
+            estimator.fit(rows, labels if is_classifier(estimator) else labels.astype(float))
 
 
 def _search(raw: dict[str, Any], estimator_cls: type[Any], algorithm: str) -> dict[str, Any]:
@@ -348,6 +352,7 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
+        threads=threads.check_option(raw.get("threads")),
         importance=importance if isinstance(importance, bool) else float(importance),
         deploy_if=_deploy_gate(raw["deploy_if"], prediction_type) if "deploy_if" in raw else None,
         big_data=big_data,

@@ -118,7 +118,25 @@ class LoadedModel:
                     if result is not None:
                         return result
                     break
-        return predict_one(self, parse_features(text))
+        return predict_one(self, self.features_of(text))
+
+    def features_of(self, argument: object) -> Any:
+        """One SQL argument as a feature record: JSON text (an object or an array); for a
+        model of a single feature, a number or NULL is also that feature's value."""
+        if len(self.schema.names) == 1 and (argument is None or isinstance(argument, (int, float))):
+            return [argument]
+        return parse_features(argument)
+
+    def positional(self, values: Sequence[Any], function: str = "sqml_predict") -> list[Any]:
+        """Feature values given one by one (``function(experiment, v1, v2, ...)``), checked
+        to be as many as the model's features."""
+        names = self.schema.names
+        if len(values) != len(names):
+            raise SqmlError(
+                f"{function} got {len(values)} feature values but the model expects "
+                f"{len(names)}, in this order: {choices(names)}"
+            )
+        return list(values)
 
     def predict_batch_text(self, text: object) -> list[Any] | None:
         """Every row of a JSON array of json_object()/json_array() rows through the C
@@ -131,18 +149,13 @@ class LoadedModel:
 
     def predict_values(self, values: Sequence[Any]) -> Any:
         """One row given as SQL values in training-column order."""
-        names = self.schema.names
-        if len(values) != len(names):
-            raise SqmlError(
-                f"sqml_predict got {len(values)} feature values but the model expects "
-                f"{len(names)}, in this order: {choices(names)}"
-            )
+        record = self.positional(values)
         quick = self.quick
         if quick is not None:
             result = quick(values)
             if result is not None:
                 return result
-        return self.row_predictor(self.schema.encode_record(list(values)))
+        return self.row_predictor(self.schema.encode_record(record))
 
 
 CacheKey = tuple[str, str]  # (SHA-256 of the model blob, its feature schema JSON)

@@ -1,7 +1,8 @@
 """Hyperparameter search: every candidate cross-validated on the training split, in order.
 
-The loop is ours rather than GridSearchCV's so that each candidate reports progress and
-its own record (parameters, mean and standard deviation of the fold scores, rank, fit
+The loop is ours rather than GridSearchCV's so that each fold of each candidate reports
+progress (a bar that moves, and ``sqml_runs.progress`` for other connections) and each
+candidate's own record (parameters, mean and standard deviation of the fold scores, rank, fit
 time) lands in ``sqml_search_trials``. Folds are not shuffled (stratified for
 classification), and random search samples with the run's seed: a repeated run tries the
 same candidates on the same folds and finds the same scores.
@@ -43,8 +44,8 @@ class CandidateFolds:
 
 
 # Runs every (candidate, fold) fit: (pipeline, candidates, folds, x, y, scorer, done), where
-# ``done(candidate)`` is called as each candidate's last fold finishes, in any order; one
-# CandidateFolds per candidate back, in order. In process: ``run_in_process``.
+# ``done(candidate)`` is called as each fold finishes (with its candidate's number), in any
+# order; one CandidateFolds per candidate back, in order. In process: ``run_in_process``.
 FoldRunner = Callable[
     [
         Pipeline,
@@ -90,9 +91,13 @@ def run_in_process(
 ) -> list[CandidateFolds]:
     results = []
     for number, params in enumerate(candidates):
-        scores, fit_times = score_folds(pipeline, params, x, y, folds, scorer)
-        results.append(CandidateFolds(scores, fit_times))
-        done(number)
+        result = CandidateFolds([], [])
+        for fold in folds:  # one at a time, so that progress moves fold by fold
+            scores, fit_times = score_folds(pipeline, params, x, y, [fold], scorer)
+            result.scores += scores
+            result.fit_times += fit_times
+            done(number)
+        results.append(result)
     return results
 
 
@@ -138,12 +143,13 @@ def run_search(
     scoring = SCORE_MEANS[prediction_type]
     scorer: Any = _silhouette if prediction_type == "clustering" else scoring
     finished = [0]
+    total = len(tried) * len(folds)  # progress counts folds: a slow candidate still moves
 
     def done(_: int) -> None:
         finished[0] += 1
-        progress.report("search", finished[0], len(tried))
+        progress.report("search", finished[0], total)
 
-    progress.report("search", 0, len(tried))
+    progress.report("search", 0, total)
     results = (runner or run_in_process)(pipeline, tried, folds, x, y, scorer, done)
     trials: list[dict[str, Any]] = []
     for number, (params, result) in enumerate(zip(tried, results, strict=True)):

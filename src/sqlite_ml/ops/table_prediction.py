@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..db.readers import PredictionSource, prediction_source
+from ..ml import threads
 from ..ml.features import NUMERIC
 from ..ml.labels import TEXT_LABELS, label_key
 from ..sqlite.native import reader_on
@@ -112,7 +113,8 @@ def _probability_formatter(model: LoadedModel) -> Callable[[np.ndarray], list[st
     template = "{" + ", ".join(f"{json.dumps(label)}: %r" for label in labels) + "}"
 
     def format_rows(matrix: np.ndarray) -> list[str]:
-        table = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
+        with threads.predicting(len(matrix)):
+            table = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
         if np.isfinite(table).all():
             return [template % tuple(row) for row in table.tolist()]
         return [  # JSON has no NaN: null

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from ..db.relations import Relation
 from ..errors import SqmlError
 from ..ml.catalogue import make_estimator
+from ..ml.column_choice import left_out_by_values
 from ..ml.features import FeatureSchema
 from ..ml.labels import CLUSTER_LABELS, NUMERIC_LABELS, encode_labels, numbers_or_error
 from ..ml.pipelines import build_pipeline
@@ -56,17 +57,28 @@ class TrainRequest:
     # Whether every row has a key (a table's rowid, or the key_column option): then the
     # split is decided by key hashes and sqml_test_rows can name the test rows.
     keyed: bool = False
+    # Declared keys left out of the features: column -> the sentence the run records.
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def feature_columns(self) -> list[str]:
         if self.options.features is not None:
             return list(self.options.features)
         not_features = (self.target, self.options.key_column)
-        return [column for column in self.dataset.columns if column not in not_features]
+        return [
+            column
+            for column in self.dataset.columns
+            if column not in not_features and column not in self.left_out
+        ]
 
     @property
     def key_column(self) -> str | None:
         return self.options.key_column
+
+    @property
+    def chosen_columns(self) -> set[str]:
+        """Columns the options name: kept whatever their values look like."""
+        return set(self.options.features or ()) | set(self.options.preprocess)
 
     @property
     def encodings(self) -> dict[str, str | None]:
@@ -90,6 +102,9 @@ class PreparedData:
     digest: str
     # The raw feature values, kept only when a target encoding is fitted after the split.
     columns: list[Sequence[object]] | None = None
+    # What was decided without being asked (columns left out, dates, truncated text),
+    # one sentence each, for the run's warnings.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +122,7 @@ class Outcome:
     searched: search.SearchResult | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     run_fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # engine columns
+    threads: int | None = None  # the thread count the fit ran on (ml/threads.py)
     # Held in memory (the in-memory engine): the test rows as read, their labels and keys
     # (None without keys), for the deployment's comparison; and the training summary.
     x_test: np.ndarray | None = None
@@ -119,6 +135,24 @@ def pipeline_for(request: TrainRequest, seed: int, schema: FeatureSchema) -> Pip
     model = make_estimator(request.estimator_cls, seed, request.options.hyperparams)
     steps = {name: (spec.impute, spec.scale) for name, spec in request.options.preprocess.items()}
     return build_pipeline(model, schema, steps)
+
+
+def unchosen(request: TrainRequest, reasons: dict[str, str]) -> dict[str, str]:
+    """The automatic decisions to leave columns out, less those the options overrule."""
+    chosen = request.chosen_columns
+    return {column: why for column, why in reasons.items() if column not in chosen}
+
+
+def remaining_features(
+    request: TrainRequest, features: list[str], reasons: dict[str, str]
+) -> list[str]:
+    """The features left once ``reasons`` took theirs out; at least one must remain."""
+    if not features:
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' has no usable feature: "
+            + "; ".join([*request.left_out.values(), *reasons.values()])
+        )
+    return features
 
 
 def require_two_rows(request: TrainRequest, rows: int) -> None:
@@ -163,6 +197,18 @@ def prepare_rows(request: TrainRequest, rows: list[tuple[object, ...]]) -> Prepa
             columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
             labels = labels[keep]
     require_two_rows(request, len(labels))
+    reasons = unchosen(
+        request,
+        {
+            name: why
+            for name, values in zip(features, columns, strict=False)
+            if (why := left_out_by_values(name, values)) is not None
+        },
+    )
+    if reasons:
+        kept = [i for i, name in enumerate(features) if name not in reasons]
+        features = remaining_features(request, [features[i] for i in kept], reasons)
+        columns = [*(columns[i] for i in kept), columns[-1]]
     embedders = {column: load_embedder(model) for column, model in request.embeddings.items()}
     schema = FeatureSchema.infer(
         features, columns[:-1], target or "", label_kind, request.encodings, outputs, embedders
@@ -180,4 +226,5 @@ def prepare_rows(request: TrainRequest, rows: list[tuple[object, ...]]) -> Prepa
     categorical = any(feature.kind != "numeric" for feature in schema.features)
     keep_raw = schema.target_encoded or request.options.preprocess or categorical
     raw = columns[:-1] if keep_raw else None
-    return PreparedData(matrix, labels, schema, digest_of(matrix, labels), raw)
+    digest = digest_of(matrix, labels)
+    return PreparedData(matrix, labels, schema, digest, raw, [*reasons.values()])

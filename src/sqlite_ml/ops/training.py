@@ -23,16 +23,18 @@ from sklearn.pipeline import Pipeline
 from .._version import __version__
 from ..db import records as store
 from ..db.readers import count_labels, count_rows_with_target, read_rows
-from ..db.relations import find_relation, has_rowid, require_column
+from ..db.relations import find_relation, has_rowid, key_columns, require_column
 from ..db.transactions import now, savepoint
 from ..errors import SqmlError, choices, describe, unknown
-from ..ml import metrics, persistence
+from ..ml import metrics, persistence, threads
 from ..ml.catalogue import estimator_class, make_estimator, require_prediction_type
+from ..ml.column_choice import declared_key, left_out_in_matrix
 from ..ml.features import NUMERIC, Feature, FeatureSchema
 from ..ml.labels import (
     CLUSTER_LABELS,
     NUMERIC_LABELS,
     check_numeric_labels,
+    label_text,
 )
 from ..ml.pipelines import transform_in_place
 from ..ml.probabilities import gives_probabilities
@@ -43,6 +45,7 @@ from .experiments import new_experiment_name
 from .held_out import fingerprint, keyed_rows
 from .options import TrainOptions, validate_options
 from .reading import read_numeric
+from .run_progress import RunProgress
 from .train_parts import (
     Outcome,
     PreparedData,
@@ -50,7 +53,9 @@ from .train_parts import (
     digest_of,
     pipeline_for,
     prepare_rows,
+    remaining_features,
     require_two_rows,
+    unchosen,
 )
 
 
@@ -132,10 +137,15 @@ def validate(
         estimator_cls,
         choices_made,
         keyed,
+        _declared_keys(conn, relation, target_column, choices_made),
     )
     if not request.feature_columns:
+        keys_text = (
+            f" and its key column(s) {choices(request.left_out)}" if request.left_out else ""
+        )
         raise SqmlError(
             f"dataset '{relation.name}' has no column besides the target '{target_column}'"
+            f"{keys_text}; name the columns to use with option features"
         )
     duplicates = sorted(
         {c for c in request.feature_columns if request.feature_columns.count(c) > 1}
@@ -149,6 +159,20 @@ def validate(
 
     engines.check(conn, request)
     return request
+
+
+def _declared_keys(
+    conn: sqlite3.Connection, relation: Any, target: str | None, options: Any
+) -> dict[str, str]:
+    """The columns that identify rows by declaration (the table's keys), left out of the
+    features unless the options name them. (Option key_column's column is never one.)"""
+    if options.features is not None:
+        return {}
+    return {
+        column: declared_key(column, how)
+        for column, how in key_columns(conn, relation).items()
+        if column != target and column not in options.preprocess
+    }
 
 
 def _require_probabilities_for(
@@ -188,6 +212,7 @@ def prepare(
         )
     else:
         prepared = _prepare(conn, request)
+    prepared.notes = [*request.left_out.values(), *prepared.notes, *prepared.schema.notes]
     progress.report("load", len(prepared.labels), len(prepared.labels))
     required = [n for n, spec in request.options.preprocess.items() if spec.impute == "error"]
     if required:
@@ -215,9 +240,15 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             if request.prediction_type == "classification":
                 check_numeric_labels(labels)
             if len(labels) >= 2:
+                reasons = unchosen(request, left_out_in_matrix(features, matrix))
+                if reasons:
+                    kept = [i for i, name in enumerate(features) if name not in reasons]
+                    features = remaining_features(request, [features[i] for i in kept], reasons)
+                    matrix = matrix[:, kept]
                 features_schema = [Feature(name, NUMERIC) for name in features]
                 schema = FeatureSchema(features_schema, target or "", label_kind)
-                return PreparedData(matrix, labels, schema, digest_of(matrix, labels))
+                digest = digest_of(matrix, labels)
+                return PreparedData(matrix, labels, schema, digest, notes=[*reasons.values()])
     return _prepare_from_rows(conn, request)
 
 
@@ -239,6 +270,19 @@ def _refuse_missing(prepared: PreparedData, required: list[str]) -> None:
                 f"column '{feature.name}' has missing values (NULL) and its preprocess impute "
                 "is 'error'; fill them, filter the rows out in a view, or choose another impute"
             )
+
+
+def _require_two_classes(request: TrainRequest, labels: np.ndarray, where: str) -> None:
+    """Classification learns to tell classes apart: one class alone is refused in our
+    words (each library has its own, e.g. a solver's "needs samples of at least 2
+    classes")."""
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        only = f" ({label_text(classes[0])})" if len(classes) else ""
+        raise SqmlError(
+            f"target '{request.target}' of dataset '{request.dataset.name}' has a single "
+            f"class{only} in {where}; classification needs at least two classes"
+        )
 
 
 def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
@@ -349,7 +393,10 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
         raise SqmlError(f"training did not start: {_why(error)}") from error
     seed = _seed(request, experiment)
     try:
-        with runs.Heartbeat(heartbeat if isolated else None, run_id):
+        with (
+            runs.Heartbeat(heartbeat if isolated else None, run_id),
+            progress.listening(RunProgress(conn, run_id)),
+        ):
             return _fit_and_record(conn, request, experiment, run_id, seed)
     except KeyboardInterrupt:
         # Ctrl-C in a shell or notebook: the run must not stay 'pending' forever.
@@ -394,8 +441,11 @@ def _fit_and_record(
     engine = engines.choose(conn, request)
     if engine.name != "memory" and engine.search is None:
         outcome = engines.train_outside_memory(conn, request, seed, engine)
+        outcome.warnings = [*request.left_out.values(), *outcome.warnings]
         return record(conn, request, experiment, run_id, seed, outcome)
     data = prepare(conn, request, seed, engine.details)
+    if request.prediction_type == "classification":
+        _require_two_classes(request, data.labels, f"its {len(data.labels)} row(s) with a target")
     return _fit_in_memory(conn, request, experiment, run_id, seed, data, engine)
 
 
@@ -422,7 +472,8 @@ def _fit_in_memory(
     data.matrix = np.empty((0, data.matrix.shape[1]))  # the split holds its own copies now
     data.columns = None
     pipeline = pipeline_for(request, seed, data.schema)
-    with warnings.catch_warnings(record=True) as caught:
+    thread_count = threads.for_fit(len(x_train), x_train.shape[1], request.options.threads)
+    with warnings.catch_warnings(record=True) as caught, threads.fitting(thread_count):
         warnings.simplefilter("always")
         searched = _search(
             request, pipeline, x_train, None if clustering else y_train, seed, engine.search
@@ -437,7 +488,20 @@ def _fit_in_memory(
         transform_in_place(pipeline, True)
         progress.report("fit", 0, 1)
         started = time.perf_counter()
-        pipeline.fit(x_train, None if clustering else y_train)
+        try:
+            pipeline.fit(x_train, None if clustering else y_train)
+        except Exception:
+            # Some algorithms learn from one class (dummy, trees), others stop with their
+            # own words: say it in ours when the split left a single class to learn from.
+            if request.prediction_type == "classification":
+                _require_two_classes(
+                    request,
+                    y_train,
+                    f"the {len(y_train)} row(s) of its training split (the other classes all "
+                    "fell in the test split; use more rows, a smaller test_size or split "
+                    "'stratified')",
+                )
+            raise
         fit_time = time.perf_counter() - started
         progress.report("fit", 1, 1)
         summary = drift.training_summary(
@@ -462,11 +526,12 @@ def _fit_in_memory(
         rows=(len(data.labels), len(y_train), len(y_test)),
         digest=data.digest,
         searched=searched,
-        warnings=sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        warnings=data.notes + sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
         run_fields={
             **engine.run_fields(),
             "test_fingerprint": None if test_keys is None else fingerprint(test_keys),
         },
+        threads=thread_count,
         x_test=x_test,
         y_test=y_test,
         test_keys=test_keys,
@@ -506,24 +571,9 @@ def record(
     deployed = decision.deployed
 
     with savepoint(conn):
-        model_id = store.insert_model(
-            conn,
-            run_id,
-            blob,
-            digest,
-            schema.to_json(),
-            library=_library(request.estimator_cls),
-            feature_importance=(
-                None if outcome.importances is None else json.dumps(outcome.importances)
-            ),
-            training_summary=outcome.training_summary,
-        )
-        store.insert_metrics(conn, model_id, values)
-        for embedder in schema.embedders.values():
-            pretrained.record_use(conn, embedder, required=True)
-        if searched is not None:
-            store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
-        store.update_run(
+        # The run row first: when its experiment was deleted while it trained, nothing
+        # is written (no model, metric or deployment of a run that no longer exists).
+        recorded = store.update_run(
             conn,
             run_id,
             {
@@ -542,6 +592,28 @@ def record(
                 "deploy_decision": decision.to_json(),
             },
         )
+        if not recorded:
+            raise SqmlError(
+                f"experiment '{request.experiment_name}' was deleted while run {run_id} "
+                "trained; its model was not kept"
+            )
+        model_id = store.insert_model(
+            conn,
+            run_id,
+            blob,
+            digest,
+            schema.to_json(),
+            library=_library(request.estimator_cls),
+            feature_importance=(
+                None if outcome.importances is None else json.dumps(outcome.importances)
+            ),
+            training_summary=outcome.training_summary,
+        )
+        store.insert_metrics(conn, model_id, values)
+        for embedder in schema.embedders.values():
+            pretrained.record_use(conn, embedder, required=True)
+        if searched is not None:
+            store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
         # After the run is a success: a deployment names a model of a run that succeeded.
         if deployed:
             store.deploy(conn, experiment.id, model_id, "automatic")
@@ -561,12 +633,16 @@ def record(
         "test_rows": test_rows,
         "fit_time": outcome.timings["fit_time"],
     }
+    if outcome.threads is not None:
+        result["threads"] = outcome.threads
     engine = outcome.run_fields.get("engine")
     if engine not in (None, "memory"):
         result["engine"] = engine
     if searched is not None:
         result["best_params"] = searched.best_params
         result["candidates"] = len(searched.trials)
+    if warning_text:
+        result["warnings"] = warning_text
     return result
 
 

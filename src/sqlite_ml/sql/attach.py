@@ -9,14 +9,22 @@ from typing import Any
 from ..db.schema import ensure_schema
 from ..errors import SqmlError
 from ..sqlite import binders
+from ..sqlite.capi import read_only
 from ..sqlite.rows import plain_rows
 from .registry import new_session
-from .session import Session, create_schema_on_first_write
+from .session import Session, WriteElsewhere, create_schema_on_first_write, write_elsewhere
 
 
-def attach(conn: sqlite3.Connection, *, create_schema: bool = True) -> Session:
+def attach(
+    conn: sqlite3.Connection,
+    *,
+    create_schema: bool = True,
+    writer: WriteElsewhere | None = None,
+) -> Session:
     """Create or migrate the schema (unless ``create_schema`` is False: then the first
-    function that writes does it) and attach every function with the best binder."""
+    function that writes does it) and attach every function with the best binder. With
+    ``writer``, on a connection that cannot write (or cannot be told to), the functions
+    that write go through ``writer`` instead."""
     with plain_rows(conn):
         binder = binders.binder_for(conn)  # first: a connection it refuses gets no write
         if create_schema:
@@ -24,6 +32,8 @@ def attach(conn: sqlite3.Connection, *, create_schema: bool = True) -> Session:
         session = new_session(conn)
         if not create_schema:
             create_schema_on_first_write(session)
+        if writer is not None and read_only(conn) is not False:
+            write_elsewhere(session, writer)
         binder.attach(conn, session)
     session.mode = binder.mode
     return session

@@ -77,6 +77,30 @@ def deploy(session: Session, experiment_name: Any, strategy: Any) -> str:
     return json.dumps(deployment.deploy(session.conn, experiment_name, strategy))
 
 
+def delete_experiment(session: Session, experiment_name: Any) -> str:
+    from ..ops import management
+
+    return json.dumps(management.delete_experiment(session.conn, experiment_name))
+
+
+def rename_experiment(session: Session, old_name: Any, new_name: Any) -> str:
+    from ..ops import management
+
+    return json.dumps(management.rename_experiment(session.conn, old_name, new_name))
+
+
+def tag(session: Session, experiment_name: Any, key: Any, value: Any, run_id: Any = None) -> str:
+    from ..ops import management
+
+    return json.dumps(management.set_tag(session.conn, experiment_name, key, value, run_id))
+
+
+def note(session: Session, experiment_name: Any, text: Any, run_id: Any = None) -> str:
+    from ..ops import management
+
+    return json.dumps(management.set_note(session.conn, experiment_name, text, run_id))
+
+
 def feature_importance(session: Session, experiment_name: Any) -> str:
     from ..ops import importance
 
@@ -118,12 +142,15 @@ def _finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def predict_proba(session: Session, experiment_name: Any, features: Any) -> str:
+def predict_proba(session: Session, experiment_name: Any, *features: Any) -> str:
     from ..ops.evaluation import probabilities_json
-    from ..ops.prediction import parse_features
 
     model = session.deployed.model_for(session.conn, experiment_name)
-    return probabilities_json(model, experiment_name, parse_features(features))
+    if len(features) == 1:
+        record = model.features_of(features[0])
+    else:
+        record = model.positional(features, "sqml_predict_proba")
+    return probabilities_json(model, experiment_name, record)
 
 
 def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any = None) -> str:

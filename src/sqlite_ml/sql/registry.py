@@ -179,6 +179,32 @@ FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
         ("experiment_name", "strategy_or_model_id"),
         direct_only=True,
     ),
+    SqlFunction(
+        "sqml_delete_experiment",
+        functions.delete_experiment,
+        ("experiment_name",),
+        direct_only=True,
+    ),
+    SqlFunction(
+        "sqml_rename_experiment",
+        functions.rename_experiment,
+        ("old_name", "new_name"),
+        direct_only=True,
+    ),
+    SqlFunction(
+        "sqml_tag",
+        functions.tag,
+        ("experiment_name", "key", "value", "run_id"),
+        optional=1,
+        direct_only=True,
+    ),
+    SqlFunction(
+        "sqml_note",
+        functions.note,
+        ("experiment_name", "text", "run_id"),
+        optional=1,
+        direct_only=True,
+    ),
     SqlFunction("sqml_feature_importance", functions.feature_importance, ("experiment_name",)),
     SqlFunction(
         "sqml_predict",
@@ -193,7 +219,12 @@ FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
         ("experiment_name", "features"),
         own_plain_rows=True,
     ),
-    SqlFunction("sqml_predict_proba", functions.predict_proba, ("experiment_name", "features")),
+    SqlFunction(
+        "sqml_predict_proba",
+        functions.predict_proba,
+        ("experiment_name", "features"),
+        variadic=("value1", "value2", "..."),
+    ),
     SqlFunction("sqml_drift", functions.drift, ("experiment_name", "dataset")),
     SqlFunction(
         "sqml_explain", functions.explain, ("experiment_name", "features", "top_k"), optional=1

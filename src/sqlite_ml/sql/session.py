@@ -65,6 +65,23 @@ class Session:
         return deployed
 
 
+# Runs a function that writes somewhere that can write: (name, SQL arguments) -> result.
+WriteElsewhere = Callable[[str, tuple[Any, ...]], Any]
+
+
+def write_elsewhere(session: Session, writer: WriteElsewhere) -> None:
+    """For a connection that cannot write (a host's read-only connection): every function
+    that writes calls ``writer(name, arguments)`` instead, which runs it on a connection
+    that can (and decides who may)."""
+    for name, (_deterministic, direct_only) in session.flags.items():
+        if direct_only:  # the functions that write are the direct-only ones
+
+            def routed(*args: Any, name: str = name) -> Any:
+                return writer(name, args)
+
+            session.calls[name] = routed
+
+
 def create_schema_on_first_write(session: Session) -> None:
     """For hosts that register without writing (Datasette, sqlite-utils, a read-only
     sqlite3 shell): the functions that write create or migrate the schema when they first

@@ -36,6 +36,7 @@ class CApi:
         self.libversion = bind("sqlite3_libversion", ctypes.c_char_p)
         self.db_filename = bind("sqlite3_db_filename", ctypes.c_char_p, p, ctypes.c_char_p)
         self.total_changes = bind("sqlite3_total_changes", i, p)
+        self.db_readonly = bind("sqlite3_db_readonly", i, p, ctypes.c_char_p)
         self.create_function = bind(
             "sqlite3_create_function_v2", i, p, ctypes.c_char_p, i, i, p, FUNCTION_CALLBACK, p, p, p
         )
@@ -92,6 +93,11 @@ class CApi:
             raise OSError("the handle found does not belong to this connection")
         return int(db)
 
+    def read_only(self, conn: sqlite3.Connection) -> bool:
+        """Whether the connection's main database cannot be written (``?mode=ro``,
+        ``immutable=1``, a read-only file): ``sqlite3_db_readonly``."""
+        return self.db_readonly(self.handle(conn), b"main") == 1
+
     def load_extension_into(self, db: int, path: str, entry: str) -> None:
         """``sqlite3_load_extension`` on the connection's handle, with loading enabled for
         the C API only and the connection's previous setting put back after."""
@@ -110,3 +116,29 @@ class CApi:
             if error.value:
                 self.free(ctypes.cast(error, ctypes.c_void_p))
             raise OSError(f"SQLite could not load {path}: {message or f'error {rc}'}")
+
+
+_shared: list[CApi | None] = []
+
+
+def shared_api() -> CApi | None:
+    """One ``CApi`` for the process, made on first use; None when the C API is out of
+    reach (the stdlib binding's case)."""
+    if not _shared:
+        try:
+            _shared.append(CApi())
+        except (OSError, AttributeError, ImportError):
+            _shared.append(None)
+    return _shared[0]
+
+
+def read_only(conn: sqlite3.Connection) -> bool | None:
+    """Whether ``conn`` cannot write its main database; None when the C API is out of
+    reach."""
+    api = shared_api()
+    if api is None:
+        return None
+    try:
+        return api.read_only(conn)
+    except (OSError, TypeError, StopIteration):
+        return None

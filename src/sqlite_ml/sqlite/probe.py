@@ -9,11 +9,10 @@ import sqlite3
 from collections.abc import Callable
 
 from .binders import native_binder
-from .capi import CApi
+from .capi import shared_api
 
 _SQLITE_FCNTL_DATA_VERSION = 35
 _SQLITE_TXN_WRITE = 2
-_probe_api: list[CApi | None] = []
 
 
 def change_probe(conn: sqlite3.Connection) -> Callable[[], int | None] | None:
@@ -32,12 +31,7 @@ def change_probe(conn: sqlite3.Connection) -> Callable[[], int | None] | None:
             pass
         else:
             return functools.partial(binder.native.change_reading, handle)
-    if not _probe_api:
-        try:
-            _probe_api.append(CApi())
-        except (OSError, AttributeError, ImportError):
-            _probe_api.append(None)
-    api = _probe_api[0]
+    api = shared_api()
     if api is None or api.txn_state is None:
         return None
     try:
