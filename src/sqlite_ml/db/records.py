@@ -34,6 +34,7 @@ class ActiveModel:
     score: float | None
     format: str | None  # None: written by sqlite-ml 0.1.x (a pickle we never load)
     schema_json: str | None
+    serving: str | None = None  # 'native', 'python', or None: not decided yet
 
 
 def find_experiment(conn: sqlite3.Connection, name: str) -> Experiment | None:
@@ -107,11 +108,14 @@ def insert_model(
     library: str = "scikit-learn",
     model_format: str = "skops",
     feature_importance: str | None = None,
+    serving: NativeForm | None = None,
 ) -> int:
     stamp = now()
+    native = serving or NativeForm(None, None, None, None)
     cursor = conn.execute(
         "INSERT INTO sqml_models(created_at, updated_at, run_id, library, data, format, digest,"
-        " feature_schema, feature_importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " feature_schema, feature_importance, native_model, native_digest, serving,"
+        " serving_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             stamp,
             stamp,
@@ -122,6 +126,10 @@ def insert_model(
             digest,
             feature_schema,
             feature_importance,
+            native.blob,
+            native.digest,
+            native.serving,
+            native.reason,
         ),
     )
     assert cursor.lastrowid is not None
@@ -137,22 +145,79 @@ def insert_metrics(conn: sqlite3.Connection, model_id: int, metrics: Mapping[str
     )
 
 
+_ACTIVE_MODEL = """SELECT d.id, d.model_id, m.digest,
+                  (SELECT value FROM sqml_metrics
+                    WHERE model_id = d.model_id AND name = ?
+                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1),
+                  m.format, m.feature_schema, {serving}
+             FROM sqml_deployments AS d JOIN sqml_models AS m ON m.id = d.model_id
+            WHERE d.experiment_id = ? AND d.active
+            ORDER BY d.id DESC LIMIT 1"""
+
+
 def active_model(
     conn: sqlite3.Connection, experiment_id: int, metric: str = "score"
 ) -> ActiveModel | None:
     """The active deployment; its score is the model's ``metric`` row in sqml_metrics."""
-    row = conn.execute(
-        """SELECT d.id, d.model_id, m.digest,
-                  (SELECT value FROM sqml_metrics
-                    WHERE model_id = d.model_id AND name = ?
-                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1),
-                  m.format, m.feature_schema
-             FROM sqml_deployments AS d JOIN sqml_models AS m ON m.id = d.model_id
-            WHERE d.experiment_id = ? AND d.active
-            ORDER BY d.id DESC LIMIT 1""",
-        (metric, experiment_id),
-    ).fetchone()
+    try:
+        row = conn.execute(
+            _ACTIVE_MODEL.format(serving="m.serving"), (metric, experiment_id)
+        ).fetchone()
+    except sqlite3.OperationalError as error:
+        if not _lacks_native_columns(error):
+            raise
+        row = conn.execute(_ACTIVE_MODEL.format(serving="NULL"), (metric, experiment_id)).fetchone()
     return ActiveModel(*row) if row else None
+
+
+def _lacks_native_columns(error: sqlite3.OperationalError) -> bool:
+    """A database of schema version 2 (opened without migrating it: read-only, or by a
+    plugin) has no native form columns yet."""
+    return "no such column" in str(error)
+
+
+@dataclass(frozen=True)
+class NativeForm:
+    """What a model row records of its native form (all None before it was decided)."""
+
+    blob: bytes | None
+    digest: str | None
+    serving: str | None
+    reason: str | None
+
+
+def native_form(conn: sqlite3.Connection, model_id: int) -> NativeForm:
+    try:
+        row = conn.execute(
+            "SELECT native_model, native_digest, serving, serving_reason FROM sqml_models"
+            " WHERE id = ?",
+            (model_id,),
+        ).fetchone()
+    except sqlite3.OperationalError as error:
+        if not _lacks_native_columns(error):
+            raise
+        row = None
+    if row is None:
+        return NativeForm(None, None, None, None)
+    blob = None if row[0] is None else bytes(row[0])
+    return NativeForm(blob, row[1], row[2], row[3])
+
+
+def record_native_form(
+    conn: sqlite3.Connection,
+    model_id: int,
+    blob: bytes | None,
+    digest: str | None,
+    serving: str,
+    reason: str | None,
+) -> None:
+    """Record which path serves a model (and its native form); a model whose path is
+    already recorded keeps it."""
+    conn.execute(
+        "UPDATE sqml_models SET native_model = ?, native_digest = ?, serving = ?,"
+        " serving_reason = ?, updated_at = ? WHERE id = ? AND serving IS NULL",
+        (blob, digest, serving, reason, now(), model_id),
+    )
 
 
 @dataclass(frozen=True)
@@ -267,6 +332,16 @@ def deploy(
     )
     assert deployment_id is not None
     return deployment_id
+
+
+def model_identity(
+    conn: sqlite3.Connection, model_id: int
+) -> tuple[str | None, str | None, str | None] | None:
+    """A model's (digest, format, feature schema), None when there is no such model."""
+    row = conn.execute(
+        "SELECT digest, format, feature_schema FROM sqml_models WHERE id = ?", (model_id,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def model_blob(conn: sqlite3.Connection, model_id: int) -> bytes:

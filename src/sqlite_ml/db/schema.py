@@ -14,7 +14,7 @@ from ..errors import SqmlError
 from ..scoring import LOWER_IS_BETTER
 from .transactions import savepoint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TIMESTAMPS = (
     "created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "
@@ -47,7 +47,7 @@ _BASE_TABLES = {
 }
 
 # Columns added since 0.1.x (all nullable, so ALTER TABLE can add them to older data):
-# version 1 added the first ones, version 2 those marked so.
+# version 1 added the first ones, versions 2 and 3 those marked so.
 _ADDED_COLUMNS = {
     "sqml_experiments": ["random_state INTEGER", "metric TEXT"],  # 2: metric
     "sqml_runs": [
@@ -73,6 +73,12 @@ _ADDED_COLUMNS = {
         "digest TEXT",
         "feature_schema TEXT",
         "feature_importance TEXT",  # 2
+        # 3: issue 11: the native form (ml/native_format.py) and its SHA-256, and which
+        # path serves the model ('native' or 'python') with the reason it is not native.
+        "native_model BLOB",  # 3: issue 11
+        "native_digest TEXT",  # 3: issue 11
+        "serving TEXT",  # 3: issue 11
+        "serving_reason TEXT",  # 3: issue 11
     ],
     "sqml_metrics": [],
     "sqml_deployments": ["strategy TEXT", "restored_deployment_id INTEGER"],  # 2: restored_...

@@ -28,6 +28,7 @@ from ..errors import SqmlError, choices, describe, shorten
 from ..ml import persistence
 from ..ml.features import FeatureSchema
 from ..ml.labels import CLUSTER_LABELS, TEXT_LABELS
+from ..ml.native_format import ServingDecision
 from ..ml.predictors import (
     Predictor,
     QuickPredictor,
@@ -35,6 +36,7 @@ from ..ml.predictors import (
     compile_predictor,
     compile_row_predictor,
 )
+from . import native_forms
 from .experiments import require_active_model, require_experiment, require_experiment_name
 
 _MAX_CACHED_MODELS = 32
@@ -66,6 +68,8 @@ class LoadedModel:
     predictor: Predictor
     row_predictor: RowPredictor  # a row of floats (NaN when missing) -> SQL value
     quick: QuickPredictor | None = None  # raw numbers -> SQL value, None when unsure
+    # Which path serves it (and its native form); recorded in the database when it could be.
+    serving: ServingDecision | None = None
     _layouts: list[Callable[[str], re.Match[str] | None]] = field(init=False, repr=False)
     # The C quick path's reader of json_object()/json_array() text, with the keys it
     # expects (as SQLite writes them), when the quick path is the native one.
@@ -177,15 +181,28 @@ class _ModelCache:
                 "sqlite-ml); retrain the experiment"
             )
         schema = schema_for(estimator, schema_json, model_id)
+        serving = native_forms.settle(conn, model_id, estimator, schema)
         predictor = compile_predictor(estimator)
         row_predictor, quick = compile_row_predictor(estimator, predictor, schema.label_kind)
-        model = LoadedModel(model_id, estimator, schema, predictor, row_predictor, quick)
+        model = LoadedModel(model_id, estimator, schema, predictor, row_predictor, quick, serving)
         with self._lock:
             self.loads += 1
             self._models[(digest, schema_json)] = model
             while len(self._models) > _MAX_CACHED_MODELS:
                 self._models.popitem(last=False)
         return model
+
+    def by_id(self, conn: sqlite3.Connection, model_id: int) -> LoadedModel:
+        """A stored model by its id (deployed or not), loaded once."""
+        identity = store.model_identity(conn, model_id)
+        if identity is None:
+            raise SqmlError(f"model {model_id} is missing from sqml_models")
+        active = store.ActiveModel(0, model_id, identity[0], None, identity[1], identity[2])
+        if active.digest is not None and active.schema_json is not None:
+            cached = self.get((active.digest, active.schema_json))
+            if cached is not None:
+                return cached
+        return self.load(conn, active)
 
 
 def schema_for(estimator: Any, schema_json: str, model_id: int) -> FeatureSchema:

@@ -41,7 +41,7 @@ from ..ml.labels import (
 from ..ml.pipelines import build_pipeline, transform_in_place
 from ..ml.splits import SPLIT_STRATEGIES, split_rows
 from ..scoring import better
-from . import importance, progress, search
+from . import importance, native_forms, progress, search
 from .experiments import new_experiment_name
 from .options import TrainOptions, validate_options
 from .reading import read_numeric
@@ -465,6 +465,7 @@ def _fit_and_record(
             + "); use a larger dataset or test_size"
         )
     values = {name: value for name, value in values.items() if math.isfinite(value)}
+    native = native_forms.decide_at_training(pipeline, data.schema, x_sample)
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
     warning_text = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
@@ -480,6 +481,7 @@ def _fit_and_record(
             data.schema.to_json(),
             library=_library(request.estimator_cls),
             feature_importance=json.dumps(importances),
+            serving=native,
         )
         store.insert_metrics(conn, model_id, values)
         if searched is not None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import weakref
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
@@ -132,31 +130,3 @@ def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any =
     conn = session.conn
     model = session.deployed.model_for(conn, experiment_name)
     return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
-
-
-# What the virtual table calls: (experiment, source, with_probabilities) -> chunks of
-# (row ids, predictions, probabilities or None).
-Chunks = Callable[[Any, Any, bool], Iterator[Any]]
-
-
-def predict_table(session: Session) -> Callable[[int], Chunks]:
-    """``sqml_predict_table(experiment, source)`` on the database handle the native layer
-    gives: the model and the source are checked at once (errors are real SQL errors), the
-    rows are read and predicted lazily, chunk by chunk."""
-    # Weak: SQLite keeps what this returns for as long as the connection lives.
-    session_ref = weakref.ref(session)
-
-    def on_handle(handle: int) -> Chunks:
-        def chunks(experiment: Any, source: Any, with_probabilities: bool) -> Iterator[Any]:
-            from ..ops.table_prediction import predictions
-
-            owner = session_ref()
-            assert owner is not None  # the connection that calls us keeps it alive
-            conn = owner.conn
-            with plain_rows(conn):
-                model = owner.deployed.model_for(conn, experiment)
-                return predictions(conn, model, source, handle, with_probabilities)
-
-        return chunks
-
-    return on_handle

@@ -88,17 +88,21 @@ class SqlFunction:
 
 @dataclass(frozen=True)
 class TableFunction:
-    """A table-valued function (an eponymous virtual table of the native layer; the
-    ctypes and stdlib bindings cannot provide one)."""
+    """A table-valued function: an eponymous virtual table of the native layer
+    (``csrc/table.c``, with its Python side in ``bridge.py``); the ctypes and stdlib
+    bindings cannot provide one."""
 
     name: str
-    # session -> (database handle -> what the virtual table calls for its rows)
-    factory: Callable[[Session], Callable[[int], Callable[..., Any]]]
     arguments: tuple[str, ...]
     columns: tuple[str, ...]
+    optional: int = 0
 
     def usage(self) -> str:
-        return f"{self.name}({', '.join(self.arguments)})"
+        required = self.arguments[: len(self.arguments) - self.optional]
+        text = ", ".join(required)
+        for argument in self.arguments[len(required) :]:
+            text += f" [, {argument}]"
+        return f"{self.name}({text})"
 
 
 FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
@@ -150,9 +154,9 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
     ),
     TableFunction(
         "sqml_predict_table",
-        functions.predict_table,
-        ("experiment_name", "source"),
+        ("experiment_name", "source", "key_column"),
         ("row_id", "prediction", "probabilities"),
+        optional=1,
     ),
 )
 
@@ -165,8 +169,7 @@ def new_session(conn: sqlite3.Connection | Any) -> Session:
     session = Session(conn)
     for function in FUNCTIONS:
         if isinstance(function, TableFunction):
-            session.tables[function.name] = function.factory(session)
-            continue
+            continue  # the native layer's own (csrc/table.c)
         session.calls[function.name] = function.bound_to(session)
         session.flags[function.name] = (function.deterministic, function.direct_only)
     return session

@@ -29,14 +29,19 @@ class Session:
         self._conn_address = id(conn)
         self.calls: dict[str, Callable[..., Any]] = {}
         self.flags: dict[str, tuple[bool, bool]] = {}
-        # Table-valued functions: name -> (database handle -> what the virtual table calls).
-        self.tables: dict[str, Callable[[int], Callable[..., Any]]] = {}
         self.last_error: str | None = None
         self.mode = ""
 
     @property
     def conn(self) -> sqlite3.Connection:
         return ctypes.cast(self._conn_address, ctypes.py_object).value
+
+    def native_bridge(self, handle: int, keep: Any = None) -> Any:
+        """What the native scoring functions on ``handle`` call for what they hand over
+        (``keep``: an object the bridge keeps alive with the connection)."""
+        from .bridge import NativeBridge
+
+        return NativeBridge(self, handle, keep)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached while the attribute is missing: after the first call, ``deployed``

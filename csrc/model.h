@@ -1,0 +1,62 @@
+/* The loaded form of a native model, shared by model_load.c (which builds and validates
+ * it) and model_score.c (which only reads it). Everything here has been checked: counts
+ * match the arrays, tree children are in range and after their node, features index the
+ * row, numbers are finite where the scorer needs them to be. */
+#ifndef SQML_MODEL_H
+#define SQML_MODEL_H
+
+#include "core.h"
+
+enum { FAMILY_LINEAR = 1, FAMILY_TREES = 2, FAMILY_CENTROIDS = 3 };
+enum { LINEAR_VALUE = 0, LINEAR_BINARY = 1, LINEAR_ARGMAX = 2 };
+enum { LINEAR_PROBA_NONE = 0, LINEAR_PROBA_OVR = 1, LINEAR_PROBA_SOFTMAX = 2 };
+enum { TREES_VALUE = 0, TREES_ARGMAX = 1, TREES_POSITIVE = 2, TREES_NOT_NEGATIVE = 3 };
+enum { TREES_PROBA_NONE = 0, TREES_PROBA_MEAN = 1, TREES_PROBA_LOGISTIC = 2,
+       TREES_PROBA_SOFTMAX = 3, TREES_PROBA_SAMME = 4, TREES_PROBA_LOGISTIC_2X = 5 };
+enum { COMBINE_MEAN = 1, COMBINE_SUM = 2, COMBINE_SAMME = 3, COMBINE_MEDIAN = 4 };
+enum { INPUT_FLOAT64 = 0, INPUT_FLOAT32 = 1 };
+enum { COMPARE_LE = 0, COMPARE_LT = 1 };
+enum { LINK_IDENTITY = 0, LINK_EXP = 1 };
+
+typedef struct {
+    int32_t feature; /* an index into the row (bagging subsets already mapped); -1: leaf */
+    uint32_t left;   /* a leaf: its leaf number */
+    uint32_t right;
+    uint32_t missing_left;
+    double threshold;
+} SqmlNode;
+
+typedef struct {
+    uint32_t slot, n_nodes, leaf_width, n_leaves;
+    SqmlNode *nodes;
+    double *leaves; /* n_leaves x leaf_width */
+} SqmlTree;
+
+struct SqmlModel {
+    int label_kind;
+    uint32_t n_features, width, n_classes;
+    SqmlFeature *features;
+    double *fill, *center, *scale;
+    SqmlText *text_labels;
+    double *number_labels;
+    uint32_t family;
+    /* linear */
+    uint32_t decision, outputs, probability;
+    double *coef, *intercept;
+    /* trees */
+    uint32_t input, compare, combine, link, n_trees;
+    double *init, divisor;
+    double samme_total, *samme_votes; /* hit, miss per tree */
+    double *median_weights;
+    SqmlTree *trees;
+    /* nearest centroid */
+    uint32_t k;
+    double *centers, *norms;
+    uint32_t *name_slots; /* open addressing over feature names: index + 1, 0 empty */
+    uint32_t n_name_slots;
+    size_t work_size;
+    void **allocations;
+    size_t n_allocations, allocations_capacity;
+};
+
+#endif

@@ -1,0 +1,484 @@
+/* Scoring a validated native model: feature values -> the encoded row (the feature
+ * schema's rules, as ml/features.py applies them) -> imputed and scaled -> the
+ * estimator, with scikit-learn's arithmetic in scikit-learn's order. Compiled with
+ * -ffp-contract=off: a fused multiply-add would round differently from numpy. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model.h"
+
+/* -- feature values ------------------------------------------------------------------- */
+
+enum { NUMBER = 0, MISSING = 1, BAD = 2, UNUSUAL = 3 };
+
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int same_word(const char *text, size_t size, const char *word) {
+    size_t n = strlen(word);
+    if (size != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        if (c != word[i]) return 0;
+    }
+    return 1;
+}
+
+/* Text as Python's float() after strip() reads it (as_number in ml/values.py): the
+ * number, MISSING for blank or NaN, BAD for anything float() refuses or infinity, and
+ * UNUSUAL for what only Python reads exactly (non-ASCII digits or spaces, underscores). */
+static int number_from_text(const char *text, size_t size, double *out) {
+    for (size_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x80 || (c >= 0x1c && c <= 0x1f) || c == '_') return UNUSUAL;
+    }
+    while (size && is_space(text[0])) text++, size--;
+    while (size && is_space(text[size - 1])) size--;
+    if (size == 0) return MISSING;
+    const char *body = text;
+    size_t rest = size;
+    if (*body == '+' || *body == '-') body++, rest--;
+    if (same_word(body, rest, "nan")) return MISSING;
+    if (same_word(body, rest, "inf") || same_word(body, rest, "infinity")) return BAD;
+    size_t i = 0, digits = 0;
+    while (i < rest && body[i] >= '0' && body[i] <= '9') i++, digits++;
+    if (i < rest && body[i] == '.') {
+        i++;
+        while (i < rest && body[i] >= '0' && body[i] <= '9') i++, digits++;
+    }
+    if (digits == 0) return BAD;
+    if (i < rest && (body[i] == 'e' || body[i] == 'E')) {
+        i++;
+        if (i < rest && (body[i] == '+' || body[i] == '-')) i++;
+        size_t exponent = 0;
+        while (i < rest && body[i] >= '0' && body[i] <= '9') i++, exponent++;
+        if (exponent == 0) return BAD;
+    }
+    if (i != rest) return BAD;
+    char small[128];
+    char *copy = size < sizeof small ? small : malloc(size + 1);
+    if (copy == NULL) return UNUSUAL;
+    memcpy(copy, text, size);
+    copy[size] = '\0';
+    *out = strtod(copy, NULL);
+    if (copy != small) free(copy);
+    return isinf(*out) ? BAD : NUMBER;
+}
+
+static int number_of(const SqmlCell *cell, double *out) {
+    switch (cell->type) {
+    case SQML_CELL_NULL:
+        return MISSING;
+    case SQML_CELL_REAL:
+        *out = cell->d;
+        return isfinite(cell->d) ? NUMBER : BAD;
+    case SQML_CELL_INTEGER:
+        *out = (double)cell->i;
+        return NUMBER;
+    case SQML_CELL_BIG_INTEGER:
+        *out = strtod(cell->text, NULL); /* the token: digits only, NUL-terminated */
+        return isfinite(*out) ? NUMBER : BAD;
+    case SQML_CELL_BOOL:
+        *out = cell->i ? 1.0 : 0.0;
+        return NUMBER;
+    case SQML_CELL_TEXT:
+        return number_from_text(cell->text, cell->size, out);
+    case SQML_CELL_BLOB:
+        return UNUSUAL;
+    default:
+        return BAD;
+    }
+}
+
+/* The category index of a value as category_of (ml/values.py) makes its text: integers
+ * (and whole REALs) as digits, other REALs by their numeric alias, text as it is. -1 for
+ * no category (unseen); -2 BAD (a nested JSON value); -3 UNUSUAL (a BLOB). */
+static int64_t category_of(const SqmlFeature *feature, const SqmlCell *cell) {
+    char digits[400];
+    switch (cell->type) {
+    case SQML_CELL_INTEGER:
+        if (cell->text != NULL) {
+            if (cell->size == 2 && memcmp(cell->text, "-0", 2) == 0)
+                return sqml_feature_category(feature, "0", 1);
+            return sqml_feature_category(feature, cell->text, cell->size);
+        }
+        snprintf(digits, sizeof digits, "%lld", (long long)cell->i);
+        return sqml_feature_category(feature, digits, strlen(digits));
+    case SQML_CELL_BIG_INTEGER:
+        return sqml_feature_category(feature, cell->text, cell->size);
+    case SQML_CELL_REAL: {
+        double v = cell->d;
+        if (isfinite(v) && v == floor(v)) {
+            if (v == 0) return sqml_feature_category(feature, "0", 1);
+            /* glibc prints a double's exact value: the digits of int(v) */
+            snprintf(digits, sizeof digits, "%.0f", v);
+            return sqml_feature_category(feature, digits, strlen(digits));
+        }
+        for (uint32_t c = 0; c < feature->n_categories; c++)
+            if (feature->aliases[c] == v) return c;
+        return -1;
+    }
+    case SQML_CELL_TEXT:
+        return sqml_feature_category(feature, cell->text, cell->size);
+    case SQML_CELL_BOOL:
+        return cell->i ? sqml_feature_category(feature, "True", 4)
+                       : sqml_feature_category(feature, "False", 5);
+    case SQML_CELL_BLOB:
+        return -3;
+    case SQML_CELL_NESTED:
+        return -2;
+    default:
+        return -1;
+    }
+}
+
+int sqml_encode_cells(const SqmlModel *m, const SqmlCell *cells, const char *where, double *x,
+                      char message[SQML_ERROR_SIZE]) {
+    for (uint32_t f = 0; f < m->n_features; f++) {
+        const SqmlFeature *feature = &m->features[f];
+        const SqmlCell *cell = &cells[f];
+        double *out = x + feature->offset;
+        if (cell->type == SQML_CELL_NULL && feature->required) {
+            snprintf(message, SQML_ERROR_SIZE,
+                     "feature '%s'%s is null, but the model was trained with preprocess "
+                     "impute 'error' for it: give it a value",
+                     feature->name.text, where);
+            return SQML_ENCODE_ERROR;
+        }
+        char shown[128];
+        if (feature->kind == SQML_FEATURE_NUMERIC) {
+            double value = NAN;
+            int kind = number_of(cell, &value);
+            if (kind == NUMBER) {
+                out[0] = value;
+                continue;
+            }
+            if (kind == MISSING) {
+                out[0] = NAN;
+                continue;
+            }
+            sqml_describe_cell(cell, shown, sizeof shown);
+            snprintf(message, SQML_ERROR_SIZE, "feature '%s'%s expects a number or null, got %s",
+                     feature->name.text, where, shown);
+            return kind == BAD ? SQML_ENCODE_ERROR : SQML_ENCODE_DEFER;
+        }
+        int64_t hit = cell->type == SQML_CELL_NULL ? -1 : category_of(feature, cell);
+        if (hit < -1) {
+            sqml_describe_cell(cell, shown, sizeof shown);
+            snprintf(message, SQML_ERROR_SIZE,
+                     "feature '%s'%s expects a text category or null, got %s",
+                     feature->name.text, where, shown);
+            return hit == -2 ? SQML_ENCODE_ERROR : SQML_ENCODE_DEFER;
+        }
+        switch (feature->kind) {
+        case SQML_FEATURE_ONE_HOT:
+            for (uint32_t c = 0; c < feature->width; c++) out[c] = 0.0;
+            if (hit >= 0) out[hit] = 1.0;
+            break;
+        case SQML_FEATURE_ORDINAL:
+            out[0] = hit >= 0 ? (double)hit : NAN;
+            break;
+        default: /* target */
+            for (uint32_t o = 0; o < feature->outputs; o++)
+                out[o] = hit >= 0 ? feature->target[(size_t)hit * feature->outputs + o] : NAN;
+        }
+    }
+    return SQML_ENCODED;
+}
+
+/* -- the estimators ------------------------------------------------------------------- */
+
+/* A bound on how far any summation order of n products can stray from another (with
+ * room to spare): (n + 2) units of roundoff, doubled twice. */
+static double roundoff(uint32_t n) { return 4.0 * (n + 2.0) * 0x1p-52; }
+
+static void preprocess(const SqmlModel *m, double *x) {
+    for (uint32_t i = 0; i < m->width; i++) {
+        double v = x[i];
+        if (v != v) v = m->fill[i];
+        v -= m->center[i];
+        v /= m->scale[i];
+        x[i] = v;
+    }
+}
+
+static uint32_t first_max(const double *values, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (values[i] > values[best]) best = i;
+    return best;
+}
+
+static double expit(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+static void softmax(double *values, uint32_t n) {
+    double top = values[0];
+    for (uint32_t i = 1; i < n; i++)
+        if (values[i] > top) top = values[i];
+    double total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        values[i] = exp(values[i] - top);
+        total += values[i];
+    }
+    for (uint32_t i = 0; i < n; i++) values[i] /= total;
+}
+
+/* The dot product of a and x in order, and the sum of its terms' magnitudes (which
+ * bounds its rounding error in any order). */
+static double dot(const double *a, const double *x, uint32_t n, double *magnitude) {
+    double sum = 0, size = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double term = a[i] * x[i];
+        sum += term;
+        size += fabs(term);
+    }
+    *magnitude = size;
+    return sum;
+}
+
+/* scores (outputs) and the magnitudes their rounding error is bounded by (outputs). */
+static void linear_scores(const SqmlModel *m, const double *x, double *scores, double *bounds) {
+    for (uint32_t k = 0; k < m->outputs; k++) {
+        double magnitude;
+        scores[k] = dot(m->coef + (size_t)k * m->width, x, m->width, &magnitude) + m->intercept[k];
+        bounds[k] = magnitude + fabs(m->intercept[k]);
+    }
+}
+
+static int linear_predict(const SqmlModel *m, const double *x, double *work, SqmlPrediction *out) {
+    double *scores = work, *bounds = work + m->outputs;
+    linear_scores(m, x, scores, bounds);
+    double eps = roundoff(m->width);
+    if (m->decision == LINEAR_VALUE) {
+        out->value = scores[0];
+        out->index = 0;
+        /* equal to 1e-9 relative whichever order scikit-learn's BLAS sums in */
+        return eps * bounds[0] < 0.5e-9 * fabs(scores[0]) ? SQML_SCORED : SQML_UNSURE;
+    }
+    if (m->decision == LINEAR_BINARY) {
+        out->index = scores[0] > 0 ? 1 : 0;
+        return fabs(scores[0]) > eps * bounds[0] ? SQML_SCORED : SQML_UNSURE;
+    }
+    uint32_t best = first_max(scores, m->outputs);
+    out->index = best;
+    for (uint32_t k = 0; k < m->outputs; k++) {
+        if (k == best) continue;
+        if (scores[best] - scores[k] <= eps * (bounds[best] + bounds[k])) return SQML_UNSURE;
+    }
+    return SQML_SCORED;
+}
+
+static void linear_probabilities(const SqmlModel *m, const double *x, double *work,
+                                 double *out) {
+    double *scores = work, *bounds = work + m->outputs;
+    linear_scores(m, x, scores, bounds);
+    if (m->probability == LINEAR_PROBA_SOFTMAX) {
+        memcpy(out, scores, sizeof(double) * m->outputs);
+        softmax(out, m->outputs);
+        return;
+    }
+    if (m->outputs == 1) { /* binary one-vs-rest: [1 - p, p] */
+        double p = expit(scores[0]);
+        out[0] = 1 - p;
+        out[1] = p;
+        return;
+    }
+    double total = 0;
+    for (uint32_t k = 0; k < m->outputs; k++) {
+        out[k] = expit(scores[k]);
+        total += out[k];
+    }
+    for (uint32_t k = 0; k < m->outputs; k++)
+        out[k] = total == 0 ? 1.0 / m->outputs : out[k] / total;
+}
+
+static int centroid_predict(const SqmlModel *m, const double *x, double *work,
+                            SqmlPrediction *out) {
+    double *distances = work, *bounds = work + m->k;
+    for (uint32_t j = 0; j < m->k; j++) {
+        double magnitude;
+        double product = dot(m->centers + (size_t)j * m->width, x, m->width, &magnitude);
+        /* k-means' predict: the centre's squared norm - 2 x.c (x's own norm is left out) */
+        distances[j] = -2.0 * product + m->norms[j];
+        bounds[j] = 2 * magnitude + fabs(m->norms[j]);
+    }
+    uint32_t best = 0;
+    for (uint32_t j = 1; j < m->k; j++)
+        if (distances[j] < distances[best]) best = j;
+    out->index = best;
+    out->value = (double)best;
+    double eps = roundoff(m->width);
+    for (uint32_t j = 0; j < m->k; j++) {
+        if (j == best) continue;
+        if (distances[j] - distances[best] <= eps * (bounds[best] + bounds[j])) return SQML_UNSURE;
+    }
+    return SQML_SCORED;
+}
+
+static uint32_t walk(const SqmlTree *tree, const double *x, int less_than) {
+    const SqmlNode *nodes = tree->nodes;
+    uint32_t n = 0;
+    for (;;) {
+        const SqmlNode *node = &nodes[n];
+        if (node->feature < 0) return node->left;
+        double v = x[node->feature];
+        if (v != v) n = node->missing_left ? node->left : node->right;
+        else if (less_than) n = v < node->threshold ? node->left : node->right;
+        else n = v <= node->threshold ? node->left : node->right;
+    }
+}
+
+/* SAMME's binary decision: scikit-learn negates the first column and sums the row. */
+static double samme_binary(const double *scores) { return -scores[0] + scores[1]; }
+
+/* The trees' combined raw output into acc (outputs doubles). */
+static void trees_raw(const SqmlModel *m, const double *x, double *work, double *acc) {
+    const double *input = x;
+    if (m->input == INPUT_FLOAT32) { /* the float32 rows scikit-learn's trees compare */
+        double *rounded = work;
+        for (uint32_t i = 0; i < m->width; i++) rounded[i] = (double)(float)x[i];
+        input = rounded;
+    }
+    int lt = m->compare == COMPARE_LT;
+    uint32_t outputs = m->outputs;
+    switch (m->combine) {
+    case COMBINE_MEAN:
+        for (uint32_t j = 0; j < outputs; j++) acc[j] = 0.0;
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            const double *leaf = tree->leaves + (size_t)walk(tree, input, lt) * outputs;
+            for (uint32_t j = 0; j < outputs; j++) acc[j] += leaf[j];
+        }
+        for (uint32_t j = 0; j < outputs; j++) acc[j] /= m->divisor;
+        return;
+    case COMBINE_SUM:
+        for (uint32_t j = 0; j < outputs; j++) acc[j] = m->init[j];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            acc[tree->slot] += tree->leaves[walk(tree, input, lt)];
+        }
+        return;
+    case COMBINE_SAMME:
+        for (uint32_t j = 0; j < outputs; j++) acc[j] = 0.0;
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            uint32_t vote = (uint32_t)tree->leaves[walk(tree, input, lt)];
+            double hit = m->samme_votes[2 * t], miss = m->samme_votes[2 * t + 1];
+            for (uint32_t j = 0; j < outputs; j++) acc[j] += j == vote ? hit : miss;
+        }
+        for (uint32_t j = 0; j < outputs; j++) acc[j] /= m->samme_total;
+        return;
+    default: { /* the weighted median of AdaBoost's regressor */
+        uint32_t n = m->n_trees;
+        double *predictions = work + m->width;
+        uint32_t *order = (uint32_t *)(predictions + n), *spare = order + n;
+        for (uint32_t t = 0; t < n; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            predictions[t] = tree->leaves[walk(tree, input, lt)];
+            order[t] = t;
+        }
+        /* a stable merge sort of the trees by their prediction */
+        for (uint32_t width = 1; width < n; width *= 2) {
+            for (uint32_t start = 0; start < n; start += 2 * width) {
+                uint32_t middle = start + width < n ? start + width : n;
+                uint32_t end = start + 2 * width < n ? start + 2 * width : n;
+                uint32_t a = start, b = middle, k = start;
+                while (a < middle && b < end)
+                    spare[k++] = predictions[order[b]] < predictions[order[a]] ? order[b++]
+                                                                               : order[a++];
+                while (a < middle) spare[k++] = order[a++];
+                while (b < end) spare[k++] = order[b++];
+            }
+            uint32_t *swap = order;
+            order = spare;
+            spare = swap;
+        }
+        double total = 0;
+        for (uint32_t t = 0; t < n; t++) total += m->median_weights[order[t]];
+        double half = 0.5 * total, cdf = 0;
+        uint32_t chosen = order[0];
+        for (uint32_t t = 0; t < n; t++) {
+            cdf += m->median_weights[order[t]];
+            if (cdf >= half) {
+                chosen = order[t];
+                break;
+            }
+        }
+        acc[0] = predictions[chosen];
+        return;
+    }
+    }
+}
+
+static void trees_predict(const SqmlModel *m, const double *x, double *work, SqmlPrediction *out) {
+    double *acc = work + m->width + (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
+    trees_raw(m, x, work, acc);
+    switch (m->decision) {
+    case TREES_VALUE:
+        out->value = m->link == LINK_EXP ? exp(acc[0]) : acc[0];
+        out->index = 0;
+        return;
+    case TREES_ARGMAX:
+        out->index = first_max(acc, m->outputs);
+        return;
+    case TREES_POSITIVE:
+        out->index = (m->combine == COMBINE_SAMME ? samme_binary(acc) : acc[0]) > 0;
+        return;
+    default:
+        out->index = acc[0] >= 0;
+    }
+}
+
+static void trees_probabilities(const SqmlModel *m, const double *x, double *work, double *out) {
+    double *acc = work + m->width + (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
+    trees_raw(m, x, work, acc);
+    uint32_t n = m->n_classes;
+    switch (m->probability) {
+    case TREES_PROBA_MEAN:
+        memcpy(out, acc, sizeof(double) * n);
+        return;
+    case TREES_PROBA_LOGISTIC:
+    case TREES_PROBA_LOGISTIC_2X: {
+        double p = expit(m->probability == TREES_PROBA_LOGISTIC ? acc[0] : 2 * acc[0]);
+        out[0] = 1 - p;
+        out[1] = p;
+        return;
+    }
+    case TREES_PROBA_SOFTMAX:
+        memcpy(out, acc, sizeof(double) * n);
+        softmax(out, n);
+        return;
+    default: /* SAMME: softmax of the decision, as _compute_proba_from_decision */
+        if (n == 2) {
+            double d = samme_binary(acc);
+            out[0] = -d / 2;
+            out[1] = d / 2;
+        } else {
+            for (uint32_t k = 0; k < n; k++) out[k] = acc[k] / (double)(n - 1);
+        }
+        softmax(out, n);
+    }
+}
+
+int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPrediction *out) {
+    preprocess(m, x);
+    out->value = 0;
+    out->index = 0;
+    switch (m->family) {
+    case FAMILY_LINEAR:
+        return linear_predict(m, x, work, out);
+    case FAMILY_CENTROIDS:
+        return centroid_predict(m, x, work, out);
+    default:
+        trees_predict(m, x, work, out);
+        return SQML_SCORED;
+    }
+}
+
+void sqml_model_probabilities(const SqmlModel *m, double *x, double *work, double *out) {
+    preprocess(m, x);
+    if (m->family == FAMILY_LINEAR) linear_probabilities(m, x, work, out);
+    else trees_probabilities(m, x, work, out);
+}

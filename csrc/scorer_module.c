@@ -1,0 +1,150 @@
+/* The native scorer seen from Python: what ml/native_format.py uses to check a form it
+ * has just compiled against the fitted pipeline, and what the tests use to reach the C
+ * code directly (the loader's checks, Python-compatible number formatting). The GIL is
+ * released while C works. */
+#include "sqml.h"
+
+static SqmlModel *load_or_raise(PyObject *blob_object) {
+    Py_buffer blob;
+    if (PyObject_GetBuffer(blob_object, &blob, PyBUF_SIMPLE) < 0) return NULL;
+    char error[SQML_ERROR_SIZE];
+    SqmlModel *model;
+    Py_BEGIN_ALLOW_THREADS
+    model = sqml_model_load(blob.buf, (size_t)blob.len, error);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&blob);
+    if (model == NULL) PyErr_SetString(PyExc_ValueError, error);
+    return model;
+}
+
+/* validate_native(blob) -> None, or the check that failed */
+PyObject *sqml_validate_native(PyObject *module, PyObject *blob_object) {
+    (void)module;
+    SqmlModel *model = load_or_raise(blob_object);
+    if (model == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) return NULL;
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        PyObject *text = value ? PyObject_Str(value) : NULL;
+        Py_XDECREF(value);
+        return text;
+    }
+    sqml_model_free(model);
+    Py_RETURN_NONE;
+}
+
+static PyObject *label_object(const SqmlModel *model, const SqmlPrediction *prediction) {
+    int kind = sqml_model_label_kind(model);
+    if (kind == SQML_LABELS_CLUSTER) return PyLong_FromLongLong(prediction->index);
+    if (sqml_model_is_regression(model)) return PyFloat_FromDouble(prediction->value);
+    if (kind == SQML_LABELS_TEXT) {
+        const SqmlText *label = sqml_model_text_label(model, (uint32_t)prediction->index);
+        return PyUnicode_DecodeUTF8(label->text, label->size, "replace");
+    }
+    return PyFloat_FromDouble(sqml_model_number_label(model, (uint32_t)prediction->index));
+}
+
+/* score_native(blob, matrix[, probabilities]) -> (predictions, unsure) or, with
+ * probabilities true, a list of probability rows. matrix: C-contiguous float64 rows of
+ * the model's encoded width (NaN where missing). */
+PyObject *sqml_score_native(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *blob_object, *matrix_object;
+    int probabilities = 0;
+    if (!PyArg_ParseTuple(args, "OO|p", &blob_object, &matrix_object, &probabilities)) return NULL;
+    SqmlModel *model = load_or_raise(blob_object);
+    if (model == NULL) return NULL;
+    Py_buffer matrix;
+    if (PyObject_GetBuffer(matrix_object, &matrix, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        sqml_model_free(model);
+        return NULL;
+    }
+    uint32_t width = sqml_model_width(model), n_classes = sqml_model_n_classes(model);
+    PyObject *result = NULL;
+    if (matrix.itemsize != 8 || strcmp(matrix.format ? matrix.format : "B", "d") != 0 ||
+        matrix.ndim != 2 || matrix.shape[1] != (Py_ssize_t)width) {
+        PyErr_SetString(PyExc_ValueError, "matrix must be float64 rows of the model's width");
+        goto done;
+    }
+    if (probabilities && !sqml_model_has_probabilities(model)) {
+        PyErr_SetString(PyExc_ValueError, "the model has no probabilities");
+        goto done;
+    }
+    Py_ssize_t rows = matrix.shape[0];
+    size_t work_size = sqml_model_work_size(model);
+    double *row = PyMem_Malloc(sizeof(double) * (width + work_size + n_classes + 1));
+    SqmlPrediction *predictions = PyMem_Malloc(sizeof(SqmlPrediction) * (size_t)(rows + 1));
+    char *unsure = PyMem_Malloc((size_t)rows + 1);
+    double *table = probabilities ? PyMem_Malloc(sizeof(double) * (size_t)(rows * n_classes + 1))
+                                  : NULL;
+    if (!row || !predictions || !unsure || (probabilities && !table)) {
+        PyErr_NoMemory();
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            memcpy(row, (double *)matrix.buf + i * width, sizeof(double) * width);
+            if (probabilities) {
+                sqml_model_probabilities(model, row, row + width, table + i * n_classes);
+            } else {
+                unsure[i] = (char)sqml_model_predict(model, row, row + width, &predictions[i]);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (probabilities) {
+            result = PyList_New(rows);
+            for (Py_ssize_t i = 0; result && i < rows; i++) {
+                PyObject *line = PyList_New(n_classes);
+                if (line == NULL) {
+                    Py_CLEAR(result);
+                    break;
+                }
+                for (uint32_t k = 0; k < n_classes; k++)
+                    PyList_SET_ITEM(line, k, PyFloat_FromDouble(table[i * n_classes + k]));
+                PyList_SET_ITEM(result, i, line);
+            }
+        } else {
+            PyObject *values = PyList_New(rows), *flags = PyList_New(rows);
+            for (Py_ssize_t i = 0; values && flags && i < rows; i++) {
+                PyList_SET_ITEM(values, i, label_object(model, &predictions[i]));
+                PyList_SET_ITEM(flags, i, PyBool_FromLong(unsure[i] == SQML_UNSURE));
+            }
+            if (values && flags && !PyErr_Occurred()) result = PyTuple_Pack(2, values, flags);
+            Py_XDECREF(values);
+            Py_XDECREF(flags);
+        }
+    }
+    PyMem_Free(row);
+    PyMem_Free(predictions);
+    PyMem_Free(unsure);
+    PyMem_Free(table);
+done:
+    PyBuffer_Release(&matrix);
+    sqml_model_free(model);
+    return result;
+}
+
+/* repr_double(x) -> the text the native scorer writes for x (Python's repr) */
+PyObject *sqml_repr_double(PyObject *module, PyObject *value) {
+    (void)module;
+    double x = PyFloat_AsDouble(value);
+    if (x == -1.0 && PyErr_Occurred()) return NULL;
+    SqmlBuffer buffer = {0};
+    sqml_buffer_double(&buffer, x);
+    if (buffer.failed) return PyErr_NoMemory();
+    PyObject *text = PyUnicode_FromStringAndSize(buffer.data, (Py_ssize_t)buffer.size);
+    sqml_buffer_free(&buffer);
+    return text;
+}
+
+/* sha256_hex(bytes) -> the digest the native side computes */
+PyObject *sqml_sha256(PyObject *module, PyObject *data_object) {
+    (void)module;
+    Py_buffer data;
+    if (PyObject_GetBuffer(data_object, &data, PyBUF_SIMPLE) < 0) return NULL;
+    char hex[65];
+    sqml_sha256_hex(data.buf, (size_t)data.len, hex);
+    PyBuffer_Release(&data);
+    return PyUnicode_FromString(hex);
+}
