@@ -36,6 +36,9 @@ typedef struct {
 
 SQML_HIDDEN void sqml_chunk_clear(SqmlChunk *chunk);
 
+/* The bridge's exact prediction of one row from its values (sql/bridge.py's EXACT_ROW). */
+#define SQML_EXACT_ROW "sqml exact row"
+
 typedef struct SqmlBridge {
     void *state;
     /* Run the Python implementation of SQL function `name` (its result or error goes

@@ -832,8 +832,8 @@ static int score_row(Cursor *cursor, sqlite3_stmt *stmt) {
             for (uint32_t f = 0; f < n; f++) argv[f + 1] = sqlite3_column_value(stmt, (int)f + 1);
             char *error = NULL;
             sqml_count(0, 1);
-            if (bridge->call_value(bridge->state, "sqml_predict", (int)n + 1, argv, &cursor->exact,
-                                   &error) != 0)
+            if (bridge->call_value(bridge->state, SQML_EXACT_ROW, (int)n + 1, argv,
+                                   &cursor->exact, &error) != 0)
                 return fail_owned(cursor, error);
             cursor->has_exact = 1;
         }

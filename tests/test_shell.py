@@ -53,7 +53,8 @@ SELECT json_extract(sqml_train('e', 'classification', 'logistic_regression',
 SELECT sqml_predict('e', '[5.1, 3.5, 1.4, 0.2]');
 SELECT count(*), sum(p.prediction = t.target) > 130 FROM dataset_iris AS t
   JOIN sqml_predict_table('e', 'dataset_iris') AS p ON p.row_id = t.rowid;
-SELECT row_id FROM sqml_predict_table('e', 'SELECT * FROM dataset_iris LIMIT 2');
+SELECT row_id FROM sqml_predict_table('e', 'SELECT rowid AS id, * FROM dataset_iris LIMIT 2',
+                                      'id');
 """,
     )
     assert result.returncode == 0, result.stderr
@@ -100,13 +101,18 @@ SELECT count(*) FROM sqlite_master WHERE name LIKE 'dataset_%';
 
 
 def test_a_python_that_cannot_start_is_a_clear_error(tmp_path):
+    """`.load` needs no Python; the first function that does says why it cannot start."""
     result = shell(
         tmp_path / "x.db",
-        "SELECT 1;\n",
+        "SELECT 1;\nSELECT sqml_load_dataset('iris');\n",
         SQLITE_ML_PYTHON=str(tmp_path / "no-such-python"),
         PYTHONHOME=str(tmp_path / "nowhere"),
     )
-    assert "sqlite-ml: cannot start Python" in result.stderr
+    assert result.stdout.split() == ["1"]
+    assert (
+        "sqml_load_dataset needs sqlite-ml's Python side, which is not available here: "
+        "sqlite-ml cannot start Python"
+    ) in result.stderr
     assert json.dumps(str(tmp_path / "no-such-python"))[1:-1] in result.stderr
 
 

@@ -17,6 +17,10 @@ from ..sqlite.rows import plain_rows
 from .session import Session
 
 
+# What csrc/table.c calls for a row it cannot decide exactly (not an SQL function).
+EXACT_ROW = "sqml exact row"
+
+
 class NativeBridge:
     """What the native functions of one connection call; kept by SQLite (the C side
     releases it when the connection closes), it keeps the session alive that long, and
@@ -28,7 +32,16 @@ class NativeBridge:
         self._keep = keep
 
     def function(self, name: str) -> Callable[..., Any]:
+        if name == EXACT_ROW:
+            return self.exact_row
         return self.session.calls[name]
+
+    def exact_row(self, experiment: Any, *values: Any) -> Any:
+        """One row's prediction from its SQL values in training order, by the Python side's
+        exact path (what a table row too close to call natively gets)."""
+        from .functions import _deployed_model
+
+        return _deployed_model(self.session, experiment).predict_values(values)
 
     def reporter(self, name: str) -> Callable[[BaseException], str]:
         return error_reporter(self.session, name)
