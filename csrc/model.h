@@ -7,7 +7,13 @@
 
 #include "core.h"
 
-enum { FAMILY_LINEAR = 1, FAMILY_TREES = 2, FAMILY_CENTROIDS = 3 };
+enum { FAMILY_LINEAR = 1, FAMILY_TREES = 2, FAMILY_CENTROIDS = 3, FAMILY_BOOSTER = 4 };
+/* ml/boosters.py's LINKS, in order */
+enum { LINK_B_IDENTITY, LINK_B_SIGMOID, LINK_B_SOFTMAX, LINK_B_SIGMOID_EACH, LINK_B_EXP,
+       LINK_B_HINGE, LINK_B_SIGNED_SQUARE, LINK_B_SOFTPLUS, LINK_B_COUNT };
+/* ml/boosters.py's missing types */
+enum { MISSING_NONE = 0, MISSING_ZERO = 1, MISSING_NAN = 2 };
+enum { TREE_MISSING_TYPES = 1, TREE_CATEGORICAL = 2 };
 enum { LINEAR_VALUE = 0, LINEAR_BINARY = 1, LINEAR_ARGMAX = 2 };
 enum { LINEAR_PROBA_NONE = 0, LINEAR_PROBA_OVR = 1, LINEAR_PROBA_SOFTMAX = 2 };
 enum { TREES_VALUE = 0, TREES_ARGMAX = 1, TREES_POSITIVE = 2, TREES_NOT_NEGATIVE = 3 };
@@ -30,6 +36,14 @@ typedef struct {
     uint32_t slot, n_nodes, leaf_width, n_leaves;
     SqmlNode *nodes;
     double *leaves; /* n_leaves x leaf_width */
+    /* boosters */
+    double weight;
+    uint32_t flags;
+    unsigned char *missing; /* per node (TREE_MISSING_TYPES), else every node MISSING_NAN */
+    int32_t *category_set;  /* per node (TREE_CATEGORICAL): -1 numeric, else its set */
+    uint32_t *bounds;       /* n_sets + 1: each set's words */
+    uint32_t *words;
+    uint32_t n_sets, n_words;
 } SqmlTree;
 
 struct SqmlModel {
@@ -49,6 +63,9 @@ struct SqmlModel {
     double samme_total, *samme_votes; /* hit, miss per tree */
     double *median_weights;
     SqmlTree *trees;
+    /* boosters */
+    uint32_t sum32, booster_link, average;
+    double sigmoid_scale, iterations_used;
     /* nearest centroid */
     uint32_t k;
     double *centers, *norms;

@@ -493,6 +493,65 @@ static int check_tree_settings(Reader *r) {
     return 1;
 }
 
+/* A tree's node arrays (features, thresholds, children, default directions), checked and
+ * turned into nodes: features index the row (through mapped, a bagged tree's subset),
+ * children lie strictly after their node (every walk moves forward, so it ends), leaves
+ * number their values. n_nodes and n_leaves are read already. */
+static int read_nodes(Reader *r, SqmlTree *tree, uint32_t index, uint32_t limit,
+                      const uint32_t *mapped) {
+    SqmlModel *m = r->model;
+    /* 21 bytes per node at least (feature, threshold, children, direction). */
+    if (tree->n_nodes < 1 || tree->n_nodes > MAX_NODES || tree->n_nodes > r->left / 21)
+        return fail(r, "tree %u declares %u nodes, not what the data holds", index,
+                    tree->n_nodes);
+    if (tree->n_leaves < 1 || tree->n_leaves > tree->n_nodes)
+        return fail(r, "tree %u declares %u leaves for %u nodes", index, tree->n_leaves,
+                    tree->n_nodes);
+    uint32_t n = tree->n_nodes;
+    int32_t *features = (int32_t *)read_u32s(r, n, "a tree's features");
+    double *thresholds = features ? read_f64s(r, n, "a tree's thresholds") : NULL;
+    uint32_t *left = thresholds ? read_u32s(r, n, "a tree's left children") : NULL;
+    uint32_t *right = left ? read_u32s(r, n, "a tree's right children") : NULL;
+    unsigned char *missing = right ? take(r, n, 1, "a tree's missing-value directions") : NULL;
+    if (missing == NULL) return 0;
+    tree->nodes = model_alloc(m, (size_t)n * sizeof(SqmlNode));
+    if (tree->nodes == NULL) return fail(r, "out of memory reading a tree");
+    uint32_t leaves = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        SqmlNode *node = &tree->nodes[i];
+        if (features[i] == -1) {
+            if (left[i] >= tree->n_leaves)
+                return fail(r, "tree %u, node %u: leaf %u of %u", index, i, left[i],
+                            tree->n_leaves);
+            node->feature = -1;
+            node->left = left[i];
+            leaves++;
+            continue;
+        }
+        if (features[i] < 0 || (uint32_t)features[i] >= limit)
+            return fail(r, "tree %u, node %u: feature %d is not one of the %u inputs", index, i,
+                        features[i], limit);
+        if (left[i] <= i || left[i] >= n || right[i] <= i || right[i] >= n)
+            return fail(r, "tree %u, node %u: children %u and %u are not after the node "
+                           "and inside the tree", index, i, left[i], right[i]);
+        if (!isfinite(thresholds[i]))
+            return fail(r, "tree %u, node %u: the threshold is not a finite number", index, i);
+        if (missing[i] > 1)
+            return fail(r, "tree %u, node %u: malformed missing-value direction", index, i);
+        node->feature = mapped ? (int32_t)mapped[features[i]] : features[i];
+        node->left = left[i];
+        node->right = right[i];
+        node->missing_left = missing[i];
+        node->threshold = thresholds[i];
+    }
+    if (tree->nodes[0].feature == -1 && n != 1)
+        return fail(r, "tree %u is a single leaf with %u nodes", index, n);
+    if (leaves != tree->n_leaves)
+        return fail(r, "tree %u has %u leaves, not the %u it declares", index, leaves,
+                    tree->n_leaves);
+    return 1;
+}
+
 static int read_tree(Reader *r, SqmlTree *tree, uint32_t index) {
     SqmlModel *m = r->model;
     uint32_t n_mapped;
@@ -517,61 +576,13 @@ static int read_tree(Reader *r, SqmlTree *tree, uint32_t index) {
     if (tree->leaf_width != expected_width)
         return fail(r, "tree %u has %u values per leaf, not %u", index, tree->leaf_width,
                     expected_width);
-    /* 21 bytes per node at least (feature, threshold, children, flag). */
-    if (tree->n_nodes < 1 || tree->n_nodes > MAX_NODES || tree->n_nodes > r->left / 21)
-        return fail(r, "tree %u declares %u nodes, not what the data holds", index,
-                    tree->n_nodes);
-    if (tree->n_leaves < 1 || tree->n_leaves > tree->n_nodes)
-        return fail(r, "tree %u declares %u leaves for %u nodes", index, tree->n_leaves,
-                    tree->n_nodes);
-    uint32_t n = tree->n_nodes;
-    int32_t *features = (int32_t *)read_u32s(r, n, "a tree's features");
-    double *thresholds = features ? read_f64s(r, n, "a tree's thresholds") : NULL;
-    uint32_t *left = thresholds ? read_u32s(r, n, "a tree's left children") : NULL;
-    uint32_t *right = left ? read_u32s(r, n, "a tree's right children") : NULL;
-    unsigned char *missing = right ? take(r, n, 1, "a tree's missing-value directions") : NULL;
-    if (missing == NULL) return 0;
+    if (!read_nodes(r, tree, index, n_mapped ? n_mapped : m->width, n_mapped ? mapped : NULL))
+        return 0;
     uint64_t n_values = (uint64_t)tree->n_leaves * tree->leaf_width;
     tree->leaves = read_f64s(r, n_values, "a tree's leaf values");
     if (tree->leaves == NULL) return 0;
     if (!all_finite(tree->leaves, n_values))
         return fail(r, "tree %u has a leaf value that is not finite", index);
-    tree->nodes = model_alloc(m, (size_t)n * sizeof(SqmlNode));
-    if (tree->nodes == NULL) return fail(r, "out of memory reading a tree");
-    uint32_t limit = n_mapped ? n_mapped : m->width, leaves = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        SqmlNode *node = &tree->nodes[i];
-        if (features[i] == -1) {
-            if (left[i] >= tree->n_leaves)
-                return fail(r, "tree %u, node %u: leaf %u of %u", index, i, left[i],
-                            tree->n_leaves);
-            node->feature = -1;
-            node->left = left[i];
-            leaves++;
-            continue;
-        }
-        if (features[i] < 0 || (uint32_t)features[i] >= limit)
-            return fail(r, "tree %u, node %u: feature %d is not one of the %u inputs", index, i,
-                        features[i], limit);
-        /* Children strictly after their node: every walk moves forward, so it ends. */
-        if (left[i] <= i || left[i] >= n || right[i] <= i || right[i] >= n)
-            return fail(r, "tree %u, node %u: children %u and %u are not after the node "
-                           "and inside the tree", index, i, left[i], right[i]);
-        if (!isfinite(thresholds[i]))
-            return fail(r, "tree %u, node %u: the threshold is not a finite number", index, i);
-        if (missing[i] > 1)
-            return fail(r, "tree %u, node %u: malformed missing-value direction", index, i);
-        node->feature = n_mapped ? (int32_t)mapped[features[i]] : features[i];
-        node->left = left[i];
-        node->right = right[i];
-        node->missing_left = missing[i];
-        node->threshold = thresholds[i];
-    }
-    if (tree->nodes[0].feature == -1 && n != 1)
-        return fail(r, "tree %u is a single leaf with %u nodes", index, n);
-    if (leaves != tree->n_leaves)
-        return fail(r, "tree %u has %u leaves, not the %u it declares", index, leaves,
-                    tree->n_leaves);
     if (m->combine == COMBINE_SAMME) {
         for (uint32_t i = 0; i < tree->n_leaves; i++) {
             double vote = tree->leaves[i];
@@ -624,6 +635,87 @@ static int read_trees(Reader *r) {
     return 1;
 }
 
+static int read_booster_tree(Reader *r, SqmlTree *tree, uint32_t index) {
+    SqmlModel *m = r->model;
+    if (!read_u32(r, &tree->slot, "a tree's output") || !read_f64(r, &tree->weight, "a tree's weight") ||
+        !read_u32(r, &tree->flags, "a tree's flags") ||
+        !read_u32(r, &tree->n_nodes, "a tree's node count") ||
+        !read_u32(r, &tree->n_leaves, "a tree's leaf count"))
+        return 0;
+    if (tree->slot >= m->outputs)
+        return fail(r, "tree %u adds to output %u of %u", index, tree->slot, m->outputs);
+    if (!isfinite(tree->weight)) return fail(r, "tree %u has a weight that is not finite", index);
+    if (tree->flags > (TREE_MISSING_TYPES | TREE_CATEGORICAL))
+        return fail(r, "tree %u has unknown flags %u", index, tree->flags);
+    tree->leaf_width = 1;
+    if (!read_nodes(r, tree, index, m->width, NULL)) return 0;
+    uint32_t n = tree->n_nodes;
+    if (tree->flags & TREE_MISSING_TYPES) {
+        tree->missing = take(r, n, 1, "a tree's missing types");
+        if (tree->missing == NULL) return 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (tree->missing[i] > MISSING_NAN)
+                return fail(r, "tree %u, node %u: unknown missing type %u", index, i, tree->missing[i]);
+    }
+    if (tree->flags & TREE_CATEGORICAL) {
+        tree->category_set = (int32_t *)read_u32s(r, n, "a tree's category sets");
+        if (tree->category_set == NULL || !read_u32(r, &tree->n_sets, "a tree's set count"))
+            return 0;
+        if (tree->n_sets > n) return fail(r, "tree %u declares %u category sets", index, tree->n_sets);
+        tree->bounds = read_u32s(r, (uint64_t)tree->n_sets + 1, "a tree's category bounds");
+        if (tree->bounds == NULL || !read_u32(r, &tree->n_words, "a tree's word count")) return 0;
+        tree->words = read_u32s(r, tree->n_words, "a tree's category words");
+        if (tree->words == NULL) return 0;
+        if (tree->bounds[0] != 0 || tree->bounds[tree->n_sets] != tree->n_words)
+            return fail(r, "tree %u's category bounds do not cover its words", index);
+        for (uint32_t s = 0; s < tree->n_sets; s++)
+            if (tree->bounds[s + 1] < tree->bounds[s])
+                return fail(r, "tree %u's category bounds go backwards", index);
+        for (uint32_t i = 0; i < n; i++)
+            if (tree->category_set[i] < -1 || tree->category_set[i] >= (int32_t)tree->n_sets)
+                return fail(r, "tree %u, node %u: category set %d of %u", index, i,
+                            tree->category_set[i], tree->n_sets);
+    }
+    tree->leaves = read_f64s(r, tree->n_leaves, "a tree's leaf values");
+    if (tree->leaves == NULL) return 0;
+    if (!all_finite(tree->leaves, tree->n_leaves))
+        return fail(r, "tree %u has a leaf value that is not finite", index);
+    return 1;
+}
+
+static int read_booster(Reader *r) {
+    SqmlModel *m = r->model;
+    if (!read_u32(r, &m->sum32, "the booster's sums") ||
+        !read_u32(r, &m->compare, "the booster's comparison") ||
+        !read_u32(r, &m->input, "the booster's input") ||
+        !read_u32(r, &m->outputs, "the booster's output count") ||
+        !read_u32(r, &m->booster_link, "the booster's link") ||
+        !read_f64(r, &m->sigmoid_scale, "the booster's sigmoid scale") ||
+        !read_u32(r, &m->average, "the booster's averaging") ||
+        !read_f64(r, &m->iterations_used, "the booster's iteration count"))
+        return 0;
+    if (m->sum32 > 1 || m->compare > COMPARE_LT || m->input > INPUT_FLOAT32 || m->average > 1)
+        return fail(r, "unknown booster settings");
+    if (m->booster_link >= LINK_B_COUNT) return fail(r, "unknown booster link %u", m->booster_link);
+    if (!isfinite(m->sigmoid_scale) || !isfinite(m->iterations_used) || m->iterations_used < 1)
+        return fail(r, "the booster's scale or iteration count is not finite");
+    if (m->label_kind == SQML_LABELS_CLUSTER) return fail(r, "a booster for clusters");
+    if (m->n_classes == 0 ? m->outputs != 1
+                          : m->outputs != (m->n_classes == 2 ? 1u : m->n_classes))
+        return fail(r, "a booster with %u outputs for %u classes", m->outputs, m->n_classes);
+    m->init = read_f64s(r, m->outputs, "the booster's base margins");
+    if (m->init == NULL || !read_u32(r, &m->n_trees, "the tree count")) return 0;
+    if (!all_finite(m->init, m->outputs)) return fail(r, "a base margin is not finite");
+    if (m->n_trees > MAX_TREES || m->n_trees > r->left / 24)
+        return fail(r, "the model declares %u trees, not what the data holds", m->n_trees);
+    m->trees = model_alloc(m, (size_t)m->n_trees * sizeof(SqmlTree) + 1);
+    if (m->trees == NULL) return fail(r, "out of memory reading trees");
+    for (uint32_t t = 0; t < m->n_trees; t++)
+        if (!read_booster_tree(r, &m->trees[t], t)) return 0;
+    m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes + 2;
+    return 1;
+}
+
 SqmlModel *sqml_model_load(const unsigned char *blob, size_t size, char error[SQML_ERROR_SIZE]) {
     const uint16_t probe = 1;
     error[0] = '\0';
@@ -655,6 +747,7 @@ SqmlModel *sqml_model_load(const unsigned char *blob, size_t size, char error[SQ
         if (family == FAMILY_LINEAR) ok = read_linear(&r);
         else if (family == FAMILY_TREES) ok = read_trees(&r);
         else if (family == FAMILY_CENTROIDS) ok = read_centroids(&r);
+        else if (family == FAMILY_BOOSTER) ok = read_booster(&r);
         else ok = fail(&r, "unknown model family %u", family);
     }
     if (ok && model->family != FAMILY_CENTROIDS && model->label_kind == SQML_LABELS_CLUSTER)
@@ -685,5 +778,6 @@ int sqml_model_is_regression(const SqmlModel *m) {
 int sqml_model_has_probabilities(const SqmlModel *m) {
     if (m->family == FAMILY_LINEAR) return m->probability != LINEAR_PROBA_NONE;
     if (m->family == FAMILY_TREES) return m->probability != TREES_PROBA_NONE;
+    if (m->family == FAMILY_BOOSTER) return m->n_classes >= 2;
     return 0;
 }

@@ -330,17 +330,20 @@ static uint32_t walk(const SqmlTree *tree, const double *x, int less_than) {
     }
 }
 
+/* The row as the trees compare it: rounded to float32 (scikit-learn's trees, XGBoost)
+ * into work, or as it is. */
+static const double *tree_input(const SqmlModel *m, const double *x, double *work) {
+    if (m->input != INPUT_FLOAT32) return x;
+    for (uint32_t i = 0; i < m->width; i++) work[i] = (double)(float)x[i];
+    return work;
+}
+
 /* SAMME's binary decision: scikit-learn negates the first column and sums the row. */
 static double samme_binary(const double *scores) { return -scores[0] + scores[1]; }
 
 /* The trees' combined raw output into acc (outputs doubles). */
 static void trees_raw(const SqmlModel *m, const double *x, double *work, double *acc) {
-    const double *input = x;
-    if (m->input == INPUT_FLOAT32) { /* the float32 rows scikit-learn's trees compare */
-        double *rounded = work;
-        for (uint32_t i = 0; i < m->width; i++) rounded[i] = (double)(float)x[i];
-        input = rounded;
-    }
+    const double *input = tree_input(m, x, work);
     int lt = m->compare == COMPARE_LT;
     uint32_t outputs = m->outputs;
     switch (m->combine) {
@@ -462,6 +465,110 @@ static void trees_probabilities(const SqmlModel *m, const double *x, double *wor
     }
 }
 
+/* -- XGBoost and LightGBM (ml/boosters.py documents these semantics) ------------------- */
+
+/* LightGBM's walk: missing types, categorical bitsets, x <= threshold in float64. */
+static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x) {
+    const SqmlNode *nodes = tree->nodes;
+    uint32_t n = 0;
+    for (;;) {
+        const SqmlNode *node = &nodes[n];
+        if (node->feature < 0) return node->left;
+        double v = x[node->feature];
+        int32_t set = tree->category_set ? tree->category_set[n] : -1;
+        if (set >= 0) {
+            int left = 0;
+            if (v == v && v < 2147483648.0 && trunc(v) >= 0) {
+                uint32_t code = (uint32_t)trunc(v), word = code / 32;
+                uint32_t low = tree->bounds[set], high = tree->bounds[set + 1];
+                left = word < high - low && ((tree->words[low + word] >> (code % 32)) & 1u);
+            }
+            n = left ? node->left : node->right;
+            continue;
+        }
+        int missing = tree->missing ? tree->missing[n] : MISSING_NAN;
+        if (v != v && missing != MISSING_NAN) v = 0.0;
+        if ((missing == MISSING_ZERO && v >= -1e-35 && v <= 1e-35) || (missing == MISSING_NAN && v != v))
+            n = node->missing_left ? node->left : node->right;
+        else
+            n = v <= node->threshold ? node->left : node->right;
+    }
+}
+
+/* The booster's outputs (probabilities for a classifier, as predict_proba gives them:
+ * [1 - p, p] for a binary model) into out; n_classes or 1 values. */
+static void booster_outputs(const SqmlModel *m, const double *x, double *work, double *out) {
+    const double *input = tree_input(m, x, work);
+    uint32_t k = m->outputs;
+    double *margin = work + m->width;
+    if (m->sum32) { /* XGBoost sums its leaves in float32 */
+        float sums[64];
+        float *acc = k <= 64 ? sums : (float *)(margin + k);
+        for (uint32_t j = 0; j < k; j++) acc[j] = (float)m->init[j];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            float leaf = (float)tree->leaves[walk(tree, input, m->compare == COMPARE_LT)];
+            float weight = (float)tree->weight;
+            acc[tree->slot] += weight == 1.0f ? leaf : weight * leaf;
+        }
+        for (uint32_t j = 0; j < k; j++) margin[j] = (double)acc[j];
+    } else {
+        for (uint32_t j = 0; j < k; j++) margin[j] = m->init[j];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            uint32_t leaf = m->compare == COMPARE_LT ? walk(tree, input, 1)
+                                                     : walk_lightgbm(tree, input);
+            margin[tree->slot] += tree->weight * tree->leaves[leaf];
+        }
+    }
+    if (m->average)
+        for (uint32_t j = 0; j < k; j++) margin[j] /= m->iterations_used;
+    double *output = k == 1 && m->n_classes == 2 ? out + 1 : out;
+    switch (m->booster_link) {
+    case LINK_B_SOFTMAX:
+        memcpy(output, margin, sizeof(double) * k);
+        softmax(output, k);
+        break;
+    default:
+        for (uint32_t j = 0; j < k; j++) {
+            double v = margin[j];
+            switch (m->booster_link) {
+            case LINK_B_SIGMOID:
+            case LINK_B_SIGMOID_EACH:
+                v = 1.0 / (1.0 + exp(-m->sigmoid_scale * v));
+                break;
+            case LINK_B_EXP:
+                v = exp(v);
+                break;
+            case LINK_B_HINGE:
+                v = v > 0 ? 1.0 : 0.0;
+                break;
+            case LINK_B_SIGNED_SQUARE:
+                v = (v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0) * v * v;
+                break;
+            case LINK_B_SOFTPLUS:
+                v = log1p(exp(v));
+                break;
+            default:
+                break;
+            }
+            output[j] = v;
+        }
+    }
+    if (k == 1 && m->n_classes == 2) out[0] = 1.0 - out[1];
+}
+
+static void booster_predict(const SqmlModel *m, const double *x, double *work, SqmlPrediction *out) {
+    double *outputs = work + m->width + m->outputs * 2 + 1;
+    booster_outputs(m, x, work, outputs);
+    if (m->n_classes == 0) {
+        out->value = outputs[0];
+        out->index = 0;
+    } else {
+        out->index = first_max(outputs, m->n_classes);
+    }
+}
+
 int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPrediction *out) {
     preprocess(m, x);
     out->value = 0;
@@ -471,6 +578,9 @@ int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPredicti
         return linear_predict(m, x, work, out);
     case FAMILY_CENTROIDS:
         return centroid_predict(m, x, work, out);
+    case FAMILY_BOOSTER:
+        booster_predict(m, x, work, out);
+        return SQML_SCORED;
     default:
         trees_predict(m, x, work, out);
         return SQML_SCORED;
@@ -480,5 +590,6 @@ int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPredicti
 void sqml_model_probabilities(const SqmlModel *m, double *x, double *work, double *out) {
     preprocess(m, x);
     if (m->family == FAMILY_LINEAR) linear_probabilities(m, x, work, out);
+    else if (m->family == FAMILY_BOOSTER) booster_outputs(m, x, work, out);
     else trees_probabilities(m, x, work, out);
 }

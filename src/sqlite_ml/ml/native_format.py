@@ -21,7 +21,8 @@ Layout, version 1 (``u32``/``i32``: 4 bytes, ``f64``: 8 bytes, all little-endian
     steps:    u32 width; f64 fill x width; f64 center x width; f64 scale x width
     labels:   u32 n_classes; text labels: str x n; numeric labels: f64 x n;
               cluster ids: nothing (0 .. n-1)
-    model:    u32 family (1 linear, 2 trees, 3 nearest centroid), then its payload
+    model:    u32 family (1 linear, 2 trees, 3 nearest centroid, 4 booster), then its
+              payload
     end:      u32 end marker "SQME"
 
     linear:   u32 decision (0 value, 1 binary score > 0, 2 argmax); u32 outputs;
@@ -41,6 +42,17 @@ Layout, version 1 (``u32``/``i32``: 4 bytes, ``f64``: 8 bytes, all little-endian
               u32 left x n_nodes (a leaf: its leaf number); u32 right x n_nodes;
               u8 missing_left x n_nodes; f64 leaf values x (n_leaves * leaf_width)
     centroid: u32 k; f64 centers x (k * width); f64 squared norms x k
+    booster:  (XGBoost and LightGBM, from ml/boosters.py's Ensemble, whose docstring gives
+              the exact semantics) u32 float32 sums (XGBoost); u32 compare (0 x <= t,
+              1 x < t); u32 input (0 float64, 1 rounded to float32); u32 outputs;
+              u32 link (the index of the link in boosters.LINKS); f64 sigmoid scale;
+              u32 average; f64 iterations used; f64 base margin x outputs; u32 n_trees;
+              per tree: u32 output; f64 weight; u32 flags (1 missing types, 2 categorical
+              splits); u32 n_nodes; u32 n_leaves; i32 feature x n_nodes; f64 threshold x
+              n_nodes; u32 left x n_nodes (a leaf: its leaf number); u32 right x n_nodes;
+              u8 default_left x n_nodes; flag 1: u8 missing type x n_nodes; flag 2:
+              i32 category set x n_nodes, u32 n_sets, u32 bounds x (n_sets + 1),
+              u32 n_words, u32 words x n_words; f64 leaf values x n_leaves
 
 Every arithmetic step is scikit-learn's own, in its order: the imputer's fill, then
 ``(x - center) / scale``, then the estimator (trees see float32-rounded inputs and their
@@ -78,7 +90,7 @@ SERVED_PYTHON = "python"
 _LABEL_KINDS = {"numeric": 0, TEXT_LABELS: 1, CLUSTER_LABELS: 2}
 _FEATURE_KINDS = {NUMERIC: 0, CATEGORICAL: 1, ORDINAL: 2, TARGET_ENCODED: 3}
 
-FAMILY_LINEAR, FAMILY_TREES, FAMILY_CENTROIDS = 1, 2, 3
+FAMILY_LINEAR, FAMILY_TREES, FAMILY_CENTROIDS, FAMILY_BOOSTER = 1, 2, 3, 4
 DECIDE_VALUE, DECIDE_BINARY, DECIDE_ARGMAX = 0, 1, 2
 DECIDE_TREES_VALUE, DECIDE_TREES_ARGMAX, DECIDE_POSITIVE, DECIDE_NOT_NEGATIVE = 0, 1, 2, 3
 PROBA_NONE, PROBA_OVR_LOGISTIC, PROBA_SOFTMAX = 0, 1, 2
@@ -283,6 +295,8 @@ def compile_native(pipeline: Any, schema: FeatureSchema) -> bytes:
         _write_linear(out, model, width, n_classes)
     elif kind in _CENTROIDS:
         _write_centroids(out, model, width)
+    elif hasattr(model, "get_booster") or hasattr(model, "booster_"):
+        _write_booster(out, model, width, n_classes)
     else:
         _write_trees(out, model, width, n_classes)
     out.u32(END_MARKER)
@@ -340,6 +354,72 @@ def _write_centroids(out: _Writer, model: Any, width: int) -> None:
     out.u32(centers.shape[0])
     out.f64s(centers)
     out.f64s(np.einsum("ij,ij->i", centers, centers))  # what k-means' predict adds
+
+
+# -- XGBoost and LightGBM ------------------------------------------------------------------
+
+
+def _write_booster(out: _Writer, model: Any, width: int, n_classes: int) -> None:
+    """An XGBoost or LightGBM model, as ml/boosters.py parses and describes it."""
+    from . import boosters
+
+    try:
+        ensemble = boosters.describe_estimator(model)
+    except boosters.BoosterError as error:
+        raise NotNative(f"the booster is not in the native format ({error})") from None
+    if ensemble.n_features != width:
+        raise NotNative("the booster's feature count differs from the pipeline's")
+    if n_classes:
+        wanted = 1 if n_classes == 2 else n_classes
+        if ensemble.n_classes != n_classes or ensemble.n_outputs != wanted:
+            raise NotNative("the booster's classes differ from the model's")
+    elif ensemble.n_classes or ensemble.n_outputs != 1:
+        raise NotNative("a regression booster with several outputs")
+    used = ensemble.iterations_used * ensemble.trees_per_iteration
+    trees = ensemble.trees[:used]
+    out.u32(FAMILY_BOOSTER)
+    out.u32(1 if ensemble.library == boosters.XGBOOST else 0)
+    out.u32(COMPARE_LT if ensemble.comparison == "less" else COMPARE_LE)
+    out.u32(INPUT_FLOAT32 if ensemble.comparison == "less" else INPUT_FLOAT64)
+    out.u32(ensemble.n_outputs)
+    out.u32(boosters.LINKS.index(ensemble.link))
+    out.f64(ensemble.sigmoid_scale)
+    out.u32(1 if ensemble.average_output else 0)
+    out.f64(float(ensemble.iterations_used))
+    out.f64s(ensemble.base_margin)
+    out.u32(len(trees))
+    for index, tree in enumerate(trees):
+        _write_booster_tree(
+            out, tree, int(ensemble.tree_output[index]), float(ensemble.tree_weight[index])
+        )
+
+
+def _write_booster_tree(out: _Writer, tree: Any, output: int, weight: float) -> None:
+    """One tree of a booster: boosters.py checked that children come after their node."""
+    leaf = np.asarray(tree.feature) < 0
+    numbers = np.cumsum(leaf) - 1
+    categorical = bool((np.asarray(tree.category_set) >= 0).any())
+    missing = np.asarray(tree.missing, dtype=np.uint8)
+    typed = bool((missing != missing[0]).any()) or int(missing[0]) != 2  # not all MISSING_NAN
+    out.u32(output)
+    out.f64(weight)
+    out.u32((1 if typed else 0) | (2 if categorical else 0))
+    out.u32(len(leaf))
+    out.u32(int(leaf.sum()))
+    out.i32s(np.where(leaf, -1, tree.feature))
+    out.f64s(np.where(leaf, 0.0, tree.threshold))
+    out.u32s(np.where(leaf, numbers, tree.left))
+    out.u32s(np.where(leaf, 0, tree.right))
+    out.u8s(np.where(leaf, 0, np.asarray(tree.default_left, dtype=np.uint8)))
+    if typed:
+        out.u8s(missing)
+    if categorical:
+        out.i32s(tree.category_set)
+        out.u32(len(tree.category_bounds) - 1)
+        out.u32s(tree.category_bounds)
+        out.u32(len(tree.category_words))
+        out.u32s(tree.category_words)
+    out.f64s(np.asarray(tree.value, dtype=np.float64)[leaf])
 
 
 # -- trees -------------------------------------------------------------------------------
@@ -804,6 +884,11 @@ def check_against(blob: bytes, pipeline: Any, rows: np.ndarray, label_kind: str)
     as they are when served."""
     from .. import _native  # the caller made sure it is built
 
+    final = pipeline[-1]
+    # XGBoost and LightGBM answer within float32 (XGBoost sums in float32): their own
+    # tolerance; scikit-learn's models to 1e-9 relative.
+    booster = hasattr(final, "get_booster") or hasattr(final, "booster_")
+    rtol, atol = (1e-5, 2e-6) if booster else (1e-9, 0.0)
     failed = _native.validate_native(blob)
     if failed is not None:
         raise NotNative(f"the compiled form fails its own checks ({failed})")
@@ -812,10 +897,10 @@ def check_against(blob: bytes, pipeline: Any, rows: np.ndarray, label_kind: str)
     sure = ~np.asarray(unsure, dtype=bool)
     if label_kind == TEXT_LABELS:
         same = np.array([str(a) == str(b) for a, b in zip(ours, theirs.tolist(), strict=True)])
-    elif label_kind == CLUSTER_LABELS or hasattr(pipeline[-1], "classes_"):
+    elif label_kind == CLUSTER_LABELS or hasattr(final, "classes_"):
         same = np.asarray(ours, dtype=np.float64) == theirs.astype(np.float64)
     else:
-        same = np.isclose(np.asarray(ours, dtype=np.float64), theirs, rtol=1e-9, atol=0)
+        same = np.isclose(np.asarray(ours, dtype=np.float64), theirs, rtol=rtol, atol=atol)
         same |= np.isnan(theirs) & np.isnan(np.asarray(ours, dtype=np.float64))
     if not same[sure].all():
         row = int(np.flatnonzero(~same & sure)[0])
@@ -823,13 +908,14 @@ def check_against(blob: bytes, pipeline: Any, rows: np.ndarray, label_kind: str)
             f"the compiled form predicted {ours[row]!r} where the model predicts "
             f"{theirs[row]!r} (row {row} of the check)"
         )
-    if hasattr(pipeline, "predict_proba") and hasattr(pipeline[-1], "classes_"):
+    if hasattr(pipeline, "predict_proba") and hasattr(final, "classes_"):
         try:
             expected = np.asarray(pipeline.predict_proba(rows), dtype=np.float64)
         except AttributeError:  # scikit-learn says the model has none after all
             return
         got = np.asarray(_native.score_native(blob, rows, True), dtype=np.float64)
-        if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-9, atol=1e-15):
+        atol = atol if booster else 1e-15
+        if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=atol):
             raise NotNative("the compiled form's probabilities differ from the model's")
 
 

@@ -16,7 +16,6 @@ from ..sqlite.binders import error_reporter
 from ..sqlite.rows import plain_rows
 from .session import Session
 
-
 # What csrc/table.c calls for a row it cannot decide exactly (not an SQL function).
 EXACT_ROW = "sqml exact row"
 
