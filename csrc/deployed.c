@@ -372,6 +372,7 @@ static int compile_on_demand(SqmlConn *conn, sqlite3_int64 model_id, Entry *entr
     unsigned char *blob = NULL;
     int size = 0;
     char *reason = NULL;
+    sqml_count(0, 1);
     int got = bridge->native_form(bridge->state, model_id, &blob, &size, &reason);
     if (got < 0) {
         snprintf(message, SQML_ERROR_SIZE, "%s", reason ? reason : "cannot compile the model");

@@ -8,6 +8,7 @@
 #include "sqml.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include "bridge.h"
 
@@ -27,6 +28,23 @@ int sqml_start_python(int *started, char **error) {
     }
     const char *executable = getenv("SQLITE_ML_PYTHON");
     if (executable == NULL || !*executable) executable = SQML_PYTHON_EXECUTABLE;
+    /* A Python that is not there: said plainly, without letting CPython try (a failed
+     * start prints its path configuration over the host's stderr). */
+    const char *home = getenv("PYTHONHOME");
+    const char *absent = *executable && access(executable, X_OK) != 0 ? executable
+                         : home && *home && access(home, F_OK) != 0  ? home
+                                                                     : NULL;
+    if (absent != NULL) {
+        char *text = sqlite3_mprintf("sqlite-ml cannot start Python: %s %s does not exist "
+                                     "(set SQLITE_ML_PYTHON to the python of an environment "
+                                     "where sqlite-ml is installed)",
+                                     absent == home ? "PYTHONHOME" : "the python executable",
+                                     absent);
+        start_failure = text ? strdup(text) : NULL;
+        if (error) *error = text;
+        else sqlite3_free(text);
+        return SQLITE_ERROR;
+    }
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.configure_c_stdio = 0;

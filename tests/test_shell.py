@@ -4,7 +4,6 @@ function in a program that is not Python."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from sqlite_ml import native
 
-from .helpers import native_built
+from .helpers import native_built, run_sqlite3_shell
 
 SHELL = shutil.which("sqlite3")
 pytestmark = [
@@ -26,16 +25,8 @@ pytestmark = [
 
 def shell(path: Path, script: str, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     assert SHELL is not None
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
-    environment.update(env)
-    return subprocess.run(
-        [SHELL, "-batch", *options, str(path)],
-        input=f".load {native.extension_path()}\n{script}",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-        check=False,
+    return run_sqlite3_shell(
+        SHELL, path, script, *options, extension=native.extension_path(), **env
     )
 
 
