@@ -173,6 +173,8 @@ SQML_HIDDEN int sqml_json_row(const SqmlModel *model, const char *text, size_t s
                               size_t *position, SqmlJsonScratch *scratch, SqmlCell *cells,
                               const char *what, const char *where,
                               char message[SQML_ERROR_SIZE]);
+/* A JSON number's text (NUL-terminated) as the parser reads it: Python's float(). */
+SQML_HIDDEN double sqml_json_number(const char *text, size_t size);
 /* Skip JSON whitespace from *position. */
 SQML_HIDDEN void sqml_json_skip_space(const char *text, size_t size, size_t *position);
 /* A value quoted for a message as Python's shorten(json.dumps(value)) does. */

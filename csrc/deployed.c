@@ -25,17 +25,13 @@ static unsigned long long cache_clock;
 static long long counted_native, counted_python;
 
 void sqml_count(int native_rows, int python_calls) {
-    pthread_mutex_lock(&cache_lock);
-    counted_native += native_rows;
-    counted_python += python_calls;
-    pthread_mutex_unlock(&cache_lock);
+    if (native_rows) __atomic_add_fetch(&counted_native, native_rows, __ATOMIC_RELAXED);
+    if (python_calls) __atomic_add_fetch(&counted_python, python_calls, __ATOMIC_RELAXED);
 }
 
 void sqml_counts(long long *native_rows, long long *python_calls) {
-    pthread_mutex_lock(&cache_lock);
-    *native_rows = counted_native;
-    *python_calls = counted_python;
-    pthread_mutex_unlock(&cache_lock);
+    *native_rows = __atomic_load_n(&counted_native, __ATOMIC_RELAXED);
+    *python_calls = __atomic_load_n(&counted_python, __ATOMIC_RELAXED);
 }
 
 const SqmlModel *sqml_served_model(const SqmlServed *served) { return served->model; }

@@ -241,7 +241,7 @@ void sqml_describe_cell(const SqmlCell *cell, char *out, size_t size) {
 typedef struct Block {
     struct Block *next;
     size_t size, used;
-    char data[];
+    _Alignas(8) char data[];
 } Block;
 
 typedef struct {
@@ -283,6 +283,7 @@ void sqml_json_scratch_free(SqmlJsonScratch *s) {
 }
 
 static char *scratch_alloc(SqmlJsonScratch *s, size_t size) {
+    size = (size + 7) & ~(size_t)7; /* every piece aligned for any type */
     Block *block = s->blocks;
     if (block == NULL || block->used + size > block->size) {
         size_t capacity = size > 4096 ? size : 4096;
@@ -450,6 +451,64 @@ static int parse_string(Parser *p, const char **out, size_t *out_size) {
     return 1;
 }
 
+static const double POWERS_OF_TEN[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                          1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                          1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A JSON number whose digits fit 2^53 and whose power of ten is at most 22 (what SQLite's
+ * json_object writes, 15 significant digits): the digits and the power are both exact
+ * doubles, so one multiplication or division rounds correctly (Clinger's fast path).
+ * 0 for any other number (strtod reads it). */
+static int exact_decimal(const char *text, size_t size, double *out) {
+    size_t i = 0;
+    int negative = text[0] == '-';
+    if (negative) i++;
+    uint64_t digits = 0;
+    int significant = 0, exponent = 0;
+    for (; i < size && text[i] != 'e' && text[i] != 'E'; i++) {
+        char c = text[i];
+        if (c == '.') {
+            for (i++; i < size && text[i] >= '0' && text[i] <= '9'; i++) {
+                if (digits == 0 && text[i] == '0') {
+                    exponent--;
+                    continue;
+                }
+                if (++significant > 19) return 0;
+                digits = digits * 10 + (uint64_t)(text[i] - '0');
+                exponent--;
+            }
+            break;
+        }
+        if (digits == 0 && c == '0') continue;
+        if (++significant > 19) return 0;
+        digits = digits * 10 + (uint64_t)(c - '0');
+    }
+    if (i < size && (text[i] == 'e' || text[i] == 'E')) {
+        i++;
+        int sign = 1, value = 0;
+        if (i < size && (text[i] == '+' || text[i] == '-')) sign = text[i++] == '-' ? -1 : 1;
+        for (; i < size; i++) {
+            if (value > 1000) return 0;
+            value = value * 10 + (text[i] - '0');
+        }
+        exponent += sign * value;
+    }
+    if (digits > (1ull << 53)) return 0;
+    double value = (double)digits;
+    if (digits == 0) value = 0.0;
+    else if (exponent >= 0 && exponent <= 22) value *= POWERS_OF_TEN[exponent];
+    else if (exponent < 0 && exponent >= -22) value /= POWERS_OF_TEN[-exponent];
+    else return 0;
+    *out = negative ? -value : value;
+    return 1;
+}
+
+double sqml_json_number(const char *text, size_t size) {
+    double value;
+    if (!exact_decimal(text, size, &value)) value = strtod(text, NULL);
+    return value;
+}
+
 static int parse_number(Parser *p, SqmlCell *cell) {
     size_t start = p->at, i = start;
     const char *t = p->text;
@@ -493,7 +552,8 @@ static int parse_number(Parser *p, SqmlCell *cell) {
     cell->size = length;
     if (!integer) {
         cell->type = SQML_CELL_REAL;
-        cell->d = strtod(copy, NULL); /* correctly rounded, as Python's float() */
+        /* correctly rounded, as Python's float(): exactly, or by strtod */
+        if (!exact_decimal(copy, length, &cell->d)) cell->d = strtod(copy, NULL);
         cell->text = NULL;
         cell->size = 0;
         return 1;

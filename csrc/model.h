@@ -32,9 +32,30 @@ typedef struct {
     double threshold;
 } SqmlNode;
 
+/* Compact nodes for the walk, in preorder (a node's left child is the next node):
+ * float32 thresholds where the trees compare float32 inputs (12 bytes), float64 where they
+ * compare float64 ones (16 bytes). feature: the row index, | MISSING_LEFT when a missing
+ * value goes left; -1 at a leaf, whose right holds its leaf number. */
+#define COMPACT_MISSING_LEFT 0x40000000 /* a missing value takes the left branch */
+#define COMPACT_NAN_AS_ZERO 0x20000000  /* LightGBM: NaN is read as 0.0 */
+#define COMPACT_ZERO_MISSING 0x10000000 /* LightGBM: |x| <= 1e-35 is missing */
+#define COMPACT_FEATURE 0x0fffffff
+typedef struct {
+    float threshold;
+    int32_t feature;
+    uint32_t right;
+} SqmlNode32;
+typedef struct {
+    double threshold;
+    int32_t feature;
+    uint32_t right;
+} SqmlNode64;
+
 typedef struct {
     uint32_t slot, n_nodes, leaf_width, n_leaves;
     SqmlNode *nodes;
+    SqmlNode32 *nodes32; /* the walk's layout, when the tree has one (else nodes) */
+    SqmlNode64 *nodes64;
     double *leaves; /* n_leaves x leaf_width */
     /* boosters */
     double weight;
@@ -72,6 +93,7 @@ struct SqmlModel {
     uint32_t *name_slots; /* open addressing over feature names: index + 1, 0 empty */
     uint32_t n_name_slots;
     size_t work_size;
+    size_t leaves_at; /* where in the work space the trees' leaf numbers go */
     void **allocations;
     size_t n_allocations, allocations_capacity;
 };

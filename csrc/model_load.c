@@ -515,7 +515,9 @@ static int read_nodes(Reader *r, SqmlTree *tree, uint32_t index, uint32_t limit,
     unsigned char *missing = right ? take(r, n, 1, "a tree's missing-value directions") : NULL;
     if (missing == NULL) return 0;
     tree->nodes = model_alloc(m, (size_t)n * sizeof(SqmlNode));
-    if (tree->nodes == NULL) return fail(r, "out of memory reading a tree");
+    /* a node has one parent at most: a tree, not a graph of shared branches */
+    unsigned char *has_parent = model_alloc(m, n);
+    if (tree->nodes == NULL || has_parent == NULL) return fail(r, "out of memory reading a tree");
     uint32_t leaves = 0;
     for (uint32_t i = 0; i < n; i++) {
         SqmlNode *node = &tree->nodes[i];
@@ -538,6 +540,9 @@ static int read_nodes(Reader *r, SqmlTree *tree, uint32_t index, uint32_t limit,
             return fail(r, "tree %u, node %u: the threshold is not a finite number", index, i);
         if (missing[i] > 1)
             return fail(r, "tree %u, node %u: malformed missing-value direction", index, i);
+        if (left[i] == right[i] || has_parent[left[i]] || has_parent[right[i]])
+            return fail(r, "tree %u, node %u: a child has another parent too", index, i);
+        has_parent[left[i]] = has_parent[right[i]] = 1;
         node->feature = mapped ? (int32_t)mapped[features[i]] : features[i];
         node->left = left[i];
         node->right = right[i];
@@ -549,6 +554,76 @@ static int read_nodes(Reader *r, SqmlTree *tree, uint32_t index, uint32_t limit,
     if (leaves != tree->n_leaves)
         return fail(r, "tree %u has %u leaves, not the %u it declares", index, leaves,
                     tree->n_leaves);
+    return 1;
+}
+
+/* The largest float32 at or below t: x <= t and x <= below(t) agree for every float32 x
+ * (scikit-learn compares float32 inputs with float64 thresholds). */
+static float float_at_or_below(double t) {
+    float f = (float)t;
+    if ((double)f > t) f = nextafterf(f, -INFINITY);
+    return f;
+}
+
+/* The tree's walk layout (see model.h), from its validated nodes: renumbered in preorder
+ * (nodes no walk reaches are left out). float32: thresholds for float32 inputs, rounded
+ * down for x <= t (exact when x < t compares float32 thresholds, XGBoost's). */
+static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
+    uint32_t n = tree->n_nodes, next = 0;
+    uint32_t *position = malloc(sizeof(uint32_t) * n), *stack = malloc(sizeof(uint32_t) * n);
+    uint32_t *order = malloc(sizeof(uint32_t) * n);
+    if (!position || !stack || !order) {
+        free(position);
+        free(stack);
+        free(order);
+        return fail(r, "out of memory laying a tree out");
+    }
+    size_t depth = 0;
+    stack[depth++] = 0;
+    while (depth) { /* children after their node: each node is pushed once at most */
+        uint32_t i = stack[--depth];
+        position[i] = next;
+        order[next++] = i;
+        const SqmlNode *node = &tree->nodes[i];
+        if (node->feature >= 0) {
+            stack[depth++] = node->right;
+            stack[depth++] = node->left;
+        }
+    }
+    void *out = model_alloc(r->model, (size_t)next * (float32 ? sizeof(SqmlNode32) : sizeof(SqmlNode64)));
+    if (out == NULL) {
+        free(position);
+        free(stack);
+        free(order);
+        return fail(r, "out of memory laying a tree out");
+    }
+    for (uint32_t k = 0; k < next; k++) {
+        const SqmlNode *node = &tree->nodes[order[k]];
+        int32_t feature = -1;
+        if (node->feature >= 0) {
+            int missing = tree->missing ? tree->missing[order[k]] : MISSING_NAN;
+            feature = node->feature | (node->missing_left ? COMPACT_MISSING_LEFT : 0) |
+                      (missing != MISSING_NAN ? COMPACT_NAN_AS_ZERO : 0) |
+                      (missing == MISSING_ZERO ? COMPACT_ZERO_MISSING : 0);
+        }
+        uint32_t right = node->feature < 0 ? node->left : position[node->right];
+        if (float32) {
+            SqmlNode32 *c = &((SqmlNode32 *)out)[k];
+            c->threshold = less_than ? (float)node->threshold : float_at_or_below(node->threshold);
+            c->feature = feature;
+            c->right = right;
+        } else {
+            SqmlNode64 *c = &((SqmlNode64 *)out)[k];
+            c->threshold = node->threshold;
+            c->feature = feature;
+            c->right = right;
+        }
+    }
+    if (float32) tree->nodes32 = out;
+    else tree->nodes64 = out;
+    free(position);
+    free(stack);
+    free(order);
     return 1;
 }
 
@@ -590,7 +665,7 @@ static int read_tree(Reader *r, SqmlTree *tree, uint32_t index) {
                 return fail(r, "tree %u votes for class %g of %u", index, vote, m->n_classes);
         }
     }
-    return 1;
+    return compact(r, tree, m->input == INPUT_FLOAT32, m->compare == COMPARE_LT);
 }
 
 static int read_trees(Reader *r) {
@@ -632,6 +707,8 @@ static int read_trees(Reader *r) {
     /* the float32 row, the accumulators and (median) a prediction and order per tree */
     m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes +
                    (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
+    m->leaves_at = m->work_size;
+    m->work_size += m->n_trees / 2 + 1; /* a leaf number (uint32) per tree */
     return 1;
 }
 
@@ -647,6 +724,8 @@ static int read_booster_tree(Reader *r, SqmlTree *tree, uint32_t index) {
     if (!isfinite(tree->weight)) return fail(r, "tree %u has a weight that is not finite", index);
     if (tree->flags > (TREE_MISSING_TYPES | TREE_CATEGORICAL))
         return fail(r, "tree %u has unknown flags %u", index, tree->flags);
+    if (tree->flags && m->compare == COMPARE_LT) /* XGBoost's trees have neither */
+        return fail(r, "tree %u compares with < but has missing types or categories", index);
     tree->leaf_width = 1;
     if (!read_nodes(r, tree, index, m->width, NULL)) return 0;
     uint32_t n = tree->n_nodes;
@@ -680,6 +759,10 @@ static int read_booster_tree(Reader *r, SqmlTree *tree, uint32_t index) {
     if (tree->leaves == NULL) return 0;
     if (!all_finite(tree->leaves, tree->n_leaves))
         return fail(r, "tree %u has a leaf value that is not finite", index);
+    /* the compact walk serves every tree without categorical splits; those take
+     * LightGBM's own walk */
+    if (!(tree->flags & TREE_CATEGORICAL))
+        return compact(r, tree, m->input == INPUT_FLOAT32, m->compare == COMPARE_LT);
     return 1;
 }
 
@@ -713,6 +796,8 @@ static int read_booster(Reader *r) {
     for (uint32_t t = 0; t < m->n_trees; t++)
         if (!read_booster_tree(r, &m->trees[t], t)) return 0;
     m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes + 2;
+    m->leaves_at = m->work_size;
+    m->work_size += m->n_trees / 2 + 1; /* a leaf number (uint32) per tree */
     return 1;
 }
 

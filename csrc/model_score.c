@@ -317,25 +317,133 @@ static int centroid_predict(const SqmlModel *m, const double *x, double *work,
     return SQML_SCORED;
 }
 
-static uint32_t walk(const SqmlTree *tree, const double *x, int less_than) {
-    const SqmlNode *nodes = tree->nodes;
+/* The walks of the compact layouts (model.h): the left child is the next node. A NaN
+ * (never after this pipeline's imputer, but the format allows it) goes the node's way. */
+/* The next node without a branch on the comparison (which a processor cannot predict). */
+static inline uint32_t step(uint32_t n, uint32_t right, int left) {
+    return right + ((n + 1 - right) & (0u - (uint32_t)left));
+}
+
+static uint32_t walk32(const SqmlNode32 *nodes, const float *x, int less_than) {
     uint32_t n = 0;
     for (;;) {
-        const SqmlNode *node = &nodes[n];
-        if (node->feature < 0) return node->left;
-        double v = x[node->feature];
-        if (v != v) n = node->missing_left ? node->left : node->right;
-        else if (less_than) n = v < node->threshold ? node->left : node->right;
-        else n = v <= node->threshold ? node->left : node->right;
+        const SqmlNode32 *node = &nodes[n];
+        int32_t feature = node->feature;
+        if (feature < 0) return node->right;
+        float v = x[feature & COMPACT_FEATURE];
+        int left = less_than ? v < node->threshold : v <= node->threshold;
+        if (__builtin_expect(v != v, 0)) left = (feature & COMPACT_MISSING_LEFT) != 0;
+        n = step(n, node->right, left);
     }
 }
 
-/* The row as the trees compare it: rounded to float32 (scikit-learn's trees, XGBoost)
- * into work, or as it is. */
-static const double *tree_input(const SqmlModel *m, const double *x, double *work) {
-    if (m->input != INPUT_FLOAT32) return x;
-    for (uint32_t i = 0; i < m->width; i++) work[i] = (double)(float)x[i];
-    return work;
+static uint32_t walk64(const SqmlNode64 *nodes, const double *x, int less_than) {
+    uint32_t n = 0;
+    for (;;) {
+        const SqmlNode64 *node = &nodes[n];
+        int32_t feature = node->feature;
+        if (feature < 0) return node->right;
+        double v = x[feature & COMPACT_FEATURE];
+        int left = less_than ? v < node->threshold : v <= node->threshold;
+        if (__builtin_expect(v != v || (feature & COMPACT_ZERO_MISSING), 0)) {
+            /* LightGBM's missing types: NaN read as 0.0, |x| <= 1e-35 as missing */
+            if (v != v && (feature & COMPACT_NAN_AS_ZERO)) v = 0.0;
+            left = less_than ? v < node->threshold : v <= node->threshold;
+            if (v != v || ((feature & COMPACT_ZERO_MISSING) && v >= -1e-35 && v <= 1e-35))
+                left = (feature & COMPACT_MISSING_LEFT) != 0;
+        }
+        n = step(n, node->right, left);
+    }
+}
+
+/* A row as the trees read it: float32 values (trees that round their inputs) or float64. */
+typedef struct {
+    const float *f;
+    const double *d;
+} TreeRow;
+
+static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x);
+
+/* The leaf number a row reaches in a tree. */
+static uint32_t walk(const SqmlTree *tree, TreeRow row, int less_than) {
+    if (tree->nodes32) return walk32(tree->nodes32, row.f, less_than);
+    if (tree->nodes64) return walk64(tree->nodes64, row.d, less_than);
+    return walk_lightgbm(tree, row.d);
+}
+
+#define LANES 4
+
+/* LANES trees walked side by side, each as walk32/walk64 walks it: every walk is a chain
+ * of dependent loads, and independent chains let the processor overlap them. A lane at
+ * its leaf stays there (branch-free selects throughout). */
+#define WALK_LANES(NAME, NODE, VALUE, NODES)                                                \
+    static void NAME(const SqmlTree *trees, const VALUE *x, int less_than, uint32_t *leaves) { \
+        const NODE *base[LANES];                                                            \
+        uint32_t n[LANES];                                                                  \
+        for (int j = 0; j < LANES; j++) {                                                   \
+            base[j] = trees[j].NODES;                                                       \
+            n[j] = 0;                                                                       \
+        }                                                                                   \
+        for (;;) {                                                                          \
+            uint32_t active = 0;                                                            \
+            for (int j = 0; j < LANES; j++) {                                               \
+                const NODE *node = &base[j][n[j]];                                          \
+                int32_t feature = node->feature;                                            \
+                uint32_t inner = feature >= 0;                                              \
+                VALUE v = x[(uint32_t)feature & COMPACT_FEATURE & (0u - inner)];            \
+                int left = less_than ? v < node->threshold : v <= node->threshold;          \
+                if (__builtin_expect(inner && (v != v || (feature & COMPACT_ZERO_MISSING)), 0)) \
+                    left = missing_left((double)v, feature, node->threshold, less_than);    \
+                uint32_t next = step(n[j], node->right, left);                              \
+                n[j] = inner ? next : n[j];                                                 \
+                active |= inner;                                                            \
+            }                                                                               \
+            if (!active) break;                                                             \
+        }                                                                                   \
+        for (int j = 0; j < LANES; j++) leaves[j] = base[j][n[j]].right;                    \
+    }
+
+/* A missing value's way at a node (NaN, or LightGBM's zero): as walk64 decides it. */
+static int missing_left(double v, int32_t feature, double threshold, int less_than) {
+    if (v != v && (feature & COMPACT_NAN_AS_ZERO)) v = 0.0;
+    if (v != v || ((feature & COMPACT_ZERO_MISSING) && v >= -1e-35 && v <= 1e-35))
+        return (feature & COMPACT_MISSING_LEFT) != 0;
+    return less_than ? v < threshold : v <= threshold;
+}
+
+WALK_LANES(walk32_lanes, SqmlNode32, float, nodes32)
+WALK_LANES(walk64_lanes, SqmlNode64, double, nodes64)
+
+/* The leaf number every tree of the model reaches, in tree order: LANES at a time where
+ * that many trees in a row have the compact layout of the row's type. */
+static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
+    int lt = m->compare == COMPARE_LT;
+    uint32_t t = 0;
+    while (t < m->n_trees) {
+        int lanes = t + LANES <= m->n_trees;
+        for (int j = 0; lanes && j < LANES; j++)
+            lanes = row.f ? m->trees[t + j].nodes32 != NULL : m->trees[t + j].nodes64 != NULL;
+        if (!lanes) {
+            leaves[t] = walk(&m->trees[t], row, lt);
+            t++;
+            continue;
+        }
+        if (row.f) walk32_lanes(&m->trees[t], row.f, lt, &leaves[t]);
+        else walk64_lanes(&m->trees[t], row.d, lt, &leaves[t]);
+        t += LANES;
+    }
+}
+
+/* The row as the trees compare it: rounded to float32 into work (scikit-learn's trees,
+ * XGBoost), or as it is. */
+static TreeRow tree_input(const SqmlModel *m, const double *x, double *work) {
+    TreeRow row = {NULL, x};
+    if (m->input == INPUT_FLOAT32) {
+        float *rounded = (float *)work;
+        for (uint32_t i = 0; i < m->width; i++) rounded[i] = (float)x[i];
+        row.f = rounded;
+    }
+    return row;
 }
 
 /* SAMME's binary decision: scikit-learn negates the first column and sums the row. */
@@ -343,15 +451,16 @@ static double samme_binary(const double *scores) { return -scores[0] + scores[1]
 
 /* The trees' combined raw output into acc (outputs doubles). */
 static void trees_raw(const SqmlModel *m, const double *x, double *work, double *acc) {
-    const double *input = tree_input(m, x, work);
-    int lt = m->compare == COMPARE_LT;
+    TreeRow input = tree_input(m, x, work);
+    uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
+    walk_all(m, input, leaves);
     uint32_t outputs = m->outputs;
     switch (m->combine) {
     case COMBINE_MEAN:
         for (uint32_t j = 0; j < outputs; j++) acc[j] = 0.0;
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const SqmlTree *tree = &m->trees[t];
-            const double *leaf = tree->leaves + (size_t)walk(tree, input, lt) * outputs;
+            const double *leaf = tree->leaves + (size_t)leaves[t] * outputs;
             for (uint32_t j = 0; j < outputs; j++) acc[j] += leaf[j];
         }
         for (uint32_t j = 0; j < outputs; j++) acc[j] /= m->divisor;
@@ -360,14 +469,14 @@ static void trees_raw(const SqmlModel *m, const double *x, double *work, double 
         for (uint32_t j = 0; j < outputs; j++) acc[j] = m->init[j];
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const SqmlTree *tree = &m->trees[t];
-            acc[tree->slot] += tree->leaves[walk(tree, input, lt)];
+            acc[tree->slot] += tree->leaves[leaves[t]];
         }
         return;
     case COMBINE_SAMME:
         for (uint32_t j = 0; j < outputs; j++) acc[j] = 0.0;
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const SqmlTree *tree = &m->trees[t];
-            uint32_t vote = (uint32_t)tree->leaves[walk(tree, input, lt)];
+            uint32_t vote = (uint32_t)tree->leaves[leaves[t]];
             double hit = m->samme_votes[2 * t], miss = m->samme_votes[2 * t + 1];
             for (uint32_t j = 0; j < outputs; j++) acc[j] += j == vote ? hit : miss;
         }
@@ -379,7 +488,7 @@ static void trees_raw(const SqmlModel *m, const double *x, double *work, double 
         uint32_t *order = (uint32_t *)(predictions + n), *spare = order + n;
         for (uint32_t t = 0; t < n; t++) {
             const SqmlTree *tree = &m->trees[t];
-            predictions[t] = tree->leaves[walk(tree, input, lt)];
+            predictions[t] = tree->leaves[leaves[t]];
             order[t] = t;
         }
         /* a stable merge sort of the trees by their prediction */
@@ -498,7 +607,9 @@ static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x) {
 /* The booster's outputs (probabilities for a classifier, as predict_proba gives them:
  * [1 - p, p] for a binary model) into out; n_classes or 1 values. */
 static void booster_outputs(const SqmlModel *m, const double *x, double *work, double *out) {
-    const double *input = tree_input(m, x, work);
+    TreeRow input = tree_input(m, x, work);
+    uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
+    walk_all(m, input, leaves);
     uint32_t k = m->outputs;
     double *margin = work + m->width;
     if (m->sum32) { /* XGBoost sums its leaves in float32 */
@@ -507,7 +618,7 @@ static void booster_outputs(const SqmlModel *m, const double *x, double *work, d
         for (uint32_t j = 0; j < k; j++) acc[j] = (float)m->init[j];
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const SqmlTree *tree = &m->trees[t];
-            float leaf = (float)tree->leaves[walk(tree, input, m->compare == COMPARE_LT)];
+            float leaf = (float)tree->leaves[leaves[t]];
             float weight = (float)tree->weight;
             acc[tree->slot] += weight == 1.0f ? leaf : weight * leaf;
         }
@@ -516,9 +627,7 @@ static void booster_outputs(const SqmlModel *m, const double *x, double *work, d
         for (uint32_t j = 0; j < k; j++) margin[j] = m->init[j];
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const SqmlTree *tree = &m->trees[t];
-            uint32_t leaf = m->compare == COMPARE_LT ? walk(tree, input, 1)
-                                                     : walk_lightgbm(tree, input);
-            margin[tree->slot] += tree->weight * tree->leaves[leaf];
+            margin[tree->slot] += tree->weight * tree->leaves[leaves[t]];
         }
     }
     if (m->average)

@@ -140,6 +140,7 @@ static PyMethodDef native_methods[] = {
      "score_native(blob, matrix[, probabilities]) -> (predictions, unsure) or probabilities"},
     {"repr_double", sqml_repr_double, METH_O, "the native scorer's text for a float"},
     {"sha256_hex", sqml_sha256, METH_O, "the native side's SHA-256 of bytes"},
+    {"json_number", sqml_json_number_py, METH_O, "the float the JSON reader makes of a number"},
     {NULL, NULL, 0, NULL},
 };
 

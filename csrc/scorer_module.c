@@ -148,3 +148,12 @@ PyObject *sqml_sha256(PyObject *module, PyObject *data_object) {
     PyBuffer_Release(&data);
     return PyUnicode_FromString(hex);
 }
+
+/* json_number(text) -> the float the JSON reader makes of a number's text */
+PyObject *sqml_json_number_py(PyObject *module, PyObject *text_object) {
+    (void)module;
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(text_object, &size);
+    if (text == NULL) return NULL;
+    return PyFloat_FromDouble(sqml_json_number(text, (size_t)size));
+}

@@ -104,19 +104,30 @@ static SqmlServed *features_model(SqmlConn *conn, const char *name, sqlite3_cont
     return native_model(conn, name, context, argc, argv);
 }
 
-/* Per-call memory: the encoded row, scratch, cells and probabilities. */
+/* Per-call memory: the encoded row, scratch, cells and probabilities (on the stack for
+ * the common small model). */
+#define SMALL_SPACE 2048
 typedef struct {
     double *x, *work, *probabilities;
     SqmlCell *cells;
-    void *memory;
+    void *memory;  /* malloc'd, or NULL */
+    double small[SMALL_SPACE];
 } Space;
+
+static void space_free(Space *space) { free(space->memory); }
 
 static int space_for(const SqmlModel *model, Space *space) {
     size_t width = sqml_model_width(model), work = sqml_model_work_size(model);
     size_t classes = sqml_model_n_classes(model) + 1, features = sqml_model_n_features(model);
-    space->memory = malloc(sizeof(double) * (width + work + classes) + sizeof(SqmlCell) * features);
-    if (space->memory == NULL) return 0;
-    space->x = (double *)space->memory;
+    size_t bytes = sizeof(double) * (width + work + classes) + sizeof(SqmlCell) * features;
+    space->memory = NULL;
+    double *memory = space->small;
+    if (bytes > sizeof space->small) {
+        space->memory = malloc(bytes);
+        if (space->memory == NULL) return 0;
+        memory = (double *)space->memory;
+    }
+    space->x = memory;
     space->work = space->x + width;
     space->probabilities = space->work + work;
     space->cells = (SqmlCell *)(space->probabilities + classes);
@@ -255,7 +266,7 @@ static void predict_function(sqlite3_context *context, int argc, sqlite3_value *
         }
     }
     sqml_json_scratch_free(scratch);
-    free(space.memory);
+    space_free(&space);
     sqml_served_release(served);
 }
 
@@ -366,7 +377,7 @@ static void batch_function(sqlite3_context *context, int argc, sqlite3_value **a
     }
     sqml_buffer_free(&out);
     sqml_json_scratch_free(scratch);
-    free(space.memory);
+    space_free(&space);
     sqml_served_release(served);
 }
 
@@ -448,7 +459,7 @@ static void proba_function(sqlite3_context *context, int argc, sqlite3_value **a
     }
     sqml_buffer_free(&out);
     sqml_json_scratch_free(scratch);
-    free(space.memory);
+    space_free(&space);
     sqml_served_release(served);
 }
 

@@ -80,6 +80,7 @@ SQML_INTERNAL PyObject *sqml_validate_native(PyObject *module, PyObject *blob);
 SQML_INTERNAL PyObject *sqml_score_native(PyObject *module, PyObject *args);
 SQML_INTERNAL PyObject *sqml_repr_double(PyObject *module, PyObject *value);
 SQML_INTERNAL PyObject *sqml_sha256(PyObject *module, PyObject *data);
+SQML_INTERNAL PyObject *sqml_json_number_py(PyObject *module, PyObject *text);
 
 /* The Python module whose bridge(handle) makes the Python side of a host's connection. */
 #define SQML_HOST_MODULE "sqlite_ml.faces.sqlite3_shell"
