@@ -34,22 +34,63 @@ void sqml_buffer_free(SqmlBuffer *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* The shortest digits that read back as value (Python's repr), as digits and the decimal
+/* "d.ddde+X" of digits (count of them) and a decimal exponent, read back as a double. */
+static double read_back(const char *digits, int count, int exponent) {
+    char text[48];
+    int n = 0;
+    text[n++] = digits[0];
+    if (count > 1) text[n++] = '.';
+    for (int i = 1; i < count; i++) text[n++] = digits[i];
+    snprintf(text + n, sizeof text - (size_t)n, "e%d", exponent);
+    return strtod(text, NULL);
+}
+
+/* digits +1 (step 1) or -1 (step -1) in the last place, carrying; 0 when it leaves count
+ * digits (999 + 1, 100 - 1: those neighbours have another length). */
+static int neighbour(char *digits, int count, int step) {
+    for (int i = count - 1; i >= 0; i--) {
+        if (step > 0 && digits[i] < '9') {
+            digits[i]++;
+            return 1;
+        }
+        if (step < 0 && digits[i] > '0') {
+            digits[i]--;
+            return i > 0 || digits[0] != '0';
+        }
+        digits[i] = step > 0 ? '0' : '9';
+    }
+    return 0;
+}
+
+/* The shortest digits that read back as value, the closest to it among those (Python's
+ * repr): the correctly rounded ones, or a neighbour where those do not read back (a
+ * power of two, whose rounding interval is narrower below). Digits and the decimal
  * exponent of the first digit. */
 static void shortest_digits(double value, char digits[24], int *exponent) {
     char text[40];
     for (int precision = 0; precision < 17; precision++) {
         snprintf(text, sizeof text, "%.*e", precision, value);
+        int count = 0;
+        const char *p = text;
+        for (; *p && *p != 'e'; p++)
+            if (*p >= '0' && *p <= '9') digits[count++] = *p;
+        digits[count] = '\0';
+        *exponent = atoi(p + 1);
         if (strtod(text, NULL) == value) break;
+        int found = 0;
+        for (int step = -1; step <= 1 && !found; step += 2) {
+            char other[24];
+            memcpy(other, digits, (size_t)count + 1);
+            if (neighbour(other, count, step) && read_back(other, count, *exponent) == value) {
+                memcpy(digits, other, (size_t)count + 1);
+                found = 1;
+            }
+        }
+        if (found) break;
     }
-    /* text: d[.ddd]e[+-]XX */
-    size_t n = 0;
-    const char *p = text;
-    for (; *p && *p != 'e'; p++)
-        if (*p >= '0' && *p <= '9') digits[n++] = *p;
+    int n = (int)strlen(digits);
     while (n > 1 && digits[n - 1] == '0') n--;
     digits[n] = '\0';
-    *exponent = atoi(p + 1);
 }
 
 void sqml_buffer_double(SqmlBuffer *b, double value) {
