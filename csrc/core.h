@@ -117,6 +117,22 @@ SQML_HIDDEN int sqml_model_predict(const SqmlModel *model, double *x, double *wo
 SQML_HIDDEN void sqml_model_probabilities(const SqmlModel *model, double *x, double *work,
                                           double *out);
 
+/* Tree models scored in blocks of rows (each tree walked for every row of the block while
+ * it is in the cache): the leaf of every tree for n encoded rows (x: n x width, imputed
+ * and scaled in place; rounded: n x width floats of scratch; leaves: n x n_trees), then
+ * each row's prediction and probabilities from its leaves. The same numbers as
+ * sqml_model_predict and sqml_model_probabilities. */
+#define SQML_BLOCK_ROWS 256
+SQML_HIDDEN int sqml_model_has_trees(const SqmlModel *model);
+SQML_HIDDEN uint32_t sqml_model_n_trees(const SqmlModel *model);
+SQML_HIDDEN void sqml_model_leaves_rows(const SqmlModel *model, double *x, size_t n,
+                                        float *rounded, uint32_t *leaves);
+SQML_HIDDEN void sqml_model_predict_leaves(const SqmlModel *model, const uint32_t *leaves,
+                                           double *work, SqmlPrediction *out);
+SQML_HIDDEN void sqml_model_probabilities_leaves(const SqmlModel *model,
+                                                 const uint32_t *leaves, double *work,
+                                                 double *out);
+
 /* Feature values, the way every input form (JSON, SQL arguments, a source row) gives
  * them to the encoder. */
 enum {

@@ -373,24 +373,21 @@ static uint32_t walk(const SqmlTree *tree, TreeRow row, int less_than) {
 
 #define LANES 4
 
-/* LANES trees walked side by side, each as walk32/walk64 walks it: every walk is a chain
- * of dependent loads, and independent chains let the processor overlap them. A lane at
- * its leaf stays there (branch-free selects throughout). */
-#define WALK_LANES(NAME, NODE, VALUE, NODES)                                                \
-    static void NAME(const SqmlTree *trees, const VALUE *x, int less_than, uint32_t *leaves) { \
-        const NODE *base[LANES];                                                            \
+/* LANES walks side by side (LANES trees over one row, or one tree over LANES rows), each
+ * as walk32/walk64 walks: every walk is a chain of dependent loads, and independent chains
+ * let the processor overlap them. A lane at its leaf stays there (branch-free selects). */
+#define WALK_LANES(NAME, NODE, VALUE)                                                       \
+    static void NAME(const NODE *const base[LANES], const VALUE *const x[LANES],            \
+                     int less_than, uint32_t leaves[LANES]) {                               \
         uint32_t n[LANES];                                                                  \
-        for (int j = 0; j < LANES; j++) {                                                   \
-            base[j] = trees[j].NODES;                                                       \
-            n[j] = 0;                                                                       \
-        }                                                                                   \
+        for (int j = 0; j < LANES; j++) n[j] = 0;                                           \
         for (;;) {                                                                          \
             uint32_t active = 0;                                                            \
             for (int j = 0; j < LANES; j++) {                                               \
                 const NODE *node = &base[j][n[j]];                                          \
                 int32_t feature = node->feature;                                            \
                 uint32_t inner = feature >= 0;                                              \
-                VALUE v = x[(uint32_t)feature & COMPACT_FEATURE & (0u - inner)];            \
+                VALUE v = x[j][(uint32_t)feature & COMPACT_FEATURE & (0u - inner)];         \
                 int left = less_than ? v < node->threshold : v <= node->threshold;          \
                 if (__builtin_expect(inner && (v != v || (feature & COMPACT_ZERO_MISSING)), 0)) \
                     left = missing_left((double)v, feature, node->threshold, less_than);    \
@@ -411,26 +408,69 @@ static int missing_left(double v, int32_t feature, double threshold, int less_th
     return less_than ? v < threshold : v <= threshold;
 }
 
-WALK_LANES(walk32_lanes, SqmlNode32, float, nodes32)
-WALK_LANES(walk64_lanes, SqmlNode64, double, nodes64)
+WALK_LANES(walk32_lanes, SqmlNode32, float)
+WALK_LANES(walk64_lanes, SqmlNode64, double)
 
-/* The leaf number every tree of the model reaches, in tree order: LANES at a time where
- * that many trees in a row have the compact layout of the row's type. */
+/* Whether trees [t, t + LANES) all have the compact layout for rows of this kind. */
+static int compact_run(const SqmlModel *m, uint32_t t, int float32) {
+    if (t + LANES > m->n_trees) return 0;
+    for (int j = 0; j < LANES; j++)
+        if (float32 ? m->trees[t + j].nodes32 == NULL : m->trees[t + j].nodes64 == NULL) return 0;
+    return 1;
+}
+
+/* The leaf number every tree of the model reaches, in tree order: LANES trees at a time
+ * where they have the compact layout of the row's kind. */
 static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
     int lt = m->compare == COMPARE_LT;
     uint32_t t = 0;
     while (t < m->n_trees) {
-        int lanes = t + LANES <= m->n_trees;
-        for (int j = 0; lanes && j < LANES; j++)
-            lanes = row.f ? m->trees[t + j].nodes32 != NULL : m->trees[t + j].nodes64 != NULL;
-        if (!lanes) {
+        if (!compact_run(m, t, row.f != NULL)) {
             leaves[t] = walk(&m->trees[t], row, lt);
             t++;
             continue;
         }
-        if (row.f) walk32_lanes(&m->trees[t], row.f, lt, &leaves[t]);
-        else walk64_lanes(&m->trees[t], row.d, lt, &leaves[t]);
+        if (row.f) {
+            const SqmlNode32 *base[LANES];
+            const float *x[LANES];
+            for (int j = 0; j < LANES; j++) base[j] = m->trees[t + j].nodes32, x[j] = row.f;
+            walk32_lanes(base, x, lt, &leaves[t]);
+        } else {
+            const SqmlNode64 *base[LANES];
+            const double *x[LANES];
+            for (int j = 0; j < LANES; j++) base[j] = m->trees[t + j].nodes64, x[j] = row.d;
+            walk64_lanes(base, x, lt, &leaves[t]);
+        }
         t += LANES;
+    }
+}
+
+/* Every tree's leaf for n rows (leaves: n x n_trees, row by row), tree by tree: a tree is
+ * walked for every row while it is in the cache, LANES rows at a time. */
+static void walk_rows(const SqmlModel *m, const TreeRow *rows, size_t n, uint32_t *leaves) {
+    int lt = m->compare == COMPARE_LT;
+    uint32_t trees = m->n_trees;
+    for (uint32_t t = 0; t < trees; t++) {
+        const SqmlTree *tree = &m->trees[t];
+        int float32 = rows[0].f != NULL;
+        int compact = float32 ? tree->nodes32 != NULL : tree->nodes64 != NULL;
+        size_t r = 0;
+        for (; compact && r + LANES <= n; r += LANES) {
+            uint32_t found[LANES];
+            if (float32) {
+                const SqmlNode32 *base[LANES];
+                const float *x[LANES];
+                for (int j = 0; j < LANES; j++) base[j] = tree->nodes32, x[j] = rows[r + j].f;
+                walk32_lanes(base, x, lt, found);
+            } else {
+                const SqmlNode64 *base[LANES];
+                const double *x[LANES];
+                for (int j = 0; j < LANES; j++) base[j] = tree->nodes64, x[j] = rows[r + j].d;
+                walk64_lanes(base, x, lt, found);
+            }
+            for (int j = 0; j < LANES; j++) leaves[(r + j) * trees + t] = found[j];
+        }
+        for (; r < n; r++) leaves[r * trees + t] = walk(tree, rows[r], lt);
     }
 }
 
@@ -449,11 +489,9 @@ static TreeRow tree_input(const SqmlModel *m, const double *x, double *work) {
 /* SAMME's binary decision: scikit-learn negates the first column and sums the row. */
 static double samme_binary(const double *scores) { return -scores[0] + scores[1]; }
 
-/* The trees' combined raw output into acc (outputs doubles). */
-static void trees_raw(const SqmlModel *m, const double *x, double *work, double *acc) {
-    TreeRow input = tree_input(m, x, work);
-    uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
-    walk_all(m, input, leaves);
+/* The trees' combined raw output into acc (outputs doubles), from the leaf each tree
+ * reached. */
+static void trees_combine(const SqmlModel *m, const uint32_t *leaves, double *work, double *acc) {
     uint32_t outputs = m->outputs;
     switch (m->combine) {
     case COMBINE_MEAN:
@@ -524,9 +562,15 @@ static void trees_raw(const SqmlModel *m, const double *x, double *work, double 
     }
 }
 
-static void trees_predict(const SqmlModel *m, const double *x, double *work, SqmlPrediction *out) {
-    double *acc = work + m->width + (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
-    trees_raw(m, x, work, acc);
+/* The accumulators' place in the work space (after the row and a median's scratch). */
+static double *trees_acc(const SqmlModel *m, double *work) {
+    return work + m->width + (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
+}
+
+static void trees_predict(const SqmlModel *m, const uint32_t *leaves, double *work,
+                          SqmlPrediction *out) {
+    double *acc = trees_acc(m, work);
+    trees_combine(m, leaves, work, acc);
     switch (m->decision) {
     case TREES_VALUE:
         out->value = m->link == LINK_EXP ? exp(acc[0]) : acc[0];
@@ -543,9 +587,10 @@ static void trees_predict(const SqmlModel *m, const double *x, double *work, Sqm
     }
 }
 
-static void trees_probabilities(const SqmlModel *m, const double *x, double *work, double *out) {
-    double *acc = work + m->width + (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
-    trees_raw(m, x, work, acc);
+static void trees_probabilities(const SqmlModel *m, const uint32_t *leaves, double *work,
+                                double *out) {
+    double *acc = trees_acc(m, work);
+    trees_combine(m, leaves, work, acc);
     uint32_t n = m->n_classes;
     switch (m->probability) {
     case TREES_PROBA_MEAN:
@@ -606,10 +651,7 @@ static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x) {
 
 /* The booster's outputs (probabilities for a classifier, as predict_proba gives them:
  * [1 - p, p] for a binary model) into out; n_classes or 1 values. */
-static void booster_outputs(const SqmlModel *m, const double *x, double *work, double *out) {
-    TreeRow input = tree_input(m, x, work);
-    uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
-    walk_all(m, input, leaves);
+static void booster_outputs(const SqmlModel *m, const uint32_t *leaves, double *work, double *out) {
     uint32_t k = m->outputs;
     double *margin = work + m->width;
     if (m->sum32) { /* XGBoost sums its leaves in float32 */
@@ -667,15 +709,23 @@ static void booster_outputs(const SqmlModel *m, const double *x, double *work, d
     if (k == 1 && m->n_classes == 2) out[0] = 1.0 - out[1];
 }
 
-static void booster_predict(const SqmlModel *m, const double *x, double *work, SqmlPrediction *out) {
+static void booster_predict(const SqmlModel *m, const uint32_t *leaves, double *work,
+                            SqmlPrediction *out) {
     double *outputs = work + m->width + m->outputs * 2 + 1;
-    booster_outputs(m, x, work, outputs);
+    booster_outputs(m, leaves, work, outputs);
     if (m->n_classes == 0) {
         out->value = outputs[0];
         out->index = 0;
     } else {
         out->index = first_max(outputs, m->n_classes);
     }
+}
+
+/* The leaves of every tree for a preprocessed row (in the work space). */
+static const uint32_t *row_leaves(const SqmlModel *m, const double *x, double *work) {
+    uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
+    walk_all(m, tree_input(m, x, work), leaves);
+    return leaves;
 }
 
 int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPrediction *out) {
@@ -687,11 +737,8 @@ int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPredicti
         return linear_predict(m, x, work, out);
     case FAMILY_CENTROIDS:
         return centroid_predict(m, x, work, out);
-    case FAMILY_BOOSTER:
-        booster_predict(m, x, work, out);
-        return SQML_SCORED;
     default:
-        trees_predict(m, x, work, out);
+        sqml_model_predict_leaves(m, row_leaves(m, x, work), work, out);
         return SQML_SCORED;
     }
 }
@@ -699,6 +746,57 @@ int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPredicti
 void sqml_model_probabilities(const SqmlModel *m, double *x, double *work, double *out) {
     preprocess(m, x);
     if (m->family == FAMILY_LINEAR) linear_probabilities(m, x, work, out);
-    else if (m->family == FAMILY_BOOSTER) booster_outputs(m, x, work, out);
-    else trees_probabilities(m, x, work, out);
+    else sqml_model_probabilities_leaves(m, row_leaves(m, x, work), work, out);
+}
+
+int sqml_model_has_trees(const SqmlModel *m) {
+    return m->family == FAMILY_TREES || m->family == FAMILY_BOOSTER;
+}
+
+uint32_t sqml_model_n_trees(const SqmlModel *m) { return sqml_model_has_trees(m) ? m->n_trees : 0; }
+
+void sqml_model_leaves_rows(const SqmlModel *m, double *x, size_t n, float *rounded,
+                            uint32_t *leaves) {
+    TreeRow small[64];
+    TreeRow *rows = n <= 64 ? small : malloc(sizeof(TreeRow) * n);
+    if (rows == NULL) { /* no memory for the block: one row at a time */
+        for (size_t r = 0; r < n; r++) {
+            double *row = x + r * m->width;
+            preprocess(m, row);
+            TreeRow one = {NULL, row};
+            if (m->input == INPUT_FLOAT32) {
+                for (uint32_t i = 0; i < m->width; i++) rounded[r * m->width + i] = (float)row[i];
+                one.f = rounded + r * m->width;
+            }
+            walk_all(m, one, leaves + r * m->n_trees);
+        }
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        double *row = x + r * m->width;
+        preprocess(m, row);
+        rows[r].d = row;
+        rows[r].f = NULL;
+        if (m->input == INPUT_FLOAT32) {
+            float *f = rounded + r * m->width;
+            for (uint32_t i = 0; i < m->width; i++) f[i] = (float)row[i];
+            rows[r].f = f;
+        }
+    }
+    walk_rows(m, rows, n, leaves);
+    if (rows != small) free(rows);
+}
+
+void sqml_model_predict_leaves(const SqmlModel *m, const uint32_t *leaves, double *work,
+                               SqmlPrediction *out) {
+    out->value = 0;
+    out->index = 0;
+    if (m->family == FAMILY_BOOSTER) booster_predict(m, leaves, work, out);
+    else trees_predict(m, leaves, work, out);
+}
+
+void sqml_model_probabilities_leaves(const SqmlModel *m, const uint32_t *leaves, double *work,
+                                     double *out) {
+    if (m->family == FAMILY_BOOSTER) booster_outputs(m, leaves, work, out);
+    else trees_probabilities(m, leaves, work, out);
 }

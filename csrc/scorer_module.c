@@ -74,21 +74,39 @@ PyObject *sqml_score_native(PyObject *module, PyObject *args) {
     }
     Py_ssize_t rows = matrix.shape[0];
     size_t work_size = sqml_model_work_size(model);
-    double *row = PyMem_Malloc(sizeof(double) * (width + work_size + n_classes + 1));
+    /* tree models in blocks of rows, as sqml_predict_table scores them */
+    uint32_t trees = sqml_model_n_trees(model);
+    size_t block = trees ? SQML_BLOCK_ROWS : 1;
+    double *row = PyMem_Malloc(sizeof(double) * (width * block + work_size + n_classes + 1));
+    float *rounded = trees ? PyMem_Malloc(sizeof(float) * width * block + 1) : NULL;
+    uint32_t *leaves = trees ? PyMem_Malloc(sizeof(uint32_t) * trees * block + 1) : NULL;
     SqmlPrediction *predictions = PyMem_Malloc(sizeof(SqmlPrediction) * (size_t)(rows + 1));
     char *unsure = PyMem_Malloc((size_t)rows + 1);
     double *table = probabilities ? PyMem_Malloc(sizeof(double) * (size_t)(rows * n_classes + 1))
                                   : NULL;
-    if (!row || !predictions || !unsure || (probabilities && !table)) {
+    if (!row || !predictions || !unsure || (probabilities && !table) ||
+        (trees && (!rounded || !leaves))) {
         PyErr_NoMemory();
     } else {
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < rows; i++) {
-            memcpy(row, (double *)matrix.buf + i * width, sizeof(double) * width);
-            if (probabilities) {
-                sqml_model_probabilities(model, row, row + width, table + i * n_classes);
-            } else {
-                unsure[i] = (char)sqml_model_predict(model, row, row + width, &predictions[i]);
+        for (Py_ssize_t start = 0; start < rows; start += (Py_ssize_t)block) {
+            size_t n = (size_t)(rows - start) < block ? (size_t)(rows - start) : block;
+            memcpy(row, (double *)matrix.buf + start * width, sizeof(double) * width * n);
+            double *work = row + width * block;
+            if (trees) sqml_model_leaves_rows(model, row, n, rounded, leaves);
+            for (size_t j = 0; j < n; j++) {
+                Py_ssize_t i = start + (Py_ssize_t)j;
+                if (trees && probabilities) {
+                    sqml_model_probabilities_leaves(model, leaves + j * trees, work,
+                                                    table + i * n_classes);
+                } else if (trees) {
+                    sqml_model_predict_leaves(model, leaves + j * trees, work, &predictions[i]);
+                    unsure[i] = SQML_SCORED;
+                } else if (probabilities) {
+                    sqml_model_probabilities(model, row, work, table + i * n_classes);
+                } else {
+                    unsure[i] = (char)sqml_model_predict(model, row, work, &predictions[i]);
+                }
             }
         }
         Py_END_ALLOW_THREADS
@@ -116,6 +134,8 @@ PyObject *sqml_score_native(PyObject *module, PyObject *args) {
         }
     }
     PyMem_Free(row);
+    PyMem_Free(rounded);
+    PyMem_Free(leaves);
     PyMem_Free(predictions);
     PyMem_Free(unsure);
     PyMem_Free(table);

@@ -76,6 +76,15 @@ void sqml_value_result(sqlite3_context *context, const SqmlValue *value) {
     }
 }
 
+static int sqml_value_copy(SqmlValue *to, const SqmlValue *from) {
+    *to = *from;
+    if (from->bytes == NULL) return 1;
+    to->bytes = malloc((size_t)from->size + 1);
+    if (to->bytes == NULL) return 0;
+    memcpy(to->bytes, from->bytes, (size_t)from->size + 1);
+    return 1;
+}
+
 static int values_equal(const SqmlValue *a, const SqmlValue *b) {
     if (a->type != b->type) return 0;
     switch (a->type) {
@@ -283,6 +292,17 @@ typedef struct {
     SqmlValue exact; /* the Python side's answer for a near tie */
     int has_exact;
     int probabilities_ready;
+    /* natively, tree models: rows read and scored a block at a time */
+    struct {
+        int on;
+        double *x;              /* SQML_BLOCK_ROWS x width encoded rows */
+        float *rounded;         /* the same as float32, for trees that compare those */
+        uint32_t *leaves;       /* rows x n_trees */
+        SqmlValue *keys;        /* row_id of each row */
+        SqmlPrediction *predictions;
+        size_t n, at;
+        int done;               /* the statement has no more rows */
+    } block;
     /* from the Python side */
     void *iterator;
     SqmlChunk chunk;
@@ -412,9 +432,17 @@ static void forget_seen(Cursor *cursor) {
 }
 
 /* Stop reading rows (the statement, the Python side's iterator). */
+static void clear_block(Cursor *cursor) {
+    for (size_t i = 0; cursor->block.keys && i < cursor->block.n; i++)
+        sqml_value_clear(&cursor->block.keys[i]);
+    cursor->block.n = cursor->block.at = 0;
+    cursor->block.done = 0;
+}
+
 static void close_rows(Cursor *cursor) {
     sqlite3_finalize(cursor->stmt);
     cursor->stmt = NULL;
+    clear_block(cursor);
     if (cursor->iterator) {
         SqmlBridge *bridge = sqml_conn_bridge(table_of(cursor)->conn, NULL);
         if (bridge) bridge->table_close(bridge->state, cursor->iterator);
@@ -440,6 +468,12 @@ static void forget_arguments(Cursor *cursor) {
     cursor->model = NULL;
     free(cursor->x);
     cursor->x = NULL;
+    free(cursor->block.x);
+    free(cursor->block.rounded);
+    free(cursor->block.leaves);
+    free(cursor->block.keys);
+    free(cursor->block.predictions);
+    memset(&cursor->block, 0, sizeof cursor->block);
     sqml_value_clear(&cursor->experiment);
     sqml_value_clear(&cursor->source);
     sqml_value_clear(&cursor->key_column);
@@ -904,7 +938,12 @@ static char *native_probabilities_json(Cursor *cursor, int *failed) {
     const SqmlModel *model = cursor->model;
     *failed = 0;
     if (!sqml_model_has_probabilities(model)) return NULL;
-    if (!cursor->probabilities_ready) {
+    if (!cursor->probabilities_ready && cursor->block.on && cursor->mode == ROWS) {
+        const uint32_t *leaves =
+            cursor->block.leaves + cursor->block.at * sqml_model_n_trees(model);
+        sqml_model_probabilities_leaves(model, leaves, cursor->work, cursor->probabilities);
+        cursor->probabilities_ready = 1;
+    } else if (!cursor->probabilities_ready) {
         uint32_t width = sqml_model_width(model);
         memcpy(cursor->x, cursor->raw, sizeof(double) * width);
         sqml_model_probabilities(model, cursor->x, cursor->work, cursor->probabilities);
@@ -920,10 +959,90 @@ static char *native_probabilities_json(Cursor *cursor, int *failed) {
     return out.data;
 }
 
+/* -- tree models, a block of rows at a time -------------------------------------------------- */
+
+/* Read up to a block of rows, then walk each tree for all of them while it is in the
+ * cache (the same numbers as one row at a time). */
+static int fill_block(Cursor *cursor) {
+    const SqmlModel *model = cursor->model;
+    uint32_t width = sqml_model_width(model), n = sqml_model_n_features(model);
+    uint32_t trees = sqml_model_n_trees(model);
+    sqlite3_stmt *stmt = cursor->stmt;
+    sqlite3_int64 last = cursor->row_number; /* the number of the last row read before */
+    clear_block(cursor);
+    size_t count = 0;
+    while (count < SQML_BLOCK_ROWS) {
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE) {
+            cursor->block.done = 1;
+            break;
+        }
+        if (rc != SQLITE_ROW) {
+            char message[SQML_ERROR_SIZE];
+            snprintf(message, sizeof message, "sqml_predict_table: reading %s failed: %s",
+                     cursor->query.what, sqlite3_errmsg(sqlite3_db_handle(stmt)));
+            return fail(cursor, message);
+        }
+        cursor->row_number++;
+        SqmlValue *key = &cursor->block.keys[count];
+        memset(key, 0, sizeof *key);
+        key->type = SQLITE_NULL;
+        if (cursor->query.key_kind != KEY_NONE &&
+            !sqml_value_set(key, sqlite3_column_value(stmt, 0)))
+            return SQLITE_NOMEM;
+        cursor->block.n = count + 1; /* the key is the block's to free from here */
+        if (cursor->query.key_kind == KEY_COLUMN) {
+            int checked = check_key(cursor, key);
+            if (checked != SQLITE_OK) return checked;
+        }
+        for (uint32_t f = 0; f < n; f++)
+            sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
+        char where[256], message[SQML_ERROR_SIZE], full[SQML_ERROR_SIZE + 256];
+        if (sqml_encode_cells(model, cursor->cells, "", cursor->block.x + count * width,
+                              message) != SQML_ENCODED) {
+            row_name(cursor, stmt, where, sizeof where);
+            snprintf(full, sizeof full, "%s%s", where, message);
+            return fail(cursor, full);
+        }
+        count++;
+    }
+    cursor->block.n = count;
+    cursor->block.at = 0;
+    if (count == 0) {
+        cursor->eof = 1;
+        return SQLITE_OK;
+    }
+    sqml_model_leaves_rows(model, cursor->block.x, count, cursor->block.rounded,
+                           cursor->block.leaves);
+    for (size_t r = 0; r < count; r++)
+        sqml_model_predict_leaves(model, cursor->block.leaves + r * trees, cursor->work,
+                                  &cursor->block.predictions[r]);
+    sqml_count((int)count, 0);
+    cursor->row_number = last + 1; /* the block's first row is the current one */
+    cursor->prediction = cursor->block.predictions[0];
+    cursor->probabilities_ready = 0;
+    return SQLITE_OK;
+}
+
+static int next_in_block(Cursor *cursor) {
+    if (cursor->block.n && ++cursor->block.at < cursor->block.n) {
+        cursor->row_number++;
+        cursor->prediction = cursor->block.predictions[cursor->block.at];
+        cursor->probabilities_ready = 0;
+        return SQLITE_OK;
+    }
+    if (cursor->block.done) {
+        cursor->eof = 1;
+        return SQLITE_OK;
+    }
+    return fill_block(cursor);
+}
+
 /* -- moving through rows ------------------------------------------------------------------- */
 
 /* The next row of the current scan (natively or from the Python side). */
 static int next_row(Cursor *cursor) {
+    if (!cursor->python && cursor->block.on) return next_in_block(cursor);
     if (!cursor->python) return native_step(cursor, cursor->stmt);
     if (++cursor->index >= cursor->chunk.n) {
         SqmlBridge *bridge = sqml_conn_bridge(table_of(cursor)->conn, NULL);
@@ -1004,9 +1123,10 @@ static int make_store(Cursor *cursor) {
         store->n++;
         if (!cursor->python) {
             int failed;
-            if (!sqml_value_set(key, sqlite3_column_value(cursor->stmt, 0)) ||
-                !native_prediction_value(cursor, prediction))
-                return SQLITE_NOMEM;
+            int copied = cursor->block.on
+                             ? sqml_value_copy(key, &cursor->block.keys[cursor->block.at])
+                             : sqml_value_set(key, sqlite3_column_value(cursor->stmt, 0));
+            if (!copied || !native_prediction_value(cursor, prediction)) return SQLITE_NOMEM;
             if (with_probabilities) {
                 store->probabilities[store->n - 1] = native_probabilities_json(cursor, &failed);
                 if (failed) return SQLITE_NOMEM;
@@ -1151,6 +1271,18 @@ static int prepare(Cursor *cursor, sqlite3_value *experiment, sqlite3_value *sou
     cursor->work = cursor->raw + width;
     cursor->probabilities = cursor->work + work;
     cursor->cells = (SqmlCell *)(cursor->probabilities + classes);
+    uint32_t trees = sqml_model_n_trees(model);
+    if (trees) {
+        cursor->block.x = malloc(sizeof(double) * width * SQML_BLOCK_ROWS);
+        cursor->block.rounded = malloc(sizeof(float) * width * SQML_BLOCK_ROWS);
+        cursor->block.leaves = malloc(sizeof(uint32_t) * trees * SQML_BLOCK_ROWS);
+        cursor->block.keys = calloc(SQML_BLOCK_ROWS, sizeof(SqmlValue));
+        cursor->block.predictions = calloc(SQML_BLOCK_ROWS, sizeof(SqmlPrediction));
+        if (!cursor->block.x || !cursor->block.rounded || !cursor->block.leaves ||
+            !cursor->block.keys || !cursor->block.predictions)
+            return SQLITE_NOMEM;
+        cursor->block.on = 1;
+    }
     cursor->prepared = 1;
     return SQLITE_OK;
 }
@@ -1262,6 +1394,8 @@ static int table_column(sqlite3_vtab_cursor *base, sqlite3_context *context, int
     sqlite3_stmt *stmt = cursor->mode == LOOKUP_ROW ? cursor->lookup : cursor->stmt;
     if (column == COL_ROW_ID) {
         if (cursor->query.key_kind == KEY_NONE) sqlite3_result_null(context);
+        else if (cursor->block.on && cursor->mode == ROWS)
+            sqml_value_result(context, &cursor->block.keys[cursor->block.at]);
         else sqlite3_result_value(context, sqlite3_column_value(stmt, 0));
     } else if (column == COL_PREDICTION) {
         if (cursor->has_exact) sqml_value_result(context, &cursor->exact);
