@@ -877,12 +877,10 @@ static int score_row(Cursor *cursor, sqlite3_stmt *stmt) {
 }
 
 /* The next row of stmt, scored; eof at the end. */
-static int native_step(Cursor *cursor, sqlite3_stmt *stmt) {
+/* The next source row: SQLITE_ROW (counted), SQLITE_DONE, or the error, reported. */
+static int step_source(Cursor *cursor, sqlite3_stmt *stmt) {
     int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        cursor->eof = 1;
-        return SQLITE_OK;
-    }
+    if (rc == SQLITE_DONE) return rc;
     if (rc != SQLITE_ROW) {
         char message[SQML_ERROR_SIZE];
         snprintf(message, sizeof message, "sqml_predict_table: reading %s failed: %s",
@@ -890,6 +888,16 @@ static int native_step(Cursor *cursor, sqlite3_stmt *stmt) {
         return fail(cursor, message);
     }
     cursor->row_number++;
+    return rc;
+}
+
+static int native_step(Cursor *cursor, sqlite3_stmt *stmt) {
+    int rc = step_source(cursor, stmt);
+    if (rc == SQLITE_DONE) {
+        cursor->eof = 1;
+        return SQLITE_OK;
+    }
+    if (rc != SQLITE_ROW) return rc;
     if (cursor->query.key_kind == KEY_COLUMN) {
         SqmlValue key = {0};
         key.type = SQLITE_NULL;
@@ -972,18 +980,12 @@ static int fill_block(Cursor *cursor) {
     clear_block(cursor);
     size_t count = 0;
     while (count < SQML_BLOCK_ROWS) {
-        int rc = sqlite3_step(stmt);
+        int rc = step_source(cursor, stmt);
         if (rc == SQLITE_DONE) {
             cursor->block.done = 1;
             break;
         }
-        if (rc != SQLITE_ROW) {
-            char message[SQML_ERROR_SIZE];
-            snprintf(message, sizeof message, "sqml_predict_table: reading %s failed: %s",
-                     cursor->query.what, sqlite3_errmsg(sqlite3_db_handle(stmt)));
-            return fail(cursor, message);
-        }
-        cursor->row_number++;
+        if (rc != SQLITE_ROW) return rc;
         SqmlValue *key = &cursor->block.keys[count];
         memset(key, 0, sizeof *key);
         key->type = SQLITE_NULL;
