@@ -79,6 +79,8 @@ SQML_HIDDEN SqmlModel *sqml_model_load(const unsigned char *blob, size_t size,
 SQML_HIDDEN void sqml_model_free(SqmlModel *model);
 
 SQML_HIDDEN uint32_t sqml_model_n_features(const SqmlModel *model);
+/* The SHA-256 of the skops blob the form was compiled from ("" when not recorded). */
+SQML_HIDDEN const char *sqml_model_digest(const SqmlModel *model);
 SQML_HIDDEN const SqmlFeature *sqml_model_feature(const SqmlModel *model, uint32_t index);
 SQML_HIDDEN uint32_t sqml_model_width(const SqmlModel *model);
 SQML_HIDDEN int sqml_model_label_kind(const SqmlModel *model);

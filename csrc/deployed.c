@@ -240,13 +240,13 @@ static int change_reading(sqlite3 *db, long long *reading) {
 }
 
 static const char DEPLOYED_SQL[] =
-    "SELECT d.model_id, m.native_digest, m.serving, m.serving_reason"
+    "SELECT d.model_id, m.native_digest, m.serving, m.serving_reason, m.digest"
     " FROM sqml_experiments AS e JOIN sqml_deployments AS d ON d.experiment_id = e.id"
     " JOIN sqml_models AS m ON m.id = d.model_id"
     " WHERE e.name = ?1 AND d.active ORDER BY d.id DESC LIMIT 1";
 /* A database of schema version 2 (sqlite-ml 0.3.0) has no native columns yet. */
 static const char DEPLOYED_SQL_V2[] =
-    "SELECT d.model_id, NULL, NULL, NULL"
+    "SELECT d.model_id, NULL, NULL, NULL, NULL"
     " FROM sqml_experiments AS e JOIN sqml_deployments AS d ON d.experiment_id = e.id"
     " WHERE e.name = ?1 AND d.active ORDER BY d.id DESC LIMIT 1";
 
@@ -449,11 +449,25 @@ static int lookup(SqmlConn *conn, const char *name, size_t size, Entry *entry, c
     const char *serving = (const char *)sqlite3_column_text(stmt, 2);
     const char *reason = (const char *)sqlite3_column_text(stmt, 3);
     int status = SQML_RESOLVED;
+    const char *model_digest = (const char *)sqlite3_column_text(stmt, 4);
     if (digest != NULL) {
-        char copy[65];
+        char copy[65], model_copy[65];
         snprintf(copy, sizeof copy, "%s", digest);
+        snprintf(model_copy, sizeof model_copy, "%s", model_digest ? model_digest : "");
         sqlite3_finalize(stmt);
         entry->served = load_stored(db, entry->model_id, copy, message);
+        /* a form stored beside another model than the one it was compiled from */
+        const char *compiled_from =
+            entry->served ? sqml_model_digest(sqml_served_model(entry->served)) : "";
+        if (entry->served && *compiled_from && strcmp(compiled_from, model_copy) != 0) {
+            sqml_served_release(entry->served);
+            entry->served = NULL;
+            snprintf(message, SQML_ERROR_SIZE,
+                     "model %lld's native form was compiled from another model (the SHA-256 it "
+                     "records is not sqml_models.digest); it is not served: retrain the "
+                     "experiment",
+                     (long long)entry->model_id);
+        }
         if (entry->served == NULL) {
             entry->refused = strdup(message);
             status = SQML_RESOLVE_ERROR;

@@ -68,6 +68,7 @@ typedef struct {
 } SqmlTree;
 
 struct SqmlModel {
+    SqmlText model_digest; /* the skops blob's SHA-256 the form was compiled from */
     int label_kind;
     uint32_t n_features, width, n_classes;
     SqmlFeature *features;

@@ -826,6 +826,9 @@ SqmlModel *sqml_model_load(const unsigned char *blob, size_t size, char error[SQ
         ok = fail(&r, "native format version %u, not the %u this version reads", version,
                   VERSION);
     if (ok && flags != 0) ok = fail(&r, "unknown format flags %u", flags);
+    ok = ok && read_text(&r, &model->model_digest, "the model's digest");
+    if (ok && model->model_digest.size != 0 && model->model_digest.size != 64)
+        ok = fail(&r, "the model's digest is not a SHA-256");
     ok = ok && read_schema(&r) && read_labels(&r) && read_u32(&r, &family, "the model family");
     if (ok) {
         model->family = family;
@@ -848,6 +851,7 @@ SqmlModel *sqml_model_load(const unsigned char *blob, size_t size, char error[SQ
 }
 
 uint32_t sqml_model_n_features(const SqmlModel *m) { return m->n_features; }
+const char *sqml_model_digest(const SqmlModel *m) { return m->model_digest.text; }
 const SqmlFeature *sqml_model_feature(const SqmlModel *m, uint32_t i) { return &m->features[i]; }
 uint32_t sqml_model_width(const SqmlModel *m) { return m->width; }
 int sqml_model_label_kind(const SqmlModel *m) { return m->label_kind; }

@@ -138,6 +138,23 @@ def test_a_damaged_form_is_refused_by_name_and_served_by_nothing(iris: Db) -> No
         ), sql
 
 
+def test_a_form_beside_another_model_is_refused(iris: Db) -> None:
+    """Forms record the skops blob they were compiled from: a form moved to another model's
+    row (with its own digest, so its bytes check out) serves nothing."""
+    first = iris.train("one", "classification", "logistic_regression", "dataset_iris", "target")
+    second = iris.train("two", "classification", "ridge", "dataset_iris", "target")
+    blob = native_row(iris, first["model_id"])[0]
+    store_form(iris, second["model_id"], blob)
+    with pytest.raises(sqlite3.OperationalError) as error:
+        iris.predict("two", SETOSA)
+    assert str(error.value) == (
+        f"model {second['model_id']}'s native form was compiled from another model (the "
+        "SHA-256 it records is not sqml_models.digest); it is not served: retrain the "
+        "experiment"
+    )
+    assert iris.predict("one", SETOSA) == 0.0
+
+
 FUZZ = """
 import random, sys
 import numpy as np

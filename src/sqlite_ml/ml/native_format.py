@@ -12,7 +12,9 @@ refused, never followed.
 Layout, version 1 (``u32``/``i32``: 4 bytes, ``f64``: 8 bytes, all little-endian;
 ``str``: a ``u32`` byte count then UTF-8 bytes)::
 
-    magic "SQMLNATV"; u32 version = 1; u32 flags = 0
+    magic "SQMLNATV"; u32 version = 1; u32 flags = 0; str model digest (the SHA-256 of
+              the skops blob the form was compiled from, as sqml_models.digest records it;
+              the loader refuses a form stored beside another model's)
     schema:   u32 label_kind (0 numeric, 1 text, 2 cluster); u32 n_features;
               per feature: str name; u32 kind (0 numeric, 1 one-hot, 2 ordinal,
               3 target); u32 required; u32 n_categories; str category x n;
@@ -117,10 +119,10 @@ class ServingDecision:
     reason: str | None = None
 
 
-def decide_serving(pipeline: Any, schema: FeatureSchema) -> ServingDecision:
+def decide_serving(pipeline: Any, schema: FeatureSchema, model_digest: str) -> ServingDecision:
     """Compile ``pipeline`` when the format covers every part of it, else say why not."""
     try:
-        blob = compile_native(pipeline, schema)
+        blob = compile_native(pipeline, schema, model_digest)
     except NotNative as why:
         return ServingDecision(SERVED_PYTHON, reason=str(why))
     return ServingDecision(SERVED_NATIVE, blob, hashlib.sha256(blob).hexdigest())
@@ -273,9 +275,10 @@ def _write_labels(out: _Writer, schema: FeatureSchema, model: Any) -> int:
 _CENTROIDS = (cluster.KMeans, cluster.MiniBatchKMeans)
 
 
-def compile_native(pipeline: Any, schema: FeatureSchema) -> bytes:
-    """The native form of a fitted impute + scale + model pipeline; ``NotNative`` (with
-    the reason) for a part the format does not cover."""
+def compile_native(pipeline: Any, schema: FeatureSchema, model_digest: str = "") -> bytes:
+    """The native form of a fitted impute + scale + model pipeline (``model_digest``: the
+    SHA-256 of its skops blob); ``NotNative`` (with the reason) for a part the format does
+    not cover."""
     fill, center, scale, model = _steps(pipeline)
     width = len(fill)
     if schema.width != width:
@@ -284,6 +287,7 @@ def compile_native(pipeline: Any, schema: FeatureSchema) -> bytes:
     out._parts.append(MAGIC)
     out.u32(VERSION)
     out.u32(0)
+    out.text(model_digest)
     _write_schema(out, schema)
     out.u32(width)
     out.f64s(fill)
@@ -928,12 +932,12 @@ def native_scorer_built() -> bool:
 
 
 def decide_checked(
-    pipeline: Any, schema: FeatureSchema, sample: np.ndarray | None = None
+    pipeline: Any, schema: FeatureSchema, model_digest: str, sample: np.ndarray | None = None
 ) -> ServingDecision:
     """``decide_serving``, with the compiled form checked against the model on rows of
     ``sample`` and made-up rows when the C scorer is built (and refused when it differs:
     then Python serves the model, and the reason says why)."""
-    decision = decide_serving(pipeline, schema)
+    decision = decide_serving(pipeline, schema, model_digest)
     if decision.blob is None or not native_scorer_built():
         return decision
     try:

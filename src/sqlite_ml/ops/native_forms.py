@@ -24,10 +24,11 @@ _log = logging.getLogger(__name__)
 
 
 def decide_at_training(
-    pipeline: Any, schema: FeatureSchema, sample: np.ndarray | None
+    pipeline: Any, schema: FeatureSchema, model_digest: str, sample: np.ndarray | None
 ) -> store.NativeForm:
-    """The serving decision of a freshly trained pipeline, checked on test rows."""
-    return as_record(decide_checked(pipeline, schema, sample))
+    """The serving decision of a freshly trained pipeline (whose skops blob has
+    ``model_digest``), checked on test rows."""
+    return as_record(decide_checked(pipeline, schema, model_digest, sample))
 
 
 def as_record(decision: ServingDecision) -> store.NativeForm:
@@ -35,14 +36,18 @@ def as_record(decision: ServingDecision) -> store.NativeForm:
 
 
 def settle(
-    conn: sqlite3.Connection, model_id: int, pipeline: Any, schema: FeatureSchema
+    conn: sqlite3.Connection,
+    model_id: int,
+    pipeline: Any,
+    schema: FeatureSchema,
+    model_digest: str,
 ) -> ServingDecision:
     """The model's recorded decision, or (none recorded yet) one made now and recorded
     when the database can be written."""
     recorded = store.native_form(conn, model_id)
     if recorded.serving is not None:
         return ServingDecision(recorded.serving, recorded.blob, recorded.digest, recorded.reason)
-    decision = decide_checked(pipeline, schema)
+    decision = decide_checked(pipeline, schema, model_digest)
     try:
         with savepoint(conn):
             store.record_native_form(

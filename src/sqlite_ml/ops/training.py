@@ -465,9 +465,9 @@ def _fit_and_record(
             + "); use a larger dataset or test_size"
         )
     values = {name: value for name, value in values.items() if math.isfinite(value)}
-    native = native_forms.decide_at_training(pipeline, data.schema, x_sample)
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
+    native = native_forms.decide_at_training(pipeline, data.schema, digest, x_sample)
     warning_text = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())

@@ -14,7 +14,6 @@ from typing import Any
 
 from ..sqlite.binders import error_reporter
 from ..sqlite.rows import plain_rows
-from .session import Session
 
 # What csrc/table.c calls for a row it cannot decide exactly (not an SQL function).
 EXACT_ROW = "sqml exact row"
@@ -25,7 +24,8 @@ class NativeBridge:
     releases it when the connection closes), it keeps the session alive that long, and
     the host's connection object too (``keep``)."""
 
-    def __init__(self, session: Session, handle: int, keep: Any = None):
+    def __init__(self, session: Any, handle: int, keep: Any = None):
+        # session: the connection's sql.session.Session (not imported: it makes bridges)
         self.session = session
         self.handle = handle
         self._keep = keep
@@ -38,9 +38,10 @@ class NativeBridge:
     def exact_row(self, experiment: Any, *values: Any) -> Any:
         """One row's prediction from its SQL values in training order, by the Python side's
         exact path (what a table row too close to call natively gets)."""
-        from .functions import _deployed_model
-
-        return _deployed_model(self.session, experiment).predict_values(values)
+        session = self.session
+        conn = session.conn
+        with plain_rows(conn):
+            return session.deployed.model_for(conn, experiment).predict_values(values)
 
     def reporter(self, name: str) -> Callable[[BaseException], str]:
         return error_reporter(self.session, name)
