@@ -101,6 +101,7 @@ def test_the_loader_refuses_what_the_writer_never_writes() -> None:
     )
 
 
+@native_only
 def test_a_damaged_form_is_refused_by_name_and_served_by_nothing(iris: Db) -> None:
     result = iris.train_with(
         "e", "classification", "random_forest", "dataset_iris", "target",
@@ -138,6 +139,7 @@ def test_a_damaged_form_is_refused_by_name_and_served_by_nothing(iris: Db) -> No
         ), sql
 
 
+@native_only
 def test_a_form_beside_another_model_is_refused(iris: Db) -> None:
     """Forms record the skops blob they were compiled from: a form moved to another model's
     row (with its own digest, so its bytes check out) serves nothing."""

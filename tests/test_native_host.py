@@ -23,7 +23,7 @@ import sqlite_ml
 from sqlite_ml.sql.registry import registered_names
 from sqlite_ml.sqlite import native
 
-from .helpers import native_built, run_sqlite3_shell
+from .helpers import native_built, run_python, run_sqlite3_shell
 
 SHELL = shutil.which("sqlite3")
 pytestmark = [
@@ -79,17 +79,24 @@ def trained(tmp_path_factory) -> Path:
     return path
 
 
+ANSWERS = """
+import json, sqlite3, sys
+import sqlite_ml
+conn = sqlite3.connect(sys.argv[1])
+sqlite_ml.register(conn)
+queries = json.loads(sys.argv[2])
+answers = {form: [str(row[0]) for row in conn.execute(sql)] for form, sql in queries.items()}
+print(json.dumps(answers))
+"""
+
+
 def answers(path: Path, experiment: str) -> dict[str, list[str]]:
-    """What the Python process answers for each query."""
-    conn = sqlite3.connect(path)
-    sqlite_ml.register(conn)
-    try:
-        return {
-            form: [str(row[0]) for row in conn.execute(sql.format(e=experiment))]
-            for form, sql in QUERIES.items()
-        }
-    finally:
-        conn.close()
+    """What a Python process answers for each query (in the native binding, whichever this
+    test run forces: sqml_predict_table exists only there)."""
+    queries = {form: sql.format(e=experiment) for form, sql in QUERIES.items()}
+    result = run_python(ANSWERS, str(path), json.dumps(queries))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def run_shell(
