@@ -505,6 +505,7 @@ static const struct {
     {"sqml_deploy", 0, 1},
     {"sqml_feature_importance", 0, 0},
     {"sqml_evaluate", 0, 0},
+    {"sqml_export_model", 0, 0},
 };
 
 typedef struct {

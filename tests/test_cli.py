@@ -25,7 +25,17 @@ from sqlite_ml.ops import progress, training
 from .faces import HOSTILE, make_trained_db, script
 from .helpers import expected_mode
 
-COMMANDS = ["query", "shell", "train", "experiments", "runs", "report", "demo", "extension-path"]
+COMMANDS = [
+    "query",
+    "shell",
+    "train",
+    "experiments",
+    "runs",
+    "report",
+    "export",
+    "demo",
+    "extension-path",
+]
 
 
 @pytest.fixture(scope="module")

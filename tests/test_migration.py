@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 import sqlite_ml
-from sqlite_ml.db import schema as store
+from sqlite_ml.db.schema import SCHEMA_VERSION
 
 from .helpers import IRIS_FEATURES, SETOSA, VIRGINICA, Db, trap_pickle
 
@@ -245,7 +245,7 @@ def test_a_v1_database_migrates_in_place_and_keeps_serving(db_path, connect):
 
     db = Db(connect(), db_path)
     assert db.value("SELECT value FROM sqml_meta WHERE key = 'schema_version'") == str(
-        store.SCHEMA_VERSION
+        SCHEMA_VERSION
     )
     for table, added in V2_COLUMNS.items():
         present = {row[1] for row in db.rows(f"PRAGMA table_info({table})")}

@@ -43,7 +43,17 @@ HYPERPARAMS = {
     "mini_batch_kmeans": {"n_clusters": 4, "n_init": 2},
 }
 # The catalogue's algorithms that Python serves (every other one must be native).
-PYTHON_SERVED = {"dummy", "knn", "mlp", "svc", "svr", "birch", "gaussian_mixture"}
+PYTHON_SERVED = {
+    "dummy",
+    "knn",
+    "mlp",
+    "svc",
+    "svr",
+    "birch",
+    "gaussian_mixture",
+    "gaussian_nb",
+    "multinomial_nb",
+}
 CLASSIFIERS = [a for a in ALGORITHMS["classification"] if a not in PYTHON_SERVED]
 REGRESSORS = [a for a in ALGORITHMS["regression"] if a not in PYTHON_SERVED]
 CLUSTERINGS = [a for a in ALGORITHMS["clustering"] if a not in PYTHON_SERVED]

@@ -59,14 +59,37 @@ class BirchClusters(ClusterMixin, BaseEstimator):
             branching_factor=self.branching_factor,
             n_clusters=self.n_clusters,
         ).fit(X)
+        self._keep(birch)
+        self.labels_ = np.asarray(birch.labels_)
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None) -> BirchClusters:
+        """Grow the CF-tree by one chunk (streamed training); ``end_partial_fit`` then
+        clusters the subclusters and keeps plain arrays only."""
+        birch = self.__dict__.get("_growing")
+        if birch is None:
+            birch = Birch(
+                threshold=self.threshold, branching_factor=self.branching_factor, n_clusters=None
+            )
+            self._growing = birch
+        birch.partial_fit(X)
+        return self
+
+    def end_partial_fit(self) -> BirchClusters:
+        birch = self.__dict__.pop("_growing")
+        birch.set_params(n_clusters=self.n_clusters)
+        birch.partial_fit()  # the global clustering step alone
+        self._keep(birch)
+        self.labels_ = np.empty(0, dtype=np.int64)  # the training rows were never all held
+        return self
+
+    def _keep(self, birch: Birch) -> None:
         self.subcluster_centers_ = np.asarray(birch.subcluster_centers_, dtype=np.float64)
         self.subcluster_labels_ = np.asarray(birch.subcluster_labels_)
         self.subcluster_norms_ = np.einsum(
             "ij,ij->i", self.subcluster_centers_, self.subcluster_centers_
         )
-        self.labels_ = np.asarray(birch.labels_)
         self.n_features_in_ = birch.n_features_in_
-        return self
 
     def predict(self, X: Any) -> np.ndarray:
         nearest = pairwise_distances_argmin(

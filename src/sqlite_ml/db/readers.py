@@ -237,6 +237,31 @@ def read_rows(
         raise _read_error(relation, error) from error
 
 
+def read_keys(
+    conn: sqlite3.Connection,
+    relation: Relation,
+    key_column: str | None,
+    target: str | None,
+    order_by: str | None = None,
+) -> list[object]:
+    """Each row's key (``key_column``'s value, else the rowid of a table), for the rows and
+    in the order ``read_rows`` gives them."""
+    if key_column is None:
+        if not has_rowid(conn, relation):
+            raise SqmlError(
+                f"'{shorten(relation.name)}' is a {relation.kind} without a rowid; its rows "
+                "have keys only through a key column"
+            )
+        key = "rowid"
+    else:
+        key = quote_identifier(require_column(relation, key_column, "key"))
+    sql = f"SELECT {key}{_row_filter(conn, relation, target, order_by)}"  # noqa: S608
+    try:
+        return [row[0] for row in conn.execute(sql)]
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+
+
 def replace_table(
     conn: sqlite3.Connection,
     table: str,

@@ -291,7 +291,8 @@ def insert_search_trials(
     stamp = now()
     conn.executemany(
         "INSERT INTO sqml_search_trials(created_at, updated_at, run_id, candidate, params,"
-        " scoring, mean_score, std_score, rank, fit_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " scoring, mean_score, std_score, rank, fit_time, workers)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 stamp,
@@ -304,6 +305,7 @@ def insert_search_trials(
                 trial["std_score"],
                 trial["rank"],
                 trial["fit_time"],
+                trial.get("workers"),
             )
             for trial in trials
         ],
@@ -353,3 +355,37 @@ def model_blob(conn: sqlite3.Connection, model_id: int) -> bytes:
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     return bytes(data or b"")
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A stored model with its experiment and the record of the run that trained it
+    (``run``: every column of its ``sqml_runs`` row, by name, so columns added by later
+    schema versions are there when the database has them)."""
+
+    model_id: int
+    experiment_name: str
+    prediction_type: str
+    format: str | None
+    digest: str | None
+    schema_json: str | None
+    run: dict[str, object]
+
+
+def model_run(conn: sqlite3.Connection, model_id: int) -> ModelRun | None:
+    cursor = conn.execute(
+        "SELECT m.id, e.name, e.prediction_type, m.format, m.digest, m.feature_schema, r.*"
+        " FROM sqml_models AS m JOIN sqml_runs AS r ON r.id = m.run_id"
+        " JOIN sqml_experiments AS e ON e.id = r.experiment_id WHERE m.id = ?",
+        (model_id,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    names = [column[0] for column in cursor.description]
+    run = dict(zip(names[6:], row[6:], strict=True))
+    return ModelRun(row[0], row[1], row[2], row[3], row[4], row[5], run)
+
+
+def model_ids(conn: sqlite3.Connection) -> list[int]:
+    return [row[0] for row in conn.execute("SELECT id FROM sqml_models ORDER BY id")]

@@ -67,6 +67,12 @@ _ADDED_COLUMNS = {
         "warnings TEXT",
         "options TEXT",  # 2
         "importance_time REAL",  # 2
+        "split_scheme TEXT",  # 3: issue 12 (and 14): 'hash' for a split by hashed row keys
+        "key_column TEXT",  # 3: issue 12 (and 14): the rows' key column, NULL for rowid
+        "engine TEXT",  # 3: issue 12: 'memory', 'stream' or 'dask'
+        "engine_details TEXT",  # 3: issue 12: JSON: chunks, epochs, sample, tasks per worker
+        "dask_scheduler TEXT",  # 3: issue 12: the scheduler's address, for engine 'dask'
+        "dask_workers INTEGER",  # 3: issue 12: how many workers the cluster had
     ],
     "sqml_models": [
         "format TEXT",
@@ -91,6 +97,12 @@ _NEW_TABLES = {
         run_id INTEGER NOT NULL REFERENCES sqml_runs(id),
         candidate INTEGER NOT NULL, params TEXT NOT NULL, scoring TEXT NOT NULL,
         mean_score REAL, std_score REAL, rank INTEGER NOT NULL, fit_time REAL)""",
+}
+
+# Columns added to the tables of version 2 and later (nullable, as above).
+_ADDED_TO_NEW_TABLES = {
+    # 3: issue 12: JSON list of the Dask workers that ran the candidate's folds
+    "sqml_search_trials": ["workers TEXT"],
 }
 
 _INDEXES = [
@@ -218,8 +230,12 @@ def _create_or_migrate(conn: sqlite3.Connection) -> None:
         for column in _ADDED_COLUMNS[table]:
             if column.split()[0] not in existing:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-    for ddl in _NEW_TABLES.values():
+    for table, ddl in _NEW_TABLES.items():
         conn.execute(ddl)
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in _ADDED_TO_NEW_TABLES.get(table, []):
+            if column.split()[0] not in existing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     for index in _INDEXES:
         conn.execute(index)
     for view, ddl in _VIEWS.items():

@@ -335,6 +335,45 @@ def report(db: str, experiment: str, path: str) -> None:
 
 @cli.command()
 @click.argument("db")
+@click.argument("experiment")
+@click.option("--output", "-o", "path", required=True, help="File to write (e.g. model.onnx).")
+@click.option(
+    "--format",
+    "-f",
+    "export_format",
+    default="onnx",
+    show_default=True,
+    help="Export format (onnx is the only one).",
+)
+def export(db: str, experiment: str, path: str, export_format: str) -> None:
+    """Write EXPERIMENT's deployed model (or a model id) as an ONNX file, as
+    SELECT sqml_export_model(EXPERIMENT, 'onnx') does.
+
+    The graph takes one input per feature column and is checked against the model
+    on held-out rows before it is written; needs pip install 'sqlite-ml[onnx]'.
+
+    \b
+    Examples:
+      sqml export demo.db churn -o churn.onnx
+      sqml export demo.db 7 -o model-7.onnx
+    """
+    with database(db) as conn:
+        require_sqml_tables(conn, db)
+        try:
+            (data,) = conn.execute(
+                "SELECT sqml_export_model(?, ?)", (experiment, export_format)
+            ).fetchone()
+        except (sqlite3.Error, SqmlError) as error:
+            raise failure(conn, error) from None
+    try:
+        Path(path).write_bytes(data)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
+    click.echo(f"wrote {path} ({len(data)} bytes)")
+
+
+@cli.command()
+@click.argument("db")
 def demo(db: str) -> None:
     """Create DB (a new file) and run the end-to-end demo in it (what `make demo` runs)."""
     from . import demo as demo_module

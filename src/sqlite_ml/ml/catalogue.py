@@ -12,6 +12,7 @@ from sklearn import (
     ensemble,
     linear_model,
     mixture,
+    naive_bayes,
     neighbors,
     neural_network,
     svm,
@@ -40,6 +41,10 @@ ALGORITHMS: dict[str, dict[str, type[Any]]] = {
         "extra_trees": ensemble.ExtraTreesClassifier,
         "xgboost": XGBoostClassifier,
         "lightgbm": lightgbm.LGBMClassifier,
+        "perceptron": linear_model.Perceptron,
+        "gaussian_nb": naive_bayes.GaussianNB,
+        # Counts-like, non-negative inputs: scaled to [0, 1] by default (NON_NEGATIVE_INPUT).
+        "multinomial_nb": naive_bayes.MultinomialNB,
     },
     "regression": {
         "dummy": dummy.DummyRegressor,
@@ -82,6 +87,37 @@ _DEFAULT_PARAMS: dict[type[Any], dict[str, Any]] = {
 }
 
 PREDICTION_TYPES = tuple(ALGORITHMS)
+
+# Estimators that refuse negative inputs: a run without ``preprocess`` scales their columns
+# to [0, 1] (min-max on the training rows) instead of standard scaling.
+NON_NEGATIVE_INPUT: frozenset[type[Any]] = frozenset({naive_bayes.MultinomialNB})
+
+# How an algorithm trains on a stream of chunks (streamed training, docs/big-tables.md):
+# 'partial_fit' (scikit-learn's incremental learning, one call per chunk, `epochs` passes),
+# or the library's own external-data interface.
+STREAMING: dict[str, dict[str, str]] = {
+    "classification": {
+        "sgd": "partial_fit",
+        "perceptron": "partial_fit",
+        "gaussian_nb": "partial_fit",
+        "multinomial_nb": "partial_fit",
+        "mlp": "partial_fit",
+        "xgboost": "xgboost",
+        "lightgbm": "lightgbm",
+    },
+    "regression": {
+        "sgd": "partial_fit",
+        "mlp": "partial_fit",
+        "xgboost": "xgboost",
+        "lightgbm": "lightgbm",
+    },
+    "clustering": {"mini_batch_kmeans": "partial_fit", "birch": "partial_fit"},
+}
+
+
+def streaming_method(prediction_type: str, algorithm: str) -> str | None:
+    """How ``algorithm`` streams (see ``STREAMING``), None when it cannot."""
+    return STREAMING[prediction_type].get(algorithm)
 
 
 def require_prediction_type(prediction_type: object) -> str:

@@ -62,27 +62,42 @@ def infer_feature(
     if encode in (CATEGORICAL, "one_hot", ORDINAL, TARGET_ENCODED):
         _refuse_blobs(name, values)
         counts = Counter(c for c in map(category_of, values) if c is not None)
-        if encode == ORDINAL:
-            return Feature(name, ORDINAL, sorted(counts))
-        if encode == TARGET_ENCODED:
-            return Feature(name, TARGET_ENCODED, sorted(counts), outputs=outputs)
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+        return coded_feature(name, encode, counts, outputs)
     feature = _infer_automatic(name, values)
     if encode == "none" and feature.kind != NUMERIC:
-        raise SqmlError(
-            f"column {describe(name)} holds text that is not a number, but its preprocess "
-            "encode is 'none'; choose 'one_hot', 'ordinal' or 'target'"
-        )
+        raise text_in_numeric_column(name)
     return feature
+
+
+def coded_feature(name: str, encode: str, counts: Mapping[str, int], outputs: int = 1) -> Feature:
+    """A feature encoded from its categories' row counts (``encode``: one_hot, ordinal or
+    target): one-hot keeps the ``MAX_CATEGORIES`` most frequent (ties by name), the
+    others every category in sorted order. Streamed training counts them in SQL."""
+    if encode == ORDINAL:
+        return Feature(name, ORDINAL, sorted(counts))
+    if encode == TARGET_ENCODED:
+        return Feature(name, TARGET_ENCODED, sorted(counts), outputs=outputs)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+
+
+def text_in_numeric_column(name: str) -> SqmlError:
+    return SqmlError(
+        f"column {describe(name)} holds text that is not a number, but its preprocess "
+        "encode is 'none'; choose 'one_hot', 'ordinal' or 'target'"
+    )
+
+
+def blob_feature(name: str) -> SqmlError:
+    return SqmlError(
+        f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
+        "train on a view that leaves it out or converts it"
+    )
 
 
 def _refuse_blobs(name: str, values: Sequence[object]) -> None:
     if any(isinstance(value, (bytes, bytearray, memoryview)) for value in values):
-        raise SqmlError(
-            f"column {describe(name)} holds BLOB values, which cannot be used as a feature; "
-            "train on a view that leaves it out or converts it"
-        )
+        raise blob_feature(name)
 
 
 def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
@@ -94,8 +109,7 @@ def _infer_automatic(name: str, values: Sequence[object]) -> Feature:
                 as_number(value)
         except ValueError:
             counts = Counter(c for c in map(category_of, values) if c is not None)
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-            return Feature(name, CATEGORICAL, [c for c, _ in ranked[:MAX_CATEGORIES]])
+            return coded_feature(name, CATEGORICAL, counts)
     return Feature(name, NUMERIC)
 
 

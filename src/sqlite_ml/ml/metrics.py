@@ -10,11 +10,14 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    accuracy = float(skm.accuracy_score(y_true, y_pred))
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray | None = None
+) -> dict[str, float]:
+    """``sample_weight``: streamed training's confusion counts, one row per pair."""
+    accuracy = float(skm.accuracy_score(y_true, y_pred, sample_weight=sample_weight))
     # The function f1_score, precision_score and recall_score each call: once, not thrice.
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
-        y_true, y_pred, average="weighted", zero_division=0
+        y_true, y_pred, average="weighted", zero_division=0, sample_weight=sample_weight
     )
     return {
         "score": accuracy,
@@ -22,7 +25,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
         "f1": float(f1),
         "precision": float(precision),
         "recall": float(recall),
-        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(
+            skm.balanced_accuracy_score(y_true, y_pred, sample_weight=sample_weight)
+        ),
     }
 
 

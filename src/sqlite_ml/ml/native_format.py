@@ -295,7 +295,9 @@ def compile_native(pipeline: Any, schema: FeatureSchema, model_digest: str = "")
     out.f64s(scale)
     n_classes = _write_labels(out, schema, model)
     kind = type(model)
-    if kind in families.LINEAR_CLASSIFIERS or kind in families.LINEAR_REGRESSORS:
+    if kind in (*families.LINEAR_CLASSIFIERS, linear_model.Perceptron) or (
+        kind in families.LINEAR_REGRESSORS
+    ):
         _write_linear(out, model, width, n_classes)
     elif kind in _CENTROIDS:
         _write_centroids(out, model, width)

@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..preprocessing import ColumnImputer, ColumnScaler
+from .catalogue import NON_NEGATIVE_INPUT
 from .features import FeatureSchema
 
 # A column's preprocessing: (impute strategy, scale strategy).
@@ -28,6 +29,8 @@ def build_pipeline(
     """Impute, scale, ``model``; ``preprocess`` maps a feature to its steps (a feature it
     does not name gets mean imputation and standard scaling, as every feature of a run
     without ``preprocess`` does)."""
+    if not preprocess and type(model) in NON_NEGATIVE_INPUT:
+        preprocess = {feature.name: ("mean", "min_max") for feature in schema.features}
     if not preprocess:
         return Pipeline(
             [

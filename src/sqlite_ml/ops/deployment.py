@@ -25,7 +25,7 @@ def _servable(model: store.StoredModel) -> bool:
     return model.format == persistence.FORMAT
 
 
-def _model_id(strategy: object) -> int | None:
+def model_id_of(strategy: object) -> int | None:
     """An integer model id given as a number or as text of digits; None for a name."""
     if isinstance(strategy, bool):
         return None
@@ -40,7 +40,7 @@ def _model_id(strategy: object) -> int | None:
 
 def deploy(conn: sqlite3.Connection, experiment_name: object, strategy: object) -> dict[str, Any]:
     experiment = require_experiment(conn, experiment_name)
-    model_id = _model_id(strategy)
+    model_id = model_id_of(strategy)
     restored: int | None = None
     if model_id is not None:
         chosen, label = _by_id(conn, experiment, model_id), "specific"

@@ -126,7 +126,7 @@ def leaderboard(conn: sqlite3.Connection) -> list[ModelEntry]:
                 algorithm=str(row[3]),
                 metric=str(row[4]),
                 score=_number(row[5]),
-                metrics={name: value for name, value in metrics.items() if name != "score"},
+                metrics=metrics,
                 hyperparams=_json_object(row[7]),
                 deployed=bool(row[8]),
                 created_at=str(row[9]),
@@ -137,11 +137,11 @@ def leaderboard(conn: sqlite3.Connection) -> list[ModelEntry]:
 
 
 def _metrics_by_model(conn: sqlite3.Connection) -> dict[int, dict[str, float]]:
-    """Every model's metrics (the latest value of each name), ``score`` included."""
+    """Every model's metrics but ``score`` (the latest value of each name)."""
     found: dict[int, dict[str, float]] = {}
     for model_id, name, value in reports.metrics_by_model(conn):
         number = _number(value)
-        if number is not None:
+        if number is not None and name != "score":
             found.setdefault(int(model_id), {})[str(name)] = number
     return found
 
@@ -184,16 +184,12 @@ def _run_entry(row: Sequence[Any], metrics: dict[int, dict[str, float]], decidin
         fit_time=_number(row[6]),
         error=row[7],
         model_id=row[8],
-        metrics={name: value for name, value in own.items() if name != "score"},
+        metrics=own,
     )
 
 
 def experiments(conn: sqlite3.Connection) -> list[Experiment]:
     return [experiment(conn, name) for name in experiment_names(conn)]
-
-
-def _missing_function(error: sqlite3.Error) -> bool:
-    return "no such function" in str(error)
 
 
 def feature_importances(conn: sqlite3.Connection, name: str) -> list[tuple[str, float]] | None:

@@ -15,6 +15,7 @@ from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unkn
 from ..ml.catalogue import make_estimator, parameter_names
 from ..preprocessing import IMPUTE_STRATEGIES, SCALE_STRATEGIES
 from ..scoring import METRIC_NAMES
+from .big_data_options import BIG_DATA_KEYS, BigDataOptions, validate_big_data_options
 
 ENCODINGS = ("one_hot", "ordinal", "target", "none")
 SEARCHES = ("grid", "random")
@@ -29,6 +30,7 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
+    *BIG_DATA_KEYS,
 )
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
@@ -56,6 +58,7 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
+    big_data: BigDataOptions = BigDataOptions()  # streaming, sampling, Dask
     text: str | None = None  # the options as given, normalized, for the run record
 
 
@@ -239,6 +242,7 @@ def validate_options(
         raise unknown(
             "metric", metric, METRIC_NAMES[prediction_type], context=f" for {prediction_type}"
         )
+    big_data = validate_big_data_options(raw, prediction_type=prediction_type, relation=relation)
     return TrainOptions(
         hyperparams=hyperparams,
         search=search.get("search"),
@@ -251,5 +255,6 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
+        big_data=big_data,
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )

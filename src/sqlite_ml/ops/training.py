@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import secrets
@@ -12,8 +11,6 @@ import sqlite3
 import sys
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import lightgbm
@@ -25,53 +22,33 @@ from sklearn.pipeline import Pipeline
 from .._version import __version__
 from ..db import records as store
 from ..db.readers import count_labels, count_rows_with_target, read_rows
-from ..db.relations import Relation, find_relation, has_rowid, require_column
+from ..db.relations import find_relation, has_rowid, require_column
 from ..db.transactions import now, savepoint
 from ..errors import SqmlError, choices, describe, unknown
 from ..ml import metrics, persistence
-from ..ml.catalogue import estimator_class, make_estimator, require_prediction_type
+from ..ml.catalogue import estimator_class, require_prediction_type
 from ..ml.features import NUMERIC, Feature, FeatureSchema
 from ..ml.labels import (
     CLUSTER_LABELS,
     NUMERIC_LABELS,
     check_numeric_labels,
-    encode_labels,
-    numbers_or_error,
 )
-from ..ml.pipelines import build_pipeline, transform_in_place
+from ..ml.pipelines import transform_in_place
 from ..ml.splits import SPLIT_STRATEGIES, split_rows
 from ..scoring import better
 from . import importance, native_forms, progress, search
 from .experiments import new_experiment_name
-from .options import TrainOptions, validate_options
+from .options import validate_options
 from .reading import read_numeric
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    experiment_name: str
-    prediction_type: str
-    algorithm: str
-    dataset: Relation
-    target: str | None  # None: clustering without a target
-    test_size: float
-    split_strategy: str
-    estimator_cls: type[Any]
-    options: TrainOptions = TrainOptions()
-
-    @property
-    def feature_columns(self) -> list[str]:
-        if self.options.features is not None:
-            return list(self.options.features)
-        return [column for column in self.dataset.columns if column != self.target]
-
-    @property
-    def encodings(self) -> dict[str, str | None]:
-        return {name: spec.encode for name, spec in self.options.preprocess.items()}
-
-    @property
-    def order_by(self) -> str | None:
-        return self.options.order_by if self.split_strategy == "last" else None
+from .train_parts import (
+    Outcome,
+    PreparedData,
+    TrainRequest,
+    digest_of,
+    pipeline_for,
+    prepare_rows,
+    require_two_rows,
+)
 
 
 def validate(
@@ -157,27 +134,33 @@ def validate(
             f"dataset '{relation.name}' has several columns named {choices(duplicates)}; "
             "give them distinct names in a view"
         )
+    from . import engines
+
+    engines.check(conn, request)
     return request
 
 
-@dataclass
-class PreparedData:
-    matrix: np.ndarray
-    labels: np.ndarray  # clustering: zeros, one per row
-    schema: FeatureSchema
-    digest: str
-    # The raw feature values, kept only when a target encoding is fitted after the split.
-    columns: list[Sequence[object]] | None = None
-
-
-def prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
-    """Read the rows that have a target and encode their features and labels.
+def prepare(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    seed: int = 0,
+    sample_details: dict[str, Any] | None = None,
+) -> PreparedData:
+    """Read the rows that have a target (a seeded sample of them with option max_rows,
+    whose details go into ``sample_details``) and encode their features and labels.
 
     All-numeric data (the common case, and the big one) is read by numpy straight from
     the cursor into one float64 array; data with TEXT (categories, text labels, numbers
     stored as text) or infinities goes through Python values and the feature schema's rules.
     """
-    prepared = _prepare(conn, request)
+    if request.options.big_data.max_rows is not None:
+        from .sampling import prepare_sample
+
+        prepared = prepare_sample(
+            conn, request, seed, {} if sample_details is None else sample_details
+        )
+    else:
+        prepared = _prepare(conn, request)
     progress.report("load", len(prepared.labels), len(prepared.labels))
     required = [n for n, spec in request.options.preprocess.items() if spec.impute == "error"]
     if required:
@@ -192,7 +175,7 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
         count, text_labels = count_labels(conn, request.dataset, target)  # one scan for both
     else:
         count, text_labels = count_rows_with_target(conn, request.dataset, target), False
-    _require_two_rows(request, count)
+    require_two_rows(request, count)
     categorical = any(e not in (None, "none") for e in request.encodings.values())
     label_kind = CLUSTER_LABELS if target is None else NUMERIC_LABELS
     if not text_labels and not categorical:
@@ -204,7 +187,7 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
             if len(labels) >= 2:
                 features_schema = [Feature(name, NUMERIC) for name in features]
                 schema = FeatureSchema(features_schema, target or "", label_kind)
-                return PreparedData(matrix, labels, schema, _digest(matrix, labels))
+                return PreparedData(matrix, labels, schema, digest_of(matrix, labels))
     return _prepare_from_rows(conn, request)
 
 
@@ -228,68 +211,12 @@ def _refuse_missing(prepared: PreparedData, required: list[str]) -> None:
             )
 
 
-def _require_two_rows(request: TrainRequest, rows: int) -> None:
-    if rows < 2:
-        raise SqmlError(
-            f"dataset '{request.dataset.name}' has {rows} row(s) with a usable target "
-            f"'{request.target}'; at least 2 are needed to train and test"
-        )
-
-
 def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     features, target = request.feature_columns, request.target
     selected = features if target is None else [*features, target]
-    rows = read_rows(conn, request.dataset, selected, target, request.order_by)
-    columns: list[Sequence[object]] = list(zip(*rows, strict=True))
-    if not columns:
-        columns = [() for _ in selected]
-    del rows
-    outputs = 1
-    if target is None:
-        labels, label_kind = np.zeros(len(columns[0])), CLUSTER_LABELS
-        columns.append(())  # stands for the target below
-    elif request.prediction_type == "classification":
-        labels, label_kind = encode_labels(columns[-1])
-        outputs = len(np.unique(labels))
-    else:
-        target_values = columns[-1]
-        labels, label_kind = numbers_or_error(target, target_values), NUMERIC_LABELS
-        keep = ~np.isnan(labels)
-        if not keep.all():  # empty strings in a numeric target count as missing
-            columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
-            labels = labels[keep]
-    _require_two_rows(request, len(labels))
-    schema = FeatureSchema.infer(
-        features, columns[:-1], target or "", label_kind, request.encodings, outputs
+    return prepare_rows(
+        request, read_rows(conn, request.dataset, selected, target, request.order_by)
     )
-    matrix = schema.encode_columns(columns[:-1], len(labels))
-    infinite = np.isinf(matrix).any(axis=0)
-    if infinite.any():
-        column = schema.feature_at(int(np.argmax(infinite))).name
-        raise SqmlError(
-            f"column '{column}' holds an infinite value; replace it (or filter it out in a "
-            "view) before training"
-        )
-    raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
-    return PreparedData(matrix, labels, schema, _digest(matrix, labels), raw)
-
-
-def _digest(matrix: np.ndarray, labels: np.ndarray) -> str:
-    """SHA-256 of the encoded training data, the same whichever way it was read."""
-    hasher = hashlib.sha256()
-    for start in range(0, len(matrix), 65536):  # in slices: no full copy of the matrix
-        hasher.update(np.ascontiguousarray(matrix[start : start + 65536]).data)
-    if labels.dtype == object:
-        hasher.update(json.dumps(labels.tolist()).encode())
-    else:
-        hasher.update(np.ascontiguousarray(labels, dtype=np.float64).data)
-    return hasher.hexdigest()
-
-
-def _pipeline(request: TrainRequest, seed: int, schema: FeatureSchema) -> Pipeline:
-    model = make_estimator(request.estimator_cls, seed, request.options.hyperparams)
-    steps = {name: (spec.impute, spec.scale) for name, spec in request.options.preprocess.items()}
-    return build_pipeline(model, schema, steps)
 
 
 def library_versions() -> dict[str, str]:
@@ -422,7 +349,25 @@ def _fit_and_record(
     run_id: int,
     seed: int,
 ) -> dict[str, Any]:
-    data = prepare(conn, request)
+    from . import engines
+
+    engine = engines.choose(conn, request)
+    if engine.name != "memory" and engine.search is None:
+        outcome = engines.train_outside_memory(conn, request, seed, engine)
+        return record(conn, request, experiment, run_id, seed, outcome)
+    data = prepare(conn, request, seed, engine.details)
+    return _fit_in_memory(conn, request, experiment, run_id, seed, data, engine)
+
+
+def _fit_in_memory(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    experiment: store.Experiment,
+    run_id: int,
+    seed: int,
+    data: PreparedData,
+    engine: Any,
+) -> dict[str, Any]:
     train_rows, test_rows = split_rows(request.split_strategy, request.test_size, data.labels, seed)
     if data.schema.target_encoded:
         _fit_target_encoding(request, data, train_rows)
@@ -431,10 +376,12 @@ def _fit_and_record(
     y_train, y_test = data.labels[train_rows], data.labels[test_rows]
     data.matrix = np.empty((0, data.matrix.shape[1]))  # the split holds its own copies now
     data.columns = None
-    pipeline = _pipeline(request, seed, data.schema)
+    pipeline = pipeline_for(request, seed, data.schema)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        searched = _search(request, pipeline, x_train, None if clustering else y_train, seed)
+        searched = _search(
+            request, pipeline, x_train, None if clustering else y_train, seed, engine.search
+        )
         if searched is not None:
             pipeline.set_params(**{f"model__{k}": v for k, v in searched.best_params.items()})
         # A sample of the raw test rows for permutation importance, before the in-place
@@ -457,20 +404,54 @@ def _fit_and_record(
             request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed
         )
         importance_time = time.perf_counter() - started
+    outcome = Outcome(
+        pipeline=pipeline,
+        schema=data.schema,
+        values=values,
+        importances=importances,
+        timings={
+            "fit_time": fit_time,
+            "score_time": score_time,
+            "importance_time": importance_time,
+        },
+        rows=(len(data.labels), len(y_train), len(y_test)),
+        digest=data.digest,
+        searched=searched,
+        warnings=sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        run_fields=engine.run_fields(),
+        check_rows=x_sample,
+    )
+    return record(conn, request, experiment, run_id, seed, outcome)
+
+
+def record(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    experiment: store.Experiment,
+    run_id: int,
+    seed: int,
+    outcome: Outcome,
+) -> dict[str, Any]:
+    """Store the model, its metrics and trials, maybe deploy it, and close the run."""
+    clustering = request.prediction_type == "clustering"
+    data_rows, train_rows, test_rows = outcome.rows
+    values = outcome.values
     score = values["score"]
     if not math.isfinite(score):
         raise SqmlError(
-            f"the score on the test split is not a number ({len(y_test)} test row(s)"
+            f"the score on the test split is not a number ({test_rows} test row(s)"
             + (", fewer than 2 clusters among them" if clustering else "")
             + "); use a larger dataset or test_size"
         )
     values = {name: value for name, value in values.items() if math.isfinite(value)}
+    pipeline, searched = outcome.pipeline, outcome.searched
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
-    native = native_forms.decide_at_training(pipeline, data.schema, digest, x_sample)
-    warning_text = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    native = native_forms.decide_at_training(pipeline, outcome.schema, digest, outcome.check_rows)
+    warning_text = outcome.warnings
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
+    schema = outcome.schema
 
     with savepoint(conn):
         model_id = store.insert_model(
@@ -478,9 +459,9 @@ def _fit_and_record(
             run_id,
             blob,
             digest,
-            data.schema.to_json(),
+            schema.to_json(),
             library=_library(request.estimator_cls),
-            feature_importance=json.dumps(importances),
+            feature_importance=json.dumps(outcome.importances),
             serving=native,
         )
         store.insert_metrics(conn, model_id, values)
@@ -497,17 +478,16 @@ def _fit_and_record(
             {
                 "status": "success",
                 "finished_at": now(),
-                "fit_time": fit_time,
-                "score_time": score_time,
-                "importance_time": importance_time,
-                "data_rows": len(data.labels),
-                "train_rows": len(y_train),
-                "test_rows": len(y_test),
-                "data_digest": data.digest,
-                "feature_names": json.dumps(data.schema.names),
-                "feature_types": json.dumps(data.schema.types()),
+                **outcome.timings,
+                "data_rows": data_rows,
+                "train_rows": train_rows,
+                "test_rows": test_rows,
+                "data_digest": outcome.digest,
+                "feature_names": json.dumps(schema.names),
+                "feature_types": json.dumps(schema.types()),
                 "hyperparams": json.dumps(hyperparams),
                 "warnings": json.dumps(warning_text) if warning_text else None,
+                **outcome.run_fields,
             },
         )
     result: dict[str, Any] = {
@@ -521,10 +501,13 @@ def _fit_and_record(
         "model_id": model_id,
         "metrics": values,
         "seed": seed,
-        "train_rows": len(y_train),
-        "test_rows": len(y_test),
-        "fit_time": fit_time,
+        "train_rows": train_rows,
+        "test_rows": test_rows,
+        "fit_time": outcome.timings["fit_time"],
     }
+    engine = outcome.run_fields.get("engine")
+    if engine not in (None, "memory"):
+        result["engine"] = engine
     if searched is not None:
         result["best_params"] = searched.best_params
         result["candidates"] = len(searched.trials)
@@ -552,12 +535,16 @@ def _search(
     x_train: np.ndarray,
     y_train: np.ndarray | None,
     seed: int,
+    runner: search.FoldRunner | None = None,
 ) -> search.SearchResult | None:
+    """The hyperparameter search; ``runner`` runs the folds elsewhere (a Dask cluster)."""
     chosen = request.options
     if chosen.search is None:
         return None
     tried = search.candidates(chosen.search, chosen.search_params, chosen.n_iter, seed)
-    return search.run_search(pipeline, request.prediction_type, tried, chosen.cv, x_train, y_train)
+    return search.run_search(
+        pipeline, request.prediction_type, tried, chosen.cv, x_train, y_train, runner
+    )
 
 
 def _test_metrics(

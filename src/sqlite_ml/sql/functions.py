@@ -130,3 +130,9 @@ def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any =
     conn = session.conn
     model = session.deployed.model_for(conn, experiment_name)
     return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
+
+
+def export_model(session: Session, experiment_or_model_id: Any, format: Any) -> bytes:
+    from ..ops import export
+
+    return export.export_model(session.conn, experiment_or_model_id, format)

@@ -152,6 +152,11 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
     SqlFunction(
         "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
     ),
+    SqlFunction(
+        "sqml_export_model",
+        functions.export_model,
+        ("experiment_or_model_id", "format"),
+    ),
     TableFunction(
         "sqml_predict_table",
         ("experiment_name", "source", "key_column"),

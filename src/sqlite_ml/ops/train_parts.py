@@ -1,0 +1,159 @@
+"""What a training run is made of, shared by every engine (in memory, streamed, Dask):
+the validated request, the data prepared in memory, the pipeline, and the outcome to record."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from ..db.relations import Relation
+from ..errors import SqmlError
+from ..ml.catalogue import make_estimator
+from ..ml.features import FeatureSchema
+from ..ml.labels import CLUSTER_LABELS, NUMERIC_LABELS, encode_labels, numbers_or_error
+from ..ml.pipelines import build_pipeline
+from . import search
+from .options import TrainOptions
+
+
+@dataclass
+class Engine:
+    name: str  # 'memory', 'stream' or 'dask'
+    details: dict[str, Any] = field(default_factory=dict)  # engine_details, as JSON
+    scheduler: str | None = None
+    workers: int | None = None
+    search: search.FoldRunner | None = None  # a Dask search's fold runner
+
+    def run_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"engine": self.name}
+        if self.details:
+            fields["engine_details"] = json.dumps(self.details, sort_keys=True)
+        if self.scheduler is not None:
+            fields["dask_scheduler"] = self.scheduler
+            fields["dask_workers"] = self.workers
+        return fields
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    experiment_name: str
+    prediction_type: str
+    algorithm: str
+    dataset: Relation
+    target: str | None  # None: clustering without a target
+    test_size: float
+    split_strategy: str
+    estimator_cls: type[Any]
+    options: TrainOptions = TrainOptions()
+
+    @property
+    def feature_columns(self) -> list[str]:
+        if self.options.features is not None:
+            return list(self.options.features)
+        return [column for column in self.dataset.columns if column != self.target]
+
+    @property
+    def encodings(self) -> dict[str, str | None]:
+        return {name: spec.encode for name, spec in self.options.preprocess.items()}
+
+    @property
+    def order_by(self) -> str | None:
+        return self.options.order_by if self.split_strategy == "last" else None
+
+
+@dataclass
+class PreparedData:
+    matrix: np.ndarray
+    labels: np.ndarray  # clustering: zeros, one per row
+    schema: FeatureSchema
+    digest: str
+    # The raw feature values, kept only when a target encoding is fitted after the split.
+    columns: list[Sequence[object]] | None = None
+
+
+@dataclass
+class Outcome:
+    """A fitted model and what was measured, ready to be recorded (any engine)."""
+
+    pipeline: Pipeline
+    schema: FeatureSchema
+    values: dict[str, float]
+    importances: dict[str, float]
+    timings: dict[str, float]  # fit_time, score_time, importance_time
+    rows: tuple[int, int, int]  # data, train, test
+    digest: str
+    searched: search.SearchResult | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    run_fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # engine columns
+    # Raw test rows the model's native form is checked on (None: made-up rows only).
+    check_rows: Any = None
+
+
+def pipeline_for(request: TrainRequest, seed: int, schema: FeatureSchema) -> Pipeline:
+    model = make_estimator(request.estimator_cls, seed, request.options.hyperparams)
+    steps = {name: (spec.impute, spec.scale) for name, spec in request.options.preprocess.items()}
+    return build_pipeline(model, schema, steps)
+
+
+def require_two_rows(request: TrainRequest, rows: int) -> None:
+    if rows < 2:
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' has {rows} row(s) with a usable target "
+            f"'{request.target}'; at least 2 are needed to train and test"
+        )
+
+
+def digest_of(matrix: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of the encoded training data, the same whichever way it was read."""
+    hasher = hashlib.sha256()
+    for start in range(0, len(matrix), 65536):  # in slices: no full copy of the matrix
+        hasher.update(np.ascontiguousarray(matrix[start : start + 65536]).data)
+    if labels.dtype == object:
+        hasher.update(json.dumps(labels.tolist()).encode())
+    else:
+        hasher.update(np.ascontiguousarray(labels, dtype=np.float64).data)
+    return hasher.hexdigest()
+
+
+def prepare_rows(request: TrainRequest, rows: list[tuple[object, ...]]) -> PreparedData:
+    """Encode rows of Python values (the features, then the target when there is one)."""
+    features, target = request.feature_columns, request.target
+    columns: list[Sequence[object]] = list(zip(*rows, strict=True))
+    if not columns:
+        columns = [() for _ in range(len(features) + (target is not None))]
+    del rows
+    outputs = 1
+    if target is None:
+        labels, label_kind = np.zeros(len(columns[0])), CLUSTER_LABELS
+        columns.append(())  # stands for the target below
+    elif request.prediction_type == "classification":
+        labels, label_kind = encode_labels(columns[-1])
+        outputs = len(np.unique(labels))
+    else:
+        target_values = columns[-1]
+        labels, label_kind = numbers_or_error(target, target_values), NUMERIC_LABELS
+        keep = ~np.isnan(labels)
+        if not keep.all():  # empty strings in a numeric target count as missing
+            columns = [[v for v, k in zip(column, keep, strict=True) if k] for column in columns]
+            labels = labels[keep]
+    require_two_rows(request, len(labels))
+    schema = FeatureSchema.infer(
+        features, columns[:-1], target or "", label_kind, request.encodings, outputs
+    )
+    matrix = schema.encode_columns(columns[:-1], len(labels))
+    infinite = np.isinf(matrix).any(axis=0)
+    if infinite.any():
+        column = schema.feature_at(int(np.argmax(infinite))).name
+        raise SqmlError(
+            f"column '{column}' holds an infinite value; replace it (or filter it out in a "
+            "view) before training"
+        )
+    raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
+    return PreparedData(matrix, labels, schema, digest_of(matrix, labels), raw)
