@@ -81,6 +81,10 @@ SQML_HIDDEN void sqml_model_free(SqmlModel *model);
 SQML_HIDDEN uint32_t sqml_model_n_features(const SqmlModel *model);
 /* The SHA-256 of the skops blob the form was compiled from ("" when not recorded). */
 SQML_HIDDEN const char *sqml_model_digest(const SqmlModel *model);
+/* The SHA-256 of the feature schema's JSON it was compiled with ("" when not recorded). */
+SQML_HIDDEN const char *sqml_model_schema_digest(const SqmlModel *model);
+/* The length of the skops blob it was compiled from (0 when not recorded). */
+SQML_HIDDEN double sqml_model_size(const SqmlModel *model);
 SQML_HIDDEN const SqmlFeature *sqml_model_feature(const SqmlModel *model, uint32_t index);
 SQML_HIDDEN uint32_t sqml_model_width(const SqmlModel *model);
 SQML_HIDDEN int sqml_model_label_kind(const SqmlModel *model);

@@ -240,13 +240,14 @@ static int change_reading(sqlite3 *db, long long *reading) {
 }
 
 static const char DEPLOYED_SQL[] =
-    "SELECT d.model_id, m.native_digest, m.serving, m.serving_reason, m.digest"
+    "SELECT d.model_id, m.native_digest, m.serving, m.serving_reason, m.digest,"
+    " m.feature_schema, length(m.data)"
     " FROM sqml_experiments AS e JOIN sqml_deployments AS d ON d.experiment_id = e.id"
     " JOIN sqml_models AS m ON m.id = d.model_id"
     " WHERE e.name = ?1 AND d.active ORDER BY d.id DESC LIMIT 1";
 /* A database of schema version 2 (sqlite-ml 0.3.0) has no native columns yet. */
 static const char DEPLOYED_SQL_V2[] =
-    "SELECT d.model_id, NULL, NULL, NULL, NULL"
+    "SELECT d.model_id, NULL, NULL, NULL, NULL, NULL, NULL"
     " FROM sqml_experiments AS e JOIN sqml_deployments AS d ON d.experiment_id = e.id"
     " WHERE e.name = ?1 AND d.active ORDER BY d.id DESC LIMIT 1";
 
@@ -451,9 +452,13 @@ static int lookup(SqmlConn *conn, const char *name, size_t size, Entry *entry, c
     int status = SQML_RESOLVED;
     const char *model_digest = (const char *)sqlite3_column_text(stmt, 4);
     if (digest != NULL) {
-        char copy[65], model_copy[65];
+        char copy[65], model_copy[65], schema_digest[65];
         snprintf(copy, sizeof copy, "%s", digest);
         snprintf(model_copy, sizeof model_copy, "%s", model_digest ? model_digest : "");
+        const char *schema = (const char *)sqlite3_column_text(stmt, 5);
+        sqml_sha256_hex(schema ? schema : "", schema ? (size_t)sqlite3_column_bytes(stmt, 5) : 0,
+                        schema_digest);
+        double data_size = (double)sqlite3_column_int64(stmt, 6);
         sqlite3_finalize(stmt);
         entry->served = load_stored(db, entry->model_id, copy, message);
         /* a form stored beside another model than the one it was compiled from */
@@ -470,7 +475,21 @@ static int lookup(SqmlConn *conn, const char *name, size_t size, Entry *entry, c
         }
         if (entry->served == NULL) {
             entry->refused = strdup(message);
-            status = SQML_RESOLVE_ERROR;
+            return SQML_RESOLVE_ERROR;
+        }
+        /* the feature schema stored beside it edited since it was compiled: the Python
+         * side reads that schema (and says what is wrong with it) */
+        const SqmlModel *model = sqml_served_model(entry->served);
+        const char *compiled_with = sqml_model_schema_digest(model);
+        const char *changed = NULL;
+        if (*compiled_with && strcmp(compiled_with, schema_digest) != 0)
+            changed = "its feature schema was edited after its native form was compiled";
+        else if (sqml_model_size(model) != 0 && sqml_model_size(model) != data_size)
+            changed = "its stored model is not the one its native form was compiled from";
+        if (changed) { /* the Python side reads (and checks) what changed */
+            sqml_served_release(entry->served);
+            entry->served = NULL;
+            entry->python = strdup(changed);
         }
         return status;
     }

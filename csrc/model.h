@@ -69,6 +69,8 @@ typedef struct {
 
 struct SqmlModel {
     SqmlText model_digest; /* the skops blob's SHA-256 the form was compiled from */
+    SqmlText schema_digest; /* the SHA-256 of the feature schema's JSON it was compiled with */
+    double model_size;      /* the skops blob's length (0: not recorded) */
     int label_kind;
     uint32_t n_features, width, n_classes;
     SqmlFeature *features;

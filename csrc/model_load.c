@@ -829,6 +829,13 @@ SqmlModel *sqml_model_load(const unsigned char *blob, size_t size, char error[SQ
     ok = ok && read_text(&r, &model->model_digest, "the model's digest");
     if (ok && model->model_digest.size != 0 && model->model_digest.size != 64)
         ok = fail(&r, "the model's digest is not a SHA-256");
+    ok = ok && read_text(&r, &model->schema_digest, "the feature schema's digest");
+    if (ok && model->schema_digest.size != 0 && model->schema_digest.size != 64)
+        ok = fail(&r, "the feature schema's digest is not a SHA-256");
+    ok = ok && read_f64(&r, &model->model_size, "the model's size");
+    if (ok && !(model->model_size >= 0 && model->model_size < 9007199254740992.0 &&
+                model->model_size == floor(model->model_size)))
+        ok = fail(&r, "the model's size is not a byte count");
     ok = ok && read_schema(&r) && read_labels(&r) && read_u32(&r, &family, "the model family");
     if (ok) {
         model->family = family;
@@ -852,6 +859,8 @@ SqmlModel *sqml_model_load(const unsigned char *blob, size_t size, char error[SQ
 
 uint32_t sqml_model_n_features(const SqmlModel *m) { return m->n_features; }
 const char *sqml_model_digest(const SqmlModel *m) { return m->model_digest.text; }
+const char *sqml_model_schema_digest(const SqmlModel *m) { return m->schema_digest.text; }
+double sqml_model_size(const SqmlModel *m) { return m->model_size; }
 const SqmlFeature *sqml_model_feature(const SqmlModel *m, uint32_t i) { return &m->features[i]; }
 uint32_t sqml_model_width(const SqmlModel *m) { return m->width; }
 int sqml_model_label_kind(const SqmlModel *m) { return m->label_kind; }

@@ -124,9 +124,7 @@ def test_refusal_names_the_model(tampered):
 
 
 def test_blob_stored_as_text_is_refused(iris):
-    # A model Python serves (the native scorer reads natively served ones from their own
-    # form, checked by its own SHA-256: see test_native_format.py).
-    result = iris.train("e", "classification", "dummy", "dataset_iris", "target")
+    result = iris.train("e", "classification", "logistic_regression", "dataset_iris", "target")
     iris.conn.execute(
         "UPDATE sqml_models SET data = 'not a model' WHERE id = ?", (result["model_id"],)
     )

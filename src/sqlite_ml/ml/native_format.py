@@ -13,8 +13,12 @@ Layout, version 1 (``u32``/``i32``: 4 bytes, ``f64``: 8 bytes, all little-endian
 ``str``: a ``u32`` byte count then UTF-8 bytes)::
 
     magic "SQMLNATV"; u32 version = 1; u32 flags = 0; str model digest (the SHA-256 of
-              the skops blob the form was compiled from, as sqml_models.digest records it;
-              the loader refuses a form stored beside another model's)
+              the skops blob the form was compiled from, as sqml_models.digest records it:
+              a form stored beside another model's is refused); str schema digest (the
+              SHA-256 of the feature schema's JSON text, sqml_models.feature_schema: a row
+              whose schema was edited since is served by the Python side, which reads it);
+              f64 model size (the skops blob's length; a row whose blob has another length
+              is served by the Python side, which checks the blob's SHA-256)
     schema:   u32 label_kind (0 numeric, 1 text, 2 cluster); u32 n_features;
               per feature: str name; u32 kind (0 numeric, 1 one-hot, 2 ordinal,
               3 target); u32 required; u32 n_categories; str category x n;
@@ -119,10 +123,18 @@ class ServingDecision:
     reason: str | None = None
 
 
-def decide_serving(pipeline: Any, schema: FeatureSchema, model_digest: str) -> ServingDecision:
-    """Compile ``pipeline`` when the format covers every part of it, else say why not."""
+def decide_serving(
+    pipeline: Any,
+    schema: FeatureSchema,
+    model_digest: str,
+    schema_text: str | None = None,
+    model_size: int = 0,
+) -> ServingDecision:
+    """Compile ``pipeline`` when the format covers every part of it, else say why not
+    (``schema_text``: the schema's JSON as stored, when it is not ``schema.to_json()``)."""
     try:
-        blob = compile_native(pipeline, schema, model_digest)
+        text = schema.to_json() if schema_text is None else schema_text
+        blob = compile_native(pipeline, schema, model_digest, text, model_size)
     except NotNative as why:
         return ServingDecision(SERVED_PYTHON, reason=str(why))
     return ServingDecision(SERVED_NATIVE, blob, hashlib.sha256(blob).hexdigest())
@@ -275,10 +287,16 @@ def _write_labels(out: _Writer, schema: FeatureSchema, model: Any) -> int:
 _CENTROIDS = (cluster.KMeans, cluster.MiniBatchKMeans)
 
 
-def compile_native(pipeline: Any, schema: FeatureSchema, model_digest: str = "") -> bytes:
+def compile_native(
+    pipeline: Any,
+    schema: FeatureSchema,
+    model_digest: str = "",
+    schema_text: str = "",
+    model_size: int = 0,
+) -> bytes:
     """The native form of a fitted impute + scale + model pipeline (``model_digest``: the
-    SHA-256 of its skops blob); ``NotNative`` (with the reason) for a part the format does
-    not cover."""
+    SHA-256 of its skops blob; ``schema_text``: the feature schema's JSON as stored);
+    ``NotNative`` (with the reason) for a part the format does not cover."""
     fill, center, scale, model = _steps(pipeline)
     width = len(fill)
     if schema.width != width:
@@ -288,6 +306,8 @@ def compile_native(pipeline: Any, schema: FeatureSchema, model_digest: str = "")
     out.u32(VERSION)
     out.u32(0)
     out.text(model_digest)
+    out.text(hashlib.sha256(schema_text.encode("utf-8")).hexdigest() if schema_text else "")
+    out.f64(float(model_size))
     _write_schema(out, schema)
     out.u32(width)
     out.f64s(fill)
@@ -934,12 +954,17 @@ def native_scorer_built() -> bool:
 
 
 def decide_checked(
-    pipeline: Any, schema: FeatureSchema, model_digest: str, sample: np.ndarray | None = None
+    pipeline: Any,
+    schema: FeatureSchema,
+    model_digest: str,
+    sample: np.ndarray | None = None,
+    schema_text: str | None = None,
+    model_size: int = 0,
 ) -> ServingDecision:
     """``decide_serving``, with the compiled form checked against the model on rows of
     ``sample`` and made-up rows when the C scorer is built (and refused when it differs:
     then Python serves the model, and the reason says why)."""
-    decision = decide_serving(pipeline, schema, model_digest)
+    decision = decide_serving(pipeline, schema, model_digest, schema_text, model_size)
     if decision.blob is None or not native_scorer_built():
         return decision
     try:

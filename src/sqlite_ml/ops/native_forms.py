@@ -13,8 +13,6 @@ import logging
 import sqlite3
 from typing import Any
 
-import numpy as np
-
 from ..db import records as store
 from ..db.transactions import savepoint
 from ..ml.features import FeatureSchema
@@ -24,11 +22,11 @@ _log = logging.getLogger(__name__)
 
 
 def decide_at_training(
-    pipeline: Any, schema: FeatureSchema, model_digest: str, sample: np.ndarray | None
+    pipeline: Any, schema: FeatureSchema, blob: bytes, model_digest: str, sample: Any
 ) -> store.NativeForm:
-    """The serving decision of a freshly trained pipeline (whose skops blob has
-    ``model_digest``), checked on test rows."""
-    return as_record(decide_checked(pipeline, schema, model_digest, sample))
+    """The serving decision of a freshly trained pipeline (stored as ``blob``, whose
+    SHA-256 is ``model_digest``), checked on test rows."""
+    return as_record(decide_checked(pipeline, schema, model_digest, sample, model_size=len(blob)))
 
 
 def as_record(decision: ServingDecision) -> store.NativeForm:
@@ -41,13 +39,17 @@ def settle(
     pipeline: Any,
     schema: FeatureSchema,
     model_digest: str,
+    schema_text: str,
+    model_size: int,
 ) -> ServingDecision:
-    """The model's recorded decision, or (none recorded yet) one made now and recorded
-    when the database can be written."""
+    """The model's recorded decision, or (none recorded yet) one made now (for the schema
+    text as stored) and recorded when the database can be written."""
     recorded = store.native_form(conn, model_id)
     if recorded.serving is not None:
         return ServingDecision(recorded.serving, recorded.blob, recorded.digest, recorded.reason)
-    decision = decide_checked(pipeline, schema, model_digest)
+    decision = decide_checked(
+        pipeline, schema, model_digest, schema_text=schema_text, model_size=model_size
+    )
     try:
         with savepoint(conn):
             store.record_native_form(

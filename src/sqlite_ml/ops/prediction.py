@@ -181,7 +181,9 @@ class _ModelCache:
                 "sqlite-ml); retrain the experiment"
             )
         schema = schema_for(estimator, schema_json, model_id)
-        serving = native_forms.settle(conn, model_id, estimator, schema, digest)
+        serving = native_forms.settle(
+            conn, model_id, estimator, schema, digest, schema_json, len(blob)
+        )
         predictor = compile_predictor(estimator)
         row_predictor, quick = compile_row_predictor(estimator, predictor, schema.label_kind)
         model = LoadedModel(model_id, estimator, schema, predictor, row_predictor, quick, serving)

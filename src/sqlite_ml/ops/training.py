@@ -447,7 +447,9 @@ def record(
     pipeline, searched = outcome.pipeline, outcome.searched
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
-    native = native_forms.decide_at_training(pipeline, outcome.schema, digest, outcome.check_rows)
+    native = native_forms.decide_at_training(
+        pipeline, outcome.schema, blob, digest, outcome.check_rows
+    )
     warning_text = outcome.warnings
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
