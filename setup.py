@@ -36,6 +36,7 @@ NATIVE_CORE = [
     "csrc/deployed.c",
     "csrc/scoring.c",
     "csrc/table.c",
+    "csrc/rows.c",
 ]
 CORE_HEADERS = ["csrc/core.h", "csrc/model.h", "csrc/bridge.h"]
 # -ffp-contract=off: no fused multiply-add, which would round differently from numpy;

@@ -344,6 +344,77 @@ static void bridge_table_close(void *data, void *iterator) {
     PyGILState_Release(gil);
 }
 
+/* The rows of a table-valued function the Python side computes: bridge.rows(name, *args)
+ * is an iterator of chunks, each a list of row tuples. */
+static void *bridge_rows_open(void *data, const char *name, int argc, sqlite3_value **argv,
+                              char **error) {
+    State *state = (State *)data;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *arguments = PyTuple_New(argc + 1);
+    int converted = arguments != NULL;
+    if (converted) {
+        PyObject *text = PyUnicode_FromString(name);
+        if (text == NULL) converted = 0;
+        else PyTuple_SET_ITEM(arguments, 0, text);
+    }
+    for (int i = 0; converted && i < argc; i++) {
+        PyObject *value = sqml_value_to_python(argv[i]);
+        if (value == NULL) converted = 0;
+        else PyTuple_SET_ITEM(arguments, i + 1, value);
+    }
+    PyObject *rows = converted ? PyObject_GetAttrString(state->bridge, "rows") : NULL;
+    PyObject *chunks = rows ? PyObject_CallObject(rows, arguments) : NULL;
+    PyObject *iterator = chunks ? PyObject_GetIter(chunks) : NULL;
+    Py_XDECREF(chunks);
+    Py_XDECREF(rows);
+    Py_XDECREF(arguments);
+    if (iterator == NULL) *error = reported_error(state, name);
+    PyGILState_Release(gil);
+    return iterator;
+}
+
+static int bridge_rows_next(void *data, const char *name, void *iterator, int columns,
+                            SqmlRows *rows, char **error) {
+    State *state = (State *)data;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int rc = 1;
+    PyObject *chunk = PyIter_Next((PyObject *)iterator);
+    if (chunk == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+    } else if (!PyList_Check(chunk)) {
+        PyErr_SetString(PyExc_TypeError, "a chunk must be a list of row tuples");
+        rc = -1;
+    } else {
+        size_t n = (size_t)PyList_GET_SIZE(chunk);
+        rows->cells = calloc(n * (size_t)columns + 1, sizeof(SqmlValue));
+        if (rows->cells == NULL) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+        for (size_t i = 0; rc > 0 && i < n; i++) {
+            PyObject *row = PyList_GET_ITEM(chunk, (Py_ssize_t)i);
+            if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != columns) {
+                PyErr_Format(PyExc_TypeError, "each row must be a tuple of %d values", columns);
+                rc = -1;
+                break;
+            }
+            rows->n = i + 1; /* what sqml_rows_clear frees */
+            for (int c = 0; c < columns; c++)
+                if (!value_from_python(PyTuple_GET_ITEM(row, c), &rows->cells[i * columns + c])) {
+                    rc = -1;
+                    break;
+                }
+        }
+    }
+    Py_XDECREF(chunk);
+    if (rc < 0) {
+        sqml_rows_clear(rows, columns);
+        *error = reported_error(state, name);
+    }
+    PyGILState_Release(gil);
+    return rc;
+}
+
 static void bridge_release(void *data) {
     State *state = (State *)data;
     if (Py_IsInitialized()) {
@@ -374,6 +445,9 @@ static int make_bridge(PyObject *object, SqmlBridge *out) {
     out->table_open = bridge_table_open;
     out->table_next = bridge_table_next;
     out->table_close = bridge_table_close;
+    out->rows_open = bridge_rows_open;
+    out->rows_next = bridge_rows_next;
+    out->rows_close = bridge_table_close; /* both close a Python iterator */
     out->release = bridge_release;
     return 0;
 }

@@ -36,6 +36,15 @@ typedef struct {
 
 SQML_HIDDEN void sqml_chunk_clear(SqmlChunk *chunk);
 
+/* A chunk of a table-valued function's rows that the Python side computes (rows.c):
+ * n rows of `columns` cells each, row after row. */
+typedef struct {
+    size_t n;
+    SqmlValue *cells;
+} SqmlRows;
+
+SQML_HIDDEN void sqml_rows_clear(SqmlRows *rows, int columns);
+
 /* The bridge's exact prediction of one row from its values (sql/bridge.py's EXACT_ROW). */
 #define SQML_EXACT_ROW "sqml exact row"
 
@@ -60,12 +69,20 @@ typedef struct SqmlBridge {
     /* 1 with a chunk, 0 at the end, -1 with *error. */
     int (*table_next)(void *state, void *iterator, SqmlChunk *chunk, char **error);
     void (*table_close)(void *state, void *iterator);
+    /* The rows of table-valued function `name` (sql/registry.py's RowsFunction) for its
+     * arguments: an iterator of chunks, NULL with *error. */
+    void *(*rows_open)(void *state, const char *name, int argc, sqlite3_value **argv,
+                       char **error);
+    /* 1 with a chunk of rows of `columns` cells, 0 at the end, -1 with *error. */
+    int (*rows_next)(void *state, const char *name, void *iterator, int columns,
+                     SqmlRows *rows, char **error);
+    void (*rows_close)(void *state, void *iterator);
     void (*release)(void *state);
 } SqmlBridge;
 
 /* The layout of SqmlBridge that sqml.so and _native agree on (both are built together;
  * a mismatch means files from two versions). */
-#define SQML_BRIDGE_ABI 1
+#define SQML_BRIDGE_ABI 2
 
 /* How a host starts the Python side for a connection: 0 with *bridge filled, or -1 with
  * *error (sqlite3_malloc'd, the reason it cannot start). */
@@ -126,5 +143,16 @@ SQML_HIDDEN void sqml_to_python(SqmlConn *conn, const char *name, sqlite3_contex
 /* table.c ------------------------------------------------------------------------------ */
 
 SQML_HIDDEN int sqml_attach_table(sqlite3 *db, SqmlConn *conn);
+
+/* rows.c ------------------------------------------------------------------------------- */
+
+/* The table-valued functions whose rows the Python side computes (sqml_explain_table,
+ * sqml_test_rows, sqml_roc_curve), registered from C so that a host has them before
+ * Python starts. */
+SQML_HIDDEN int sqml_attach_rows(sqlite3 *db, SqmlConn *conn, char **error);
+/* Their list (for tests): how many there are; for index < that, its name, declaration and
+ * counts (columns, arguments, required arguments). */
+SQML_HIDDEN size_t sqml_rows_functions(size_t index, const char **name,
+                                       const char **declaration, int counts[3]);
 
 #endif

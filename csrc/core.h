@@ -19,7 +19,8 @@
  *    loaded native models and each connection's state (SqmlConn);
  *  - scoring.c: the SQL functions sqml_predict, sqml_predict_batch, sqml_predict_proba
  *    and the trampolines of the functions that need Python;
- *  - table.c: the sqml_predict_table virtual table (native rows, or the Python side's).
+ *  - table.c: the sqml_predict_table virtual table (native rows, or the Python side's);
+ *  - rows.c: table-valued functions whose rows the Python side computes.
  *
  * What one file gives another is named sqml_* and hidden (-fvisibility=hidden); the
  * only exported symbols are the entry points.

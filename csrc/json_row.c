@@ -62,32 +62,62 @@ static int neighbour(char *digits, int count, int step) {
     return 0;
 }
 
-/* The shortest digits that read back as value, the closest to it among those (Python's
- * repr): the correctly rounded ones, or a neighbour where those do not read back (a
- * power of two, whose rounding interval is narrower below). Digits and the decimal
- * exponent of the first digit. */
-static void shortest_digits(double value, char digits[24], int *exponent) {
+/* The digits (precision + 1 of them) that read back as value, the closest to it among
+ * those: the correctly rounded ones, or a neighbour where those do not read back (a
+ * power of two, whose rounding interval is narrower below). 0 when there are none. */
+static int digits_at(double value, int precision, char digits[24], int *exponent) {
     char text[40];
-    for (int precision = 0; precision < 17; precision++) {
-        snprintf(text, sizeof text, "%.*e", precision, value);
-        int count = 0;
-        const char *p = text;
-        for (; *p && *p != 'e'; p++)
-            if (*p >= '0' && *p <= '9') digits[count++] = *p;
-        digits[count] = '\0';
-        *exponent = atoi(p + 1);
-        if (strtod(text, NULL) == value) break;
-        int found = 0;
-        for (int step = -1; step <= 1 && !found; step += 2) {
-            char other[24];
-            memcpy(other, digits, (size_t)count + 1);
-            if (neighbour(other, count, step) && read_back(other, count, *exponent) == value) {
-                memcpy(digits, other, (size_t)count + 1);
-                found = 1;
+    snprintf(text, sizeof text, "%.*e", precision, value);
+    int count = 0;
+    const char *p = text;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9') digits[count++] = *p;
+    digits[count] = '\0';
+    *exponent = atoi(p + 1);
+    if (strtod(text, NULL) == value) return 1;
+    for (int step = -1; step <= 1; step += 2) {
+        char other[24];
+        memcpy(other, digits, (size_t)count + 1);
+        if (neighbour(other, count, step) && read_back(other, count, *exponent) == value) {
+            memcpy(digits, other, (size_t)count + 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The shortest digits that read back as value, the closest to it among those (Python's
+ * repr), and the decimal exponent of the first digit. Whether some digits of a given
+ * length read back only grows with the length (17 always do), so the shortest length is
+ * searched: from the long end first, where most computed values are. */
+static void shortest_digits(double value, char digits[24], int *exponent) {
+    char found[24];
+    int found_exponent;
+    if (!digits_at(value, 15, found, &found_exponent)) {
+        digits_at(value, 16, found, &found_exponent);
+    } else {
+        char shorter[24];
+        int shorter_exponent;
+        int low = 0, high = 15; /* high reads back */
+        if (!digits_at(value, 14, shorter, &shorter_exponent)) low = 15;
+        else {
+            memcpy(found, shorter, sizeof shorter);
+            found_exponent = shorter_exponent;
+            high = 14;
+        }
+        while (low < high) {
+            int middle = (low + high) / 2;
+            if (digits_at(value, middle, shorter, &shorter_exponent)) {
+                memcpy(found, shorter, sizeof shorter);
+                found_exponent = shorter_exponent;
+                high = middle;
+            } else {
+                low = middle + 1;
             }
         }
-        if (found) break;
     }
+    memcpy(digits, found, sizeof found);
+    *exponent = found_exponent;
     int n = (int)strlen(digits);
     while (n > 1 && digits[n - 1] == '0') n--;
     digits[n] = '\0';

@@ -141,6 +141,8 @@ static PyMethodDef native_methods[] = {
     {"repr_double", sqml_repr_double, METH_O, "the native scorer's text for a float"},
     {"sha256_hex", sqml_sha256, METH_O, "the native side's SHA-256 of bytes"},
     {"json_number", sqml_json_number_py, METH_O, "the float the JSON reader makes of a number"},
+    {"rows_functions", sqml_rows_functions_py, METH_NOARGS,
+     "rows_functions() -> [(name, declaration, columns, arguments, required)] of csrc/rows.c"},
     {NULL, NULL, 0, NULL},
 };
 

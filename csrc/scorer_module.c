@@ -4,6 +4,8 @@
  * released while C works. */
 #include "sqml.h"
 
+#include "bridge.h"
+
 static SqmlModel *load_or_raise(PyObject *blob_object) {
     Py_buffer blob;
     if (PyObject_GetBuffer(blob_object, &blob, PyBUF_SIMPLE) < 0) return NULL;
@@ -176,4 +178,23 @@ PyObject *sqml_json_number_py(PyObject *module, PyObject *text_object) {
     const char *text = PyUnicode_AsUTF8AndSize(text_object, &size);
     if (text == NULL) return NULL;
     return PyFloat_FromDouble(sqml_json_number(text, (size_t)size));
+}
+
+/* rows_functions() -> [(name, declaration, columns, arguments, required)]: the
+ * table-valued functions csrc/rows.c registers, for the test that they match the
+ * registry. */
+PyObject *sqml_rows_functions_py(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    const char *name, *declaration;
+    int counts[3];
+    size_t total = sqml_rows_functions((size_t)-1, &name, &declaration, counts);
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list != NULL && i < total; i++) {
+        sqml_rows_functions(i, &name, &declaration, counts);
+        PyObject *item = Py_BuildValue("ssiii", name, declaration, counts[0], counts[1], counts[2]);
+        if (item == NULL || PyList_Append(list, item) < 0) Py_CLEAR(list);
+        Py_XDECREF(item);
+    }
+    return list;
 }

@@ -487,8 +487,11 @@ int sqml_attach_scoring(sqlite3 *db, SqmlConn *conn, char **error) {
         }
     }
     int rc = sqml_attach_table(db, conn);
-    if (rc != SQLITE_OK && error) *error = sqlite3_mprintf("could not register sqml_predict_table");
-    return rc;
+    if (rc != SQLITE_OK) {
+        if (error) *error = sqlite3_mprintf("could not register sqml_predict_table");
+        return rc;
+    }
+    return sqml_attach_rows(db, conn, error);
 }
 
 /* -- a host's other functions ---------------------------------------------------------- */
@@ -504,6 +507,8 @@ static const struct {
     {"sqml_train", 0, 1},
     {"sqml_deploy", 0, 1},
     {"sqml_feature_importance", 0, 0},
+    {"sqml_drift", 0, 0},
+    {"sqml_explain", 0, 0},
     {"sqml_evaluate", 0, 0},
     {"sqml_export_model", 0, 0},
 };

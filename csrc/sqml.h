@@ -81,6 +81,7 @@ SQML_INTERNAL PyObject *sqml_score_native(PyObject *module, PyObject *args);
 SQML_INTERNAL PyObject *sqml_repr_double(PyObject *module, PyObject *value);
 SQML_INTERNAL PyObject *sqml_sha256(PyObject *module, PyObject *data);
 SQML_INTERNAL PyObject *sqml_json_number_py(PyObject *module, PyObject *text);
+SQML_INTERNAL PyObject *sqml_rows_functions_py(PyObject *module, PyObject *unused);
 
 /* The Python module whose bridge(handle) makes the Python side of a host's connection. */
 #define SQML_HOST_MODULE "sqlite_ml.faces.sqlite3_shell"

@@ -67,6 +67,19 @@ def make_trained_db(path: Path, classification: str = "iris") -> Path:
     return path
 
 
+def deployed_test_rows(path: Path, experiment: str) -> int:
+    """How many test rows the deployed run of ``experiment`` has (what the pages draw)."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT r.test_rows FROM sqml_runs_overview AS o JOIN sqml_runs AS r"
+            " ON r.id = o.run_id WHERE o.experiment = ? AND o.deployed",
+            (experiment,),
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
 def sqml_tables(path: Path) -> list[str]:
     """The names of the sqml tables and views in the database file at ``path``."""
     conn = sqlite3.connect(path)

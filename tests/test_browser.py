@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .faces import HOSTILE, served  # noqa: F401 - served is a fixture
+from .faces import HOSTILE, deployed_test_rows, served  # noqa: F401 - served is a fixture
 
 ARTIFACTS = Path(os.environ.get("SQML_ARTIFACTS", Path(__file__).parent / "artifacts"))
 CHROMIUM_ARGS = [
@@ -150,27 +150,23 @@ def check_experiment_section(page: Any, conn: sqlite3.Connection, name: str) -> 
         else:
             assert float(cell.get_attribute("data-value")) == score
             assert cell.inner_text().strip() == f"{score:.4f}"
-        assert ("deployed" in row.inner_text()) == bool(deployed)
+        assert ("deployed" in (row.get_attribute("class") or "")) == bool(deployed)
 
 
 def test_experiment_pages_in_chromium(browser_page: Any, served: tuple[str, Path]) -> None:  # noqa: F811
     url, db = served
     page = browser_page
     page.goto(url + "/-/sqml")
-    page.get_by_role("link", name=HOSTILE, exact=True).click()
+    page.locator("section.experiment h2").get_by_role("link", name=HOSTILE, exact=True).click()
     page.wait_for_load_state()
     assert page.url == f"{url}/-/sqml/{quote(HOSTILE, safe='')}"
     assert page.locator("h1").inner_text() == HOSTILE
     cells = page.locator("svg.confusion-matrix rect.cm-cell")
     assert cells.count() == 9  # three iris classes
     counts = [int(cells.nth(i).get_attribute("data-count")) for i in range(9)]
-    conn = sqlite3.connect(db)
-    try:
-        labelled = conn.execute("SELECT count(target) FROM dataset_iris").fetchone()[0]
-        regression_rows = conn.execute("SELECT count(target) FROM diabetes_small").fetchone()[0]
-    finally:
-        conn.close()
-    assert sum(counts) == labelled
+    labelled = deployed_test_rows(db, HOSTILE)  # the deployed run's test rows only
+    regression_rows = deployed_test_rows(db, "diabetes")
+    assert sum(counts) == labelled < 150
     diagonal = sum(counts[i * 3 + i] for i in range(3))
     assert diagonal > labelled * 0.8  # the deployed model is right on most rows
     box = cells.first.bounding_box()
@@ -187,3 +183,62 @@ def test_experiment_pages_in_chromium(browser_page: Any, served: tuple[str, Path
     missing = page.goto(url + "/-/sqml/nope")
     assert missing is not None and missing.status == 404
     assert "unknown experiment" in page.locator("body").inner_text()
+
+
+def test_summary_curves_and_comparison_in_chromium(
+    browser_page: Any,
+    served: tuple[str, Path],  # noqa: F811
+) -> None:
+    url, db = served
+    page = browser_page
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(url + "/-/sqml")
+    # The summary table at the top: one row per experiment, the deciding metric named.
+    summary = page.locator("table.summary tbody tr")
+    assert summary.count() == 2
+    first_table = page.locator("table").first
+    assert "summary" in (first_table.get_attribute("class") or "")
+    row = page.locator('table.summary tr[data-summary-of="diabetes"]')
+    assert "r2" in row.inner_text() and "higher is better" in row.inner_text()
+    # The runs table shows each run's split and hyperparameters.
+    runs = page.locator('section.experiment[data-experiment="diabetes"] table.runs')
+    assert "by hash of rowid" in runs.locator("td.split").first.inner_text()
+    runs.locator("td.params summary").first.click()
+    assert (
+        "alpha=" in runs.locator("td.params").nth(1).inner_text()
+        or "=" in runs.locator("td.params").first.inner_text()
+    )
+
+    page.goto(f"{url}/-/sqml/{quote(HOSTILE, safe='')}")
+    charts = page.locator("svg.curve-chart")
+    assert charts.count() == 2  # ROC and precision-recall
+    roc = charts.first
+    box = roc.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 250
+    curves = roc.locator("path.curve")
+    assert curves.count() == 3  # one per iris class, against the rest
+    conn = sqlite3.connect(db)
+    try:
+        run_id = conn.execute(
+            "SELECT run_id FROM sqml_runs_overview WHERE experiment = ? AND deployed", (HOSTILE,)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    for index in range(3):
+        curve = curves.nth(index)
+        area = float(curve.get_attribute("data-area"))
+        assert 0.5 < area <= 1.0
+        curve_box = curve.bounding_box()
+        assert curve_box is not None and curve_box["width"] > 20  # drawn, not collapsed
+    assert f"of run {run_id}" in page.locator("p.source").first.inner_text()
+    assert "Deployment: deployed" in page.locator("p.decision").inner_text()
+    screenshot(page, "report-test-rows.png")
+
+    link = page.locator("a.compare").first
+    link.click()
+    page.wait_for_load_state()
+    assert "compare=" in page.url and page.locator("h1").inner_text().startswith("Run ")
+    assert page.locator("table.compare.same-rows tbody tr").count() >= 5
+    screenshot(page, "compare.png")
+    assert requests and all(request.startswith(url) for request in requests)

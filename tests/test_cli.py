@@ -22,7 +22,7 @@ from sqlite_ml.faces.cli import ProgressBar, cli
 from sqlite_ml.faces.statements import split_statements
 from sqlite_ml.ops import progress, training
 
-from .faces import HOSTILE, make_trained_db, script
+from .faces import HOSTILE, deployed_test_rows, make_trained_db, script
 from .helpers import expected_mode
 
 COMMANDS = [
@@ -32,6 +32,7 @@ COMMANDS = [
     "experiments",
     "runs",
     "report",
+    "compare",
     "export",
     "demo",
     "extension-path",
@@ -53,9 +54,13 @@ def sqml(runner: CliRunner, *args: Any, input: str | None = None) -> Any:
 
 
 def scalar(path: Path, sql: str, params: Any = ()) -> Any:
+    return db_rows(path, sql, params)[0][0]
+
+
+def db_rows(path: Path, sql: str, params: Any = ()) -> list[Any]:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute(sql, params).fetchone()[0]
+        return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
 
@@ -187,7 +192,7 @@ def test_experiments_leaderboard_matches_the_database(runner: CliRunner, trained
     table = sqml(runner, "experiments", trained).output
     assert table.splitlines()[0].split()[:4] == ["experiment", "rank", "algorithm", "score"]
     best = max((r for r in records if r["experiment"] == "iris"), key=lambda r: r["score"])
-    assert f"score {best['score']:.4f}" in table
+    assert f"accuracy {best['score']:.4f}" in table  # the deciding metric, named
 
 
 def test_runs_lists_every_run(runner: CliRunner, trained: Path) -> None:
@@ -237,7 +242,7 @@ def test_train_prints_metrics_and_records_the_run(
         .fetchone()
     )
     assert f"run {run_id}," in result.output
-    assert test_rows == 45  # 30% of 150
+    assert 30 < test_rows < 60  # 30% of 150, as decided by the hash of each rowid
     assert any(
         line.split() == ["accuracy", f"{accuracy:.4f}"] for line in result.output.splitlines()
     )
@@ -391,12 +396,28 @@ def test_report_is_self_contained_and_escapes_names(runner: CliRunner, tmp_path:
     assert scored == 3 and html.count('<circle class="run-point') == 3
     assert html.count('<path class="failed-run"') == 1 and "This solver needs" in html
     assert "Confusion matrix" in html and html.count('class="cm-cell') == 9
-    assert sum(int(v) for v in _attributes(html, "data-count")) == 150
+    test_rows = deployed_test_rows(db, HOSTILE)
+    assert sum(int(v) for v in _attributes(html, "data-count")) == test_rows < 150
+    assert html.count('<path class="curve"') == 6 and "Deployment: deployed:" in html
 
     regression = tmp_path / "diabetes.html"
     assert sqml(runner, "report", db, "diabetes", "-o", regression).exit_code == 0
     html = regression.read_text()
-    assert "Residuals" in html and html.count('<circle class="residual"') == 120
+    test_rows = deployed_test_rows(db, "diabetes")
+    assert "Residuals" in html and html.count('<circle class="residual"') == test_rows < 120
+
+
+def test_compare_writes_two_runs_side_by_side(
+    runner: CliRunner, trained: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "compare.html"
+    result = sqml(runner, "compare", trained, "1", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "<h1>Run 1 and run 2</h1>" in html and "Both models on run 1" in html
+    assert "<script" not in html
+    missing = sqml(runner, "compare", trained, "1", "99", "-o", out)
+    assert missing.exit_code == 1 and "there is no run 99" in missing.output
 
 
 def test_report_to_an_unwritable_place(runner: CliRunner, trained: Path, tmp_path: Path) -> None:
@@ -438,12 +459,24 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
         "Leaderboard: the sqml_leaderboard view",
         "Deploying by hand",
         "Probabilities, evaluation and feature importance",
+        "Evaluation you can trust",
         "Clustering: k-means",
         "Mistakes are SQL errors",
     ):
         assert title in out
     assert "Traceback" not in done.output
-    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 5
+    assert scalar(db, "SELECT count(*) FROM sqml_experiments") == 6
+    # the gated deployment: ridge passes the gate over the mean, its near-twin does not
+    gated = db_rows(
+        db,
+        "SELECT algorithm, deployed, p_value FROM sqml_leaderboard WHERE experiment = 'gated'"
+        " ORDER BY run_id",
+    )
+    assert [(a, d) for a, d, _ in gated] == [("dummy", 0), ("ridge", 1), ("ridge", 0)]
+    assert gated[1][2] < 0.05 < gated[2][2]
+    assert "gate passed" in out and "gate refused" in out
+    assert "sqml_explain('churn'" in out and "the other features" in out
+    assert "sqml_drift('iris', 'new_flowers')" in out
     # the grid search: 3 candidates, each a row of sqml_search_trials
     assert scalar(db, "SELECT count(*) FROM sqml_search_trials") == 3
     assert scalar(db, "SELECT count(*) FROM sqml_runs WHERE split_strategy = 'stratified'") == 2
@@ -455,6 +488,7 @@ def test_demo_command(runner: CliRunner, tmp_path: Path) -> None:
     assert '{"no": ' in out  # sqml_predict_proba of the churn model
     if expected_mode() == "native":
         assert "JOIN sqml_predict_table('churn', 'customers')" in out
+        assert "FROM sqml_test_rows(" in out and "FROM sqml_roc_curve(" in out
     else:
         assert "skipped: sqml_predict_table needs the 'native' binding" in out
     assert f"sqml report {db} churn -o report.html" in out and "/-/sqml" in out

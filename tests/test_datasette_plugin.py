@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -11,7 +12,14 @@ from urllib.parse import quote
 
 import httpx
 
-from .faces import HOSTILE, make_trained_db, script, served, sqml_tables  # noqa: F401 - served is a fixture
+from .faces import (  # noqa: F401 - served is a fixture
+    HOSTILE,
+    deployed_test_rows,
+    make_trained_db,
+    script,
+    served,
+    sqml_tables,
+)
 from .helpers import expected_mode
 
 
@@ -65,14 +73,30 @@ def _attr(text: str) -> str:
 
 
 def test_experiment_pages(served: tuple[str, Path]) -> None:  # noqa: F811
-    url, _ = served
+    url, db = served
     classification = httpx.get(f"{url}/-/sqml/{quote(HOSTILE, safe='')}", timeout=120)
     assert classification.status_code == 200
     assert "Confusion matrix" in classification.text
     assert classification.text.count('class="cm-cell') == 9
+    assert classification.text.count('<path class="curve"') == 6  # ROC and PR, 3 classes
     regression = httpx.get(f"{url}/-/sqml/diabetes", timeout=120)
     assert regression.status_code == 200
-    assert regression.text.count('<circle class="residual"') == 120
+    test_rows = deployed_test_rows(db, "diabetes")
+    assert regression.text.count('<circle class="residual"') == test_rows < 120
+
+
+def test_comparison_page_and_its_links(served: tuple[str, Path]) -> None:  # noqa: F811
+    url, _ = served
+    page = httpx.get(f"{url}/-/sqml/diabetes", timeout=120).text
+    links = re.findall(r'<a class="compare" href="([^"]+)"', page)
+    assert len(links) == 1  # the run that is not deployed
+    compared = httpx.get(url + links[0].replace("&amp;", "&"), timeout=120)
+    assert compared.status_code == 200 and "<h1>Run " in compared.text
+    assert "Both models on run" in compared.text
+    bad = httpx.get(f"{url}/-/sqml?compare=1", timeout=120)
+    assert bad.status_code == 404 and "compare takes two run ids" in bad.text
+    missing = httpx.get(f"{url}/-/sqml?compare=1,999", timeout=120)
+    assert missing.status_code == 404 and "there is no run 999" in missing.text
 
 
 def test_unknown_experiment_is_404(served: tuple[str, Path]) -> None:  # noqa: F811
@@ -132,7 +156,8 @@ def test_immutable_database_is_read_without_writing(tmp_path: Path) -> None:
 def test_immutable_database_with_experiments(tmp_path: Path) -> None:
     db = make_trained_db(tmp_path / "published.db")
     status, text = datasette_get("/-/sqml/diabetes", db, immutable=True)
-    assert status == 200 and text.count('<circle class="residual"') == 120
+    test_rows = deployed_test_rows(db, "diabetes")
+    assert status == 200 and text.count('<circle class="residual"') == test_rows
 
 
 def test_unknown_configured_database_stops_datasette(tmp_path: Path) -> None:
@@ -176,8 +201,8 @@ def test_experiments_named_dot_and_dot_dot_are_reachable_from_the_dashboard(
         index = (await ds.client.get("/-/sqml")).text
         links = [html.unescape(h) for h in re.findall(r'href="(/-/sqml[^"]*)"', index)]
         # httpx, like browsers, would drop a "/." or "/.." path segment
-        dots = [link for link in links if "experiment=" in link]
-        assert len(dots) == 2, links
+        dots = sorted({link for link in links if "experiment=" in link})
+        assert len(dots) == 2, links  # linked from the summary table and each section
         return [((r := await ds.client.get(link)).status_code, r.text) for link in dots]
 
     try:

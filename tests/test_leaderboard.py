@@ -19,6 +19,9 @@ COLUMNS = [
     "deployed",
     "created_at",
     "rank",
+    "decision",
+    "p_value",
+    "improvement_interval",
 ]
 
 

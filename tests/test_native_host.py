@@ -225,6 +225,47 @@ def test_the_host_registers_every_function(trained, tmp_path) -> None:
     assert result.stdout.split() == sorted(registered_names())
 
 
+def test_the_c_list_of_python_computed_tables_is_the_registry_s() -> None:
+    """csrc/rows.c registers sqml_test_rows and the other RowsFunctions from C (a host has
+    them before Python starts): its list must say what the registry says."""
+    from sqlite_ml import _native
+    from sqlite_ml.sql.registry import FUNCTIONS, RowsFunction
+
+    expected = [
+        (
+            f.name,
+            f.declaration(),
+            len(f.columns),
+            len(f.arguments),
+            len(f.arguments) - f.optional,
+        )
+        for f in FUNCTIONS
+        if isinstance(f, RowsFunction)
+    ]
+    assert sorted(_native.rows_functions()) == sorted(expected)
+
+
+def test_python_computed_tables_in_the_host(trained, tmp_path) -> None:
+    """sqml_test_rows in the shell: Python starts for it and answers what a Python process
+    does; where Python cannot start, one clear error."""
+    query = "SELECT row_id FROM sqml_test_rows(2) ORDER BY row_id"
+    expected = run_python(ANSWERS, str(trained), json.dumps({"rows": query}))
+    assert expected.returncode == 0, expected.stderr
+    rows = json.loads(expected.stdout)["rows"]
+    assert 0 < len(rows) < 150
+    result = run_shell(trained, f"{query};\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == rows
+    result = run_shell(trained, f"{query};\nSELECT 1;\n", **no_python(tmp_path))
+    assert result.stdout.split() == ["1"]
+    assert (
+        "sqml_test_rows needs sqlite-ml's Python side, which is not available here: "
+        "sqlite-ml cannot start Python" in result.stderr
+    )
+    result = run_shell(trained, "SELECT * FROM sqml_test_rows();\n")
+    assert "sqml_test_rows needs its first 1 argument(s)" in result.stderr
+
+
 HOST_PROGRAM = r"""
 #include <sqlite3.h>
 #include <stdio.h>

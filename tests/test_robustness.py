@@ -132,10 +132,14 @@ def test_damaged_sqml_tables(trained, connect):
     trained.conn.commit()
     again = connect()
     assert again.execute("SELECT count(*) FROM sqml_runs_overview").fetchone() == (1,)
-    # A score that is not a number no longer blocks deployment.
+    # A stored score that is not a number does not decide: the active model is scored on
+    # the new run's test rows instead (and beats a dummy there).
     trained.conn.execute("UPDATE sqml_metrics SET value = 'high' WHERE name = 'score'")
     trained.conn.commit()
-    assert trained.train("e", "classification", "dummy", "dataset_iris", "target")["deployed"]
+    result = trained.train("e", "classification", "dummy", "dataset_iris", "target")
+    decision = result["deploy_decision"]
+    assert decision["comparison"] == "active model scored on this run's test rows"
+    assert decision["active"] > result["score"] and not result["deployed"]
 
 
 def test_nul_in_an_experiment_name_is_refused(iris):

@@ -31,14 +31,25 @@ def test_stratified_is_for_classification_only(db):
     assert "split strategy 'stratified'" in message and "'classification'" in message
 
 
-def test_stratified_with_a_single_member_class_fails_with_the_reason(db):
+def test_stratified_keeps_a_single_member_class_for_training(db):
     db.conn.execute("CREATE TABLE odd (x REAL, y TEXT)")
     db.conn.executemany(
         "INSERT INTO odd VALUES (?, ?)", [(float(i), "a" if i else "b") for i in range(20)]
     )
     db.conn.commit()
+    result = db.train_with("e", "classification", "dummy", "odd", "y", split_strategy="stratified")
+    assert result["test_rows"] == 5 and result["metrics"]["accuracy"] == 1.0  # 'b' trains
+
+
+def test_stratified_on_a_view_without_key_draws_positions_and_says_why_it_fails(db):
+    db.conn.execute("CREATE TABLE odd (x REAL, y TEXT)")
+    db.conn.executemany(
+        "INSERT INTO odd VALUES (?, ?)", [(float(i), "a" if i else "b") for i in range(20)]
+    )
+    db.conn.execute("CREATE VIEW odd_view AS SELECT * FROM odd")
+    db.conn.commit()
     with pytest.raises(Exception, match="cannot split the rows \\(stratified\\)"):
-        db.train_with("e", "classification", "dummy", "odd", "y", split_strategy="stratified")
+        db.train_with("e", "classification", "dummy", "odd_view", "y", split_strategy="stratified")
 
 
 def ordered_table(db):

@@ -116,5 +116,5 @@ def test_sqml_group_has_every_subcommand() -> None:
 
     helped = CliRunner().invoke(cli, ["sqml", "--help"])
     assert helped.exit_code == 0
-    for command in ("query", "shell", "train", "experiments", "runs", "report", "demo"):
+    for command in ("query", "shell", "train", "experiments", "runs", "report", "compare", "demo"):
         assert command in helped.output

@@ -163,6 +163,7 @@ def test_automatic_deploy_false_keeps_the_active_model(iris):
         {"automatic_deploy": False},
     )
     assert high["score"] > low["score"] and high["deployed"] is False
+    assert high["deploy_decision"]["summary"] == "not deployed: option automatic_deploy is false"
     assert iris.active_model_id("e") == low["model_id"]
     # the first model of a new experiment is not deployed either
     alone = iris.train_with(

@@ -9,7 +9,18 @@ faces label their charts with them; the numbers themselves are computed in
 from __future__ import annotations
 
 METRIC_NAMES: dict[str, tuple[str, ...]] = {
-    "classification": ("score", "accuracy", "f1", "precision", "recall", "balanced_accuracy"),
+    "classification": (
+        "score",
+        "accuracy",
+        "f1",
+        "precision",
+        "recall",
+        "balanced_accuracy",
+        # Recorded for models that give class probabilities (ml/metrics.probability_metrics).
+        "roc_auc",
+        "average_precision",
+        "log_loss",
+    ),
     "regression": ("score", "r2", "mae", "mse", "rmse", "max_error"),
     "clustering": ("score", "silhouette", "calinski_harabasz", "davies_bouldin"),
 }
@@ -18,7 +29,10 @@ METRIC_NAMES: dict[str, tuple[str, ...]] = {
 SCORE_MEANS = {"classification": "accuracy", "regression": "r2", "clustering": "silhouette"}
 
 # Errors and distances: smaller is better. Every other metric: larger is better.
-LOWER_IS_BETTER = ("mae", "mse", "rmse", "max_error", "davies_bouldin")
+LOWER_IS_BETTER = ("mae", "mse", "rmse", "max_error", "davies_bouldin", "log_loss")
+
+# Metrics only a model with class probabilities has.
+PROBABILITY_METRICS = ("roc_auc", "average_precision", "log_loss")
 
 
 def better(metric: str, candidate: float, incumbent: float) -> bool:

@@ -8,6 +8,7 @@ of them quoted by ``names.quote_identifier``.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ import numpy as np
 from ..errors import SqmlError, choices, describe, shorten
 from ..names import quote_identifier
 from ..sqlite import native
-from .relations import Relation, find_relation, has_rowid, require_column
+from .relations import Relation, find_relation, has_rowid, require_column, rowid_expression
 
 
 def _rows_with_target(relation: Relation, target: str | None) -> str:
@@ -29,13 +30,19 @@ def _rows_with_target(relation: Relation, target: str | None) -> str:
 
 
 def _row_filter(
-    conn: sqlite3.Connection, relation: Relation, target: str | None, order_by: str | None = None
+    conn: sqlite3.Connection,
+    relation: Relation,
+    target: str | None,
+    order_by: str | None = None,
+    key_column: str | None = None,
 ) -> str:
-    """The rows with a target, in rowid order for tables (the same order on every read),
-    or by ``order_by`` first when given."""
+    """The rows with a target, in rowid order for tables, else in ``key_column`` order
+    when given (the same order on every read), by ``order_by`` first when given."""
     keys = [quote_identifier(order_by)] if order_by is not None else []
     if has_rowid(conn, relation):
-        keys.append("rowid")
+        keys.append(rowid_expression(relation))
+    elif key_column is not None:
+        keys.append(quote_identifier(key_column))
     order = f" ORDER BY {', '.join(keys)}" if keys else ""
     return _rows_with_target(relation, target) + order
 
@@ -83,12 +90,13 @@ def read_numeric_matrix(
     target: str | None,
     rows: int,
     order_by: str | None = None,
+    key_column: str | None = None,
 ) -> np.ndarray | None:
     """The rows with a target straight into float64, NULL as NaN, with numpy filling the
     array from the cursor (no per-row Python lists). None when a value is not a number
     numpy reads as one (text such as 'abc' or ''): the caller then reads Python values."""
     selected = ", ".join(quote_identifier(column) for column in columns)
-    sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by)}"  # noqa: S608
+    sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by, key_column)}"  # noqa: S608
     block = _read_numeric_natively(conn, relation, sql, len(columns), rows)
     if block is not None:
         return block
@@ -224,11 +232,12 @@ def read_rows(
     target: str | None,
     order_by: str | None = None,
     limit: int | None = None,
+    key_column: str | None = None,
 ) -> list[tuple[object, ...]]:
     """The rows with a non-NULL target, as Python values, in a stable order (the first
     ``limit`` of them when given)."""
     selected = ", ".join(quote_identifier(column) for column in columns)
-    sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by)}"  # noqa: S608
+    sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by, key_column)}"  # noqa: S608
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     try:
@@ -255,11 +264,100 @@ def read_keys(
         key = "rowid"
     else:
         key = quote_identifier(require_column(relation, key_column, "key"))
-    sql = f"SELECT {key}{_row_filter(conn, relation, target, order_by)}"  # noqa: S608
+    sql = f"SELECT {key}{_row_filter(conn, relation, target, order_by, key_column)}"  # noqa: S608
     try:
         return [row[0] for row in conn.execute(sql)]
     except sqlite3.Error as error:
         raise _read_error(relation, error) from error
+
+
+def read_keyed_targets(
+    conn: sqlite3.Connection,
+    relation: Relation,
+    key_column: str | None,
+    target: str | None,
+    order_by: str | None = None,
+) -> tuple[list[object], list[object]]:
+    """(row keys, target values) of the rows with a target, in the order training reads
+    them: a key is the rowid, or the value of ``key_column`` when given. Without a target
+    (clustering) the target values are all None."""
+    key = quote_identifier(key_column) if key_column is not None else rowid_expression(relation)
+    selected = key if target is None else f"{key}, {quote_identifier(target)}"
+    sql = f"SELECT {selected}{_row_filter(conn, relation, target, order_by, key_column)}"  # noqa: S608
+    try:
+        rows = conn.execute(sql).fetchall()
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    keys = [row[0] for row in rows]
+    return keys, [None] * len(rows) if target is None else [row[1] for row in rows]
+
+
+def read_keyed_numbers(
+    conn: sqlite3.Connection,
+    relation: Relation,
+    key_column: str | None,
+    target: str | None,
+    order_by: str | None,
+    rows: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``read_keyed_targets`` without a Python object per row, when every key is an
+    integer and every target a number (NULL as NaN): (int64 keys, float64 targets), the
+    targets zeros without a target. None otherwise (the caller reads Python values)."""
+    key = quote_identifier(key_column) if key_column is not None else rowid_expression(relation)
+    filtered = _row_filter(conn, relation, target, order_by, key_column)
+    try:
+        if key_column is not None:
+            other = conn.execute(
+                f"SELECT 1{_rows_with_target(relation, target)}"  # noqa: S608
+                f" AND typeof({key}) != 'integer' LIMIT 1"
+            ).fetchone()
+            if other is not None:
+                return None
+        value = "0" if target is None else quote_identifier(target)
+        sql = f"SELECT {key}, {value}{filtered}"  # noqa: S608
+        reader = native.reader(conn, sql)
+        if reader is not None:
+            try:
+                keys, block = np.empty(rows, dtype=np.int64), np.empty((rows, 1))
+                filled, stopped_at_text = reader.fill(block, keys)
+                complete = not stopped_at_text and filled == rows and not reader.rows(1)
+            finally:
+                reader.close()
+            return (keys, block[:, 0]) if complete else None
+        pairs = np.fromiter(
+            conn.execute(sql), dtype=[("key", np.int64), ("value", np.float64)], count=rows
+        )
+        return np.ascontiguousarray(pairs["key"]), np.ascontiguousarray(pairs["value"])
+    except (TypeError, ValueError, OverflowError):
+        return None
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+
+
+def read_rows_by_key(
+    conn: sqlite3.Connection,
+    relation: Relation,
+    key_column: str | None,
+    columns: Sequence[str],
+    keys: Sequence[object],
+) -> dict[object, tuple[object, ...]]:
+    """``columns`` of the rows whose key (rowid, or ``key_column``) is one of ``keys``,
+    by key; read in slices of keys passed as one JSON parameter each."""
+    key = quote_identifier(key_column) if key_column is not None else rowid_expression(relation)
+    selected = ", ".join(quote_identifier(column) for column in columns)
+    sql = (
+        f"SELECT {key}, {selected} FROM {relation.quoted}"  # noqa: S608
+        f" WHERE {key} IN (SELECT value FROM json_each(?))"
+    )
+    found: dict[object, tuple[object, ...]] = {}
+    try:
+        for start in range(0, len(keys), 10_000):
+            chunk = json.dumps(list(keys[start : start + 10_000]))
+            for row in conn.execute(sql, (chunk,)):
+                found[row[0]] = tuple(row[1:])
+    except sqlite3.Error as error:
+        raise _read_error(relation, error) from error
+    return found
 
 
 def replace_table(

@@ -37,6 +37,49 @@ class ActiveModel:
     serving: str | None = None  # 'native', 'python', or None: not decided yet
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run recorded about its data and split (what naming its test rows needs)."""
+
+    id: int
+    experiment_id: int
+    experiment: str
+    prediction_type: str
+    status: str
+    algorithm: str
+    dataset: str
+    target: str  # '' for clustering without a target
+    test_size: float
+    split_strategy: str
+    seed: int | None
+    options: str | None
+    split_scheme: str | None  # None: made before split schemes were recorded
+    key_column: str | None  # None: the rowid
+    test_fingerprint: str | None
+    model_id: int | None
+    data_digest: str | None = None
+    test_rows: int | None = None
+
+
+def find_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
+    row = conn.execute(
+        """SELECT r.id, r.experiment_id, e.name, e.prediction_type, r.status, r.algorithm,
+                  r.dataset, r.target, r.test_size, r.split_strategy, r.seed, r.options,
+                  r.split_scheme, r.key_column, r.test_fingerprint,
+                  (SELECT max(id) FROM sqml_models WHERE run_id = r.id), r.data_digest,
+                  r.test_rows
+             FROM sqml_runs AS r JOIN sqml_experiments AS e ON e.id = r.experiment_id
+            WHERE r.id = ?""",
+        (run_id,),
+    ).fetchone()
+    return RunRecord(*row) if row else None
+
+
+def model_run_id(conn: sqlite3.Connection, model_id: int) -> int | None:
+    row = conn.execute("SELECT run_id FROM sqml_models WHERE id = ?", (model_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def find_experiment(conn: sqlite3.Connection, name: str) -> Experiment | None:
     row = conn.execute(
         "SELECT id, name, prediction_type, random_state, metric FROM sqml_experiments"
@@ -109,13 +152,14 @@ def insert_model(
     model_format: str = "skops",
     feature_importance: str | None = None,
     serving: NativeForm | None = None,
+    training_summary: str | None = None,
 ) -> int:
     stamp = now()
     native = serving or NativeForm(None, None, None, None)
     cursor = conn.execute(
         "INSERT INTO sqml_models(created_at, updated_at, run_id, library, data, format, digest,"
-        " feature_schema, feature_importance, native_model, native_digest, serving,"
-        " serving_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " feature_schema, feature_importance, training_summary, native_model, native_digest,"
+        " serving, serving_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             stamp,
             stamp,
@@ -126,6 +170,7 @@ def insert_model(
             digest,
             feature_schema,
             feature_importance,
+            training_summary,
             native.blob,
             native.digest,
             native.serving,
@@ -220,6 +265,15 @@ def record_native_form(
     )
 
 
+def model_record(conn: sqlite3.Connection, model_id: int) -> ActiveModel | None:
+    """A stored model as a deployment would point at it (deployment id 0: none)."""
+    row = conn.execute(
+        "SELECT 0, id, digest, NULL, format, feature_schema FROM sqml_models WHERE id = ?",
+        (model_id,),
+    ).fetchone()
+    return ActiveModel(*row) if row else None
+
+
 @dataclass(frozen=True)
 class Deployment:
     id: int
@@ -285,6 +339,13 @@ def feature_importance(conn: sqlite3.Connection, model_id: int) -> str | None:
     return None if row is None else row[0]
 
 
+def training_summary(conn: sqlite3.Connection, model_id: int) -> str | None:
+    row = conn.execute(
+        "SELECT training_summary FROM sqml_models WHERE id = ?", (model_id,)
+    ).fetchone()
+    return None if row is None or not isinstance(row[0], str) else row[0]
+
+
 def insert_search_trials(
     conn: sqlite3.Connection, run_id: int, scoring: str, trials: list[dict[str, object]]
 ) -> None:
@@ -334,16 +395,6 @@ def deploy(
     )
     assert deployment_id is not None
     return deployment_id
-
-
-def model_identity(
-    conn: sqlite3.Connection, model_id: int
-) -> tuple[str | None, str | None, str | None] | None:
-    """A model's (digest, format, feature schema), None when there is no such model."""
-    row = conn.execute(
-        "SELECT digest, format, feature_schema FROM sqml_models WHERE id = ?", (model_id,)
-    ).fetchone()
-    return None if row is None else (row[0], row[1], row[2])
 
 
 def model_blob(conn: sqlite3.Connection, model_id: int) -> bytes:

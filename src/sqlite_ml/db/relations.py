@@ -113,6 +113,19 @@ def has_rowid(conn: sqlite3.Connection, relation: Relation) -> bool:
     return True
 
 
+def rowid_expression(relation: Relation) -> str:
+    """How SQL names the rowid of a table: ``rowid``, or one of its other names when the
+    table has a column called ``rowid`` (which then hides the real one)."""
+    taken = {ascii_lower(column) for column in relation.columns}
+    for name in ("rowid", "_rowid_", "oid"):
+        if name not in taken:
+            return name
+    raise SqmlError(
+        f"table '{shorten(relation.name)}' has columns named rowid, _rowid_ and oid, which "
+        "hide its rowid; name a key column (option key_column)"
+    )
+
+
 def require_column(relation: Relation, column: object, role: str) -> str:
     """The relation's own spelling of ``column`` (SQLite column names ignore ASCII case)."""
     if isinstance(column, str):

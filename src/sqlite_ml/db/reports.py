@@ -34,7 +34,7 @@ def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
 
 _LEADERBOARD_COLUMNS = (
     "experiment, model_id, run_id, algorithm, metric, score, metrics, hyperparams, "
-    "deployed, created_at, rank"
+    "deployed, created_at, rank, decision, p_value, improvement_interval"
 )
 
 
@@ -49,10 +49,11 @@ def leaderboard_rows(conn: sqlite3.Connection) -> list[Row]:
             ).fetchall()
         except sqlite3.OperationalError:
             pass  # a view of another shape: run the query of this version
+    query = LEADERBOARD_SELECT
     if not _has_column(conn, "sqml_experiments", "metric"):  # 0.1.x: every run by 'score'
-        query = LEADERBOARD_SELECT.replace("coalesce(e.metric, 'score')", "'score'")
-    else:
-        query = LEADERBOARD_SELECT
+        query = query.replace("coalesce(e.metric, 'score')", "'score'")
+    if not _has_column(conn, "sqml_runs", "deploy_decision"):  # before schema version 3
+        query = query.replace("r.deploy_decision", "NULL")
     return conn.execute(
         f"SELECT {_LEADERBOARD_COLUMNS} FROM ({query}){order}"  # noqa: S608
     ).fetchall()
@@ -65,6 +66,14 @@ def metrics_by_model(conn: sqlite3.Connection) -> list[Row]:
 
 def experiment_names(conn: sqlite3.Connection) -> list[str]:
     return [str(row[0]) for row in conn.execute("SELECT name FROM sqml_experiments ORDER BY name")]
+
+
+def prediction_types(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every experiment's prediction type, by name."""
+    return {
+        str(r[0]): str(r[1])
+        for r in conn.execute("SELECT name, prediction_type FROM sqml_experiments")
+    }
 
 
 def experiment_row(conn: sqlite3.Connection, name: str) -> Row | None:
@@ -95,4 +104,43 @@ def run_training_data(conn: sqlite3.Connection, run_id: int) -> Sequence[Any] | 
     """(dataset, target, feature_names JSON) a run was trained on."""
     return conn.execute(
         "SELECT dataset, target, feature_names FROM sqml_runs WHERE id = ?", (run_id,)
+    ).fetchone()
+
+
+# The run settings the reports show beside each run (3: issue 14 added the last four).
+_RUN_SETTINGS = (
+    "dataset",
+    "target",
+    "split_strategy",
+    "test_size",
+    "seed",
+    "test_rows",
+    "hyperparams",
+    "split_scheme",
+    "key_column",
+    "test_fingerprint",
+    "deploy_decision",
+)
+
+
+def run_settings(conn: sqlite3.Connection, experiment_id: int | None = None) -> list[Row]:
+    """(id, then the columns of ``_RUN_SETTINGS``) of every run (of one experiment when
+    given), NULL for columns an older database lacks."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(sqml_runs)")}
+    selected = ", ".join(c if c in present else f"NULL AS {c}" for c in _RUN_SETTINGS)
+    sql = f"SELECT id, {selected} FROM sqml_runs"  # noqa: S608
+    if experiment_id is None:
+        return conn.execute(sql + " ORDER BY id").fetchall()
+    return conn.execute(sql + " WHERE experiment_id = ? ORDER BY id", (experiment_id,)).fetchall()
+
+
+def run_experiment(conn: sqlite3.Connection, run_id: int) -> Row | None:
+    """(experiment name, prediction type, deciding metric, model id) of a run."""
+    metric = "e.metric" if _has_column(conn, "sqml_experiments", "metric") else "NULL"
+    return conn.execute(
+        f"SELECT e.name, e.prediction_type, coalesce({metric}, 'score'),"  # noqa: S608
+        " (SELECT max(id) FROM sqml_models WHERE run_id = r.id)"
+        " FROM sqml_runs AS r JOIN sqml_experiments AS e ON e.id = r.experiment_id"
+        " WHERE r.id = ?",
+        (run_id,),
     ).fetchone()

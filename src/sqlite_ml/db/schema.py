@@ -67,18 +67,21 @@ _ADDED_COLUMNS = {
         "warnings TEXT",
         "options TEXT",  # 2
         "importance_time REAL",  # 2
-        "split_scheme TEXT",  # 3: issue 12 (and 14): 'hash' for a split by hashed row keys
-        "key_column TEXT",  # 3: issue 12 (and 14): the rows' key column, NULL for rowid
+        "split_scheme TEXT",  # 3: issues 12 and 14: 'hash', 'stratified_hash', 'last', 'position'
+        "key_column TEXT",  # 3: issues 12 and 14: the rows' key column, NULL for rowid
         "engine TEXT",  # 3: issue 12: 'memory', 'stream' or 'dask'
         "engine_details TEXT",  # 3: issue 12: JSON: chunks, epochs, sample, tasks per worker
         "dask_scheduler TEXT",  # 3: issue 12: the scheduler's address, for engine 'dask'
         "dask_workers INTEGER",  # 3: issue 12: how many workers the cluster had
+        "test_fingerprint TEXT",  # 3: issue 14 (JSON: count and digest of the test keys)
+        "deploy_decision TEXT",  # 3: issue 14 (JSON: what the deployment compared, and why)
     ],
     "sqml_models": [
         "format TEXT",
         "digest TEXT",
         "feature_schema TEXT",
         "feature_importance TEXT",  # 2
+        "training_summary TEXT",  # 3: issue 14 (JSON: per-feature summaries for drift)
         # 3: issue 11: the native form (ml/native_format.py) and its SHA-256, and which
         # path serves the model ('native' or 'python') with the reason it is not native.
         "native_model BLOB",  # 3: issue 11
@@ -147,7 +150,8 @@ SELECT experiment, model_id, run_id, algorithm, metric, score, metrics, hyperpar
        deployed, created_at,
        rank() OVER (PARTITION BY experiment_id ORDER BY score IS NULL,
            CASE WHEN metric IN ({_LOWER_IS_BETTER_SQL}) THEN score END ASC,
-           CASE WHEN metric NOT IN ({_LOWER_IS_BETTER_SQL}) THEN score END DESC) AS rank
+           CASE WHEN metric NOT IN ({_LOWER_IS_BETTER_SQL}) THEN score END DESC) AS rank,
+       decision, p_value, improvement_interval
 FROM (
     SELECT e.id AS experiment_id, e.name AS experiment, m.id AS model_id, r.id AS run_id,
            r.algorithm AS algorithm, coalesce(e.metric, 'score') AS metric,
@@ -159,7 +163,15 @@ FROM (
            r.hyperparams AS hyperparams,
            EXISTS (SELECT 1 FROM sqml_deployments AS d
                     WHERE d.model_id = m.id AND d.active) AS deployed,
-           m.created_at AS created_at
+           m.created_at AS created_at,
+           -- 3: issue 14: how the automatic deployment decided (sqml_runs.deploy_decision)
+           CASE WHEN json_valid(r.deploy_decision)
+                THEN json_extract(r.deploy_decision, '$.summary') END AS decision,
+           CASE WHEN json_valid(r.deploy_decision)
+                THEN json_extract(r.deploy_decision, '$.gate.p_value') END AS p_value,
+           CASE WHEN json_valid(r.deploy_decision)
+                THEN json_extract(r.deploy_decision, '$.gate.interval') END
+               AS improvement_interval
       FROM sqml_models AS m
       JOIN sqml_runs AS r ON r.id = m.run_id
       JOIN sqml_experiments AS e ON e.id = r.experiment_id

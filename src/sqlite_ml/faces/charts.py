@@ -273,6 +273,55 @@ def bar_chart(items: Sequence[tuple[str, float]], limit: int = 20) -> str:
     return _svg(width, height, "feature importances", "bar-chart", "".join(parts))
 
 
+@dataclass(frozen=True)
+class CurveLine:
+    """One line of a curve chart: a class's points and its area, for the legend."""
+
+    label: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    area: float
+
+
+_CURVE_COLOURS = ("#2f6fde", "#d64545", "#1f9d55", "#b7791f", "#805ad5", "#2c7a7b", "#c05621")
+
+
+def curve_chart(
+    title: str, x_title: str, y_title: str, lines: Sequence[CurveLine], diagonal: bool
+) -> str:
+    """Curves in the unit square (ROC: with the chance diagonal; precision-recall), one
+    coloured line per class with its area in the legend."""
+    if not lines:
+        return '<p class="empty">No curve to draw.</p>'
+    width, height = 420, 360
+    frame = _Frame(width, height, 56, 16, 14, 40, 0.0, 1.0, 0.0, 1.0)
+    parts = [frame.axes(x_title, y_title)]
+    if diagonal:
+        parts.append(
+            f'<line class="chance" x1="{frame.x(0):.1f}" y1="{frame.y(0):.1f}" '
+            f'x2="{frame.x(1):.1f}" y2="{frame.y(1):.1f}"/>'
+        )
+    legend = []
+    for index, line in enumerate(lines[: len(_CURVE_COLOURS)]):
+        colour = _CURVE_COLOURS[index]
+        path = " ".join(
+            f"{'M' if i == 0 else 'L'}{frame.x(x):.1f} {frame.y(y):.1f}"
+            for i, (x, y) in enumerate(zip(line.xs, line.ys, strict=True))
+        )
+        name = escape(line.label)
+        parts.append(
+            f'<path class="curve" stroke="{colour}" d="{path}" data-class="{name}" '
+            f'data-area="{line.area!r}"><title>{name}: area {fmt(line.area)}</title></path>'
+        )
+        y = 24 + index * 16
+        legend.append(
+            f'<rect x="{width - 150}" y="{y - 9}" width="10" height="10" fill="{colour}"/>'
+            f'<text class="tick" x="{width - 136}" y="{y}">{escape(_short(line.label))}: '
+            f"{fmt(line.area, 3)}</text>"
+        )
+    return _svg(width, height, title, "curve-chart", "".join(parts + legend))
+
+
 STYLE = """
 :root { --ink: #1f2933; --muted: #616e7c; --line: #d9e2ec; --accent: #2f6fde;
         --good: #1f9d55; --bad: #d64545; }
@@ -307,4 +356,9 @@ svg .cm-cell.hit { fill: var(--good); } svg .cm-cell.miss { fill: var(--bad); }
 svg .cm-cell { stroke: #fff; } svg .cm-count { font-size: 12px; }
 svg .cm-count.light { fill: #fff; } svg .cm-count.dark { fill: var(--ink); }
 svg .bar.positive { fill: var(--accent); } svg .bar.negative { fill: var(--bad); }
+svg .curve { fill: none; stroke-width: 2; } svg .chance { stroke: #9aa5b1; stroke-dasharray: 4 4; }
+.curves { display: flex; flex-wrap: wrap; gap: 1em; }
+table.sqml td.params, table.sqml td.decision { font-size: .85em; max-width: 26em; }
+table.sqml.compare td.better { font-weight: bold; color: var(--good); }
+table.sqml.summary td.num { min-width: 5em; }
 """

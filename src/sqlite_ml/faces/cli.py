@@ -215,8 +215,10 @@ def train(
 def experiments(db: str, output: str) -> None:
     """The leaderboard: every model of every experiment, best first.
 
-    One row per model: its rank in the experiment, algorithm, score (accuracy for
-    classification, r2 for regression), other metrics and whether it is deployed (*).
+    One row per model: its rank in the experiment, algorithm, its value of the
+    experiment's deciding metric (named: accuracy for classification's score, r2 for
+    regression's, or the metric chosen), other metrics, whether it is deployed (*) and,
+    in json and csv, how its automatic deployment was decided.
     """
     with database(db) as conn:
         require_sqml_tables(conn, db)
@@ -233,7 +235,7 @@ def experiments(db: str, output: str) -> None:
                 entry.rank,
                 "*" if entry.deployed else " ",
                 entry.algorithm,
-                f"{entry.metric} {entry.score:.4f}" if entry.score is not None else "NULL",
+                f"{entry.metric_label} {entry.score:.4f}" if entry.score is not None else "NULL",
                 " ".join(f"{k}={v:.3g}" for k, v in sorted(entry.metrics.items())),
                 entry.run_id,
                 entry.model_id,
@@ -255,6 +257,9 @@ def experiments(db: str, output: str) -> None:
         "run_id",
         "model_id",
         "created_at",
+        "decision",
+        "p_value",
+        "improvement_interval",
     ]
     records = [
         (
@@ -269,6 +274,9 @@ def experiments(db: str, output: str) -> None:
             e.run_id,
             e.model_id,
             e.created_at,
+            e.decision,
+            e.p_value,
+            json.dumps(e.improvement_interval) if output == "csv" else e.improvement_interval,
         )
         for e in entries
     ]
@@ -314,9 +322,10 @@ def runs(db: str, experiment: str, output: str) -> None:
 def report(db: str, experiment: str, path: str) -> None:
     """Write a self-contained HTML report of EXPERIMENT (opens offline, no script).
 
-    Runs and their scores over time, the deployed model's confusion matrix
-    (classification) or residual plot (regression) and feature importances where the
-    model has them.
+    Runs with their deciding metric over time, split, hyperparameters and deployment
+    decisions; the deployed model on its run's test rows: confusion matrix and ROC /
+    precision-recall curves (classification) or residual plot (regression); feature
+    importances where the model has them.
     """
     from . import pages
 
@@ -326,6 +335,34 @@ def report(db: str, experiment: str, path: str) -> None:
             html = pages.report(conn, experiment)
         except (sqlite3.Error, SqmlError) as error:
             raise failure(conn, error) from None
+    _write_html(path, html)
+
+
+@cli.command()
+@click.argument("db")
+@click.argument("first", type=int)
+@click.argument("second", type=int)
+@click.option(
+    "--output", "-o", "path", default="compare.html", show_default=True, help="HTML file to write."
+)
+def compare(db: str, first: int, second: int, path: str) -> None:
+    """Write an HTML page comparing runs FIRST and SECOND side by side.
+
+    Their split, hyperparameters, deployment decisions and metrics, and both models
+    scored on FIRST's test rows (opens offline, no script).
+    """
+    from . import pages
+
+    with database(db) as conn:
+        require_sqml_tables(conn, db)
+        try:
+            html = pages.comparison_report(conn, first, second)
+        except (sqlite3.Error, SqmlError) as error:
+            raise failure(conn, error) from None
+    _write_html(path, html)
+
+
+def _write_html(path: str, html: str) -> None:
     try:
         Path(path).write_text(html, encoding="utf-8")
     except OSError as error:

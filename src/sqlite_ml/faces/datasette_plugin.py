@@ -9,7 +9,9 @@
 - ``/-/sqml``: a dashboard of every experiment (runs, metrics, deployment, a chart of the
   score of every run); ``/-/sqml/{experiment}`` (or ``/-/sqml?experiment=NAME``, used
   for the names '.' and '..'): one experiment with the deployed model's
-  confusion matrix or residual plot and feature importances where available.
+  confusion matrix or residual plot and ROC / precision-recall curves on its test rows,
+  and feature importances where available; ``/-/sqml?compare=A,B``: runs A and B side
+  by side (linked from each run as "compare with deployed").
 """
 
 from __future__ import annotations
@@ -99,15 +101,26 @@ async def _database(datasette: Any, request: Any) -> Any:
     return db
 
 
+def _compare_link(datasette: Any) -> pages.CompareLink:
+    def link(first: int, second: int) -> str:
+        return str(datasette.urls.path("/-/sqml?" + urlencode({"compare": f"{first},{second}"})))
+
+    return link
+
+
 async def dashboard_index(datasette: Any, request: Any) -> Response:
     if "experiment" in request.args:  # /-/sqml?experiment=NAME (see DOT_SEGMENTS)
         return await _experiment_page(datasette, request, request.args["experiment"])
+    if "compare" in request.args:  # /-/sqml?compare=A,B: two runs side by side
+        return await _comparison_page(datasette, request, request.args["compare"])
     db = await _database(datasette, request)
     if db is None:
         body = "<h1>sqlite-ml experiments</h1><p class='empty'>No database to read.</p>"
     else:
         body = await db.execute_fn(
-            lambda conn: pages.overview(conn, lambda name: _link(datasette, name))
+            lambda conn: pages.overview(
+                conn, lambda name: _link(datasette, name), _compare_link(datasette)
+            )
         )
     header = _header(datasette, db, "index")
     return Response.html(pages.page("sqlite-ml experiments", body, header))
@@ -123,10 +136,28 @@ async def _experiment_page(datasette: Any, request: Any, name: str) -> Response:
     if db is None:
         return _not_found(header, "No database to read.")
     try:
-        body = await db.execute_fn(lambda conn: pages.details(conn, name))
+        body = await db.execute_fn(lambda conn: pages.details(conn, name, _compare_link(datasette)))
     except SqmlError as error:
         return _not_found(header, error.message)
     return Response.html(pages.page(f"sqlite-ml: {name}", body, header))
+
+
+async def _comparison_page(datasette: Any, request: Any, runs: str) -> Response:
+    db = await _database(datasette, request)
+    header = _header(datasette, db, "comparison")
+    if db is None:
+        return _not_found(header, "No database to read.")
+    parts = runs.split(",")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        return _not_found(header, f"compare takes two run ids, as compare=3,5; got {runs!r}")
+    first, second = (int(part) for part in parts)
+    try:
+        body = await db.execute_fn(
+            lambda conn: pages.comparison(conn, first, second, lambda n: _link(datasette, n))
+        )
+    except SqmlError as error:
+        return _not_found(header, error.message)
+    return Response.html(pages.page(f"sqlite-ml: run {first} and run {second}", body, header))
 
 
 def _not_found(header: str, message: str) -> Response:

@@ -7,7 +7,8 @@ with options (hyperparameters, a stratified split, a grid search), shows the lea
 view, deploys by hand (rollback, best score), predicts in every form (JSON object,
 positional, batch, the ``sqml_predict_table`` table-valued function), gives class
 probabilities, evaluates a model with its confusion matrix, reads feature importances,
-clusters with k-means, and shows what a misuse looks like.
+names a run's test rows, draws a ROC curve, explains a prediction, checks drift, gates a
+deployment, clusters with k-means, and shows what a misuse looks like.
 """
 
 from __future__ import annotations
@@ -401,8 +402,108 @@ FROM unknown""",
     )
 
 
+def trusted_evaluation(conn: sqlite3.Connection) -> None:
+    section("9. Evaluation you can trust: test rows, curves, explanations, drift, a gate")
+    native = sqlite_ml.binding_mode(conn) == "native"
+    print("  Every run records how it split its rows: a seeded hash of each row's key (the")
+    print("  rowid here), so its test rows can be named again, and its metrics recomputed:")
+    show(
+        conn,
+        "SELECT id AS run_id, algorithm, split_strategy, split_scheme, test_rows\n"
+        "FROM sqml_runs WHERE dataset = 'dataset_iris' ORDER BY id LIMIT 3",
+    )
+    if native:
+        print()
+        show(
+            conn,
+            """
+SELECT count(*) AS test_rows,
+       avg(d.target = sqml_predict('iris', d."sepal length (cm)", d."sepal width (cm)",
+                                   d."petal length (cm)", d."petal width (cm)")) AS accuracy
+FROM sqml_test_rows((SELECT run_id FROM sqml_runs_overview
+                     WHERE experiment = 'iris' AND deployed)) AS t
+JOIN dataset_iris AS d ON d.rowid = t.row_id""",
+        )
+        print("  (the deployed model's stored accuracy, recomputed on exactly its test rows)")
+        print()
+        print("  ROC curve of the deployed breast cancer model (sqml_roc_curve, table-valued):")
+        show(
+            conn,
+            "SELECT class, round(max(auc), 4) AS auc, round(max(average_precision), 4) AS ap,\n"
+            "       round(max(brier), 4) AS brier, round(max(tpr), 3) AS tpr_at_fpr_5pct\n"
+            "FROM sqml_roc_curve('breast_cancer', 'dataset_breast_cancer')\n"
+            "WHERE fpr <= 0.05 GROUP BY class",
+        )
+    else:
+        print("  (sqml_test_rows and sqml_roc_curve need the 'native' binding: skipped)")
+    print()
+    print("  Why the churn model predicts what it does for one customer (sqml_explain):")
+    query = """
+SELECT sqml_explain('churn', json_object(
+         'tenure_months', 2, 'monthly_fee', 95, 'plan', 'basic', 'country', 'France',
+         'support_tickets', '5', 'satisfaction', 1), 3) AS explanation"""
+    sql(query)
+    try:
+        (text,) = conn.execute(query).fetchone()
+    except sqlite3.Error as error:
+        print(f"  -> {sql_error_text(conn, error)}")
+    else:
+        explained = json.loads(text)
+        print(
+            f"  -> prediction {explained['prediction']!r}: {explained['output']}"
+            f" {explained['raw_output']:.3f} = baseline {explained['baseline']:.3f}"
+        )
+        for item in explained["contributions"]:
+            print(f"     {item['contribution']:+.3f}  {item['feature']} = {item['value']!r}")
+        print(f"     {explained.get('other_contributions', 0.0):+.3f}  the other features")
+    print()
+    print("  Drift: new flowers measured with a ruler that adds 1.5 cm to the sepals:")
+    conn.execute(
+        'CREATE VIEW new_flowers AS SELECT "sepal length (cm)" + 1.5 AS "sepal length (cm)",'
+        ' "sepal width (cm)", "petal length (cm)", "petal width (cm)" FROM dataset_iris'
+    )
+    show(
+        conn,
+        "SELECT key AS feature, round(json_extract(value, '$.psi'), 3) AS psi,\n"
+        "       round(json_extract(value, '$.statistic'), 3) AS ks,"
+        " json_extract(value, '$.drift') AS drift\n"
+        "FROM json_each(sqml_drift('iris', 'new_flowers'))",
+        3,
+    )
+    print()
+    print("  A gated deployment: deploy only if a paired bootstrap on the same test rows shows")
+    print("  an improvement of at least 0.01 with 95% confidence: ridge beats the mean, a")
+    print("  near-twin of ridge is refused:")
+    conn.execute(
+        "SELECT sqml_train('gated', 'regression', 'dummy', 'dataset_diabetes', 'target')"
+    ).fetchone()
+    for algorithm, alpha in (("ridge", 1.0), ("ridge", 1.05)):
+        options = json.dumps(
+            {
+                "hyperparams": {"alpha": alpha},
+                "deploy_if": {"min_improvement": 0.01, "confidence": 0.95},
+            }
+        )
+        sql(
+            f"SELECT sqml_train('gated', 'regression', '{algorithm}', 'dataset_diabetes',"
+            f" 'target',\n                  0.25, 'shuffle', '{options}');"
+        )
+        (text,) = conn.execute(
+            "SELECT sqml_train('gated', 'regression', ?, 'dataset_diabetes', 'target',"
+            " 0.25, 'shuffle', ?)",
+            (algorithm, options),
+        ).fetchone()
+        print(f"  -> {json.loads(text)['deploy_decision']['summary']}")
+    show(
+        conn,
+        "SELECT run_id, algorithm, deployed, round(p_value, 4) AS p_value,"
+        " improvement_interval\n"
+        "FROM sqml_leaderboard WHERE experiment = 'gated' ORDER BY run_id",
+    )
+
+
 def clustering(conn: sqlite3.Connection, loaded: dict[str, dict[str, object]]) -> None:
-    section("9. Clustering: k-means without a target")
+    section("10. Clustering: k-means without a target")
     query = """
 CREATE VIEW iris_measurements AS
 SELECT "sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"
@@ -432,7 +533,7 @@ FROM dataset_iris GROUP BY 1, 2 ORDER BY 1, 2"""
 
 
 def errors(conn: sqlite3.Connection) -> None:
-    section("10. Mistakes are SQL errors that say what is wrong")
+    section("11. Mistakes are SQL errors that say what is wrong")
     for query in (
         "SELECT sqml_predict('iris', json_object('sepal length (cm)', 5.1))",
         "SELECT sqml_train('iris', 'regression', 'ridge', 'dataset_iris', 'target')",
@@ -467,6 +568,7 @@ def run(path: Path) -> None:
         deployment(conn)
         predictions(conn, loaded)
         model_insight(conn, loaded)
+        trusted_evaluation(conn)
         clustering(conn, loaded)
         errors(conn)
         conn.commit()

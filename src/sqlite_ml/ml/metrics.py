@@ -5,6 +5,7 @@ each is better are in ``scoring.py``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -29,6 +30,37 @@ def classification_metrics(
             skm.balanced_accuracy_score(y_true, y_pred, sample_weight=sample_weight)
         ),
     }
+
+
+def probability_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, classes: np.ndarray | Sequence[object]
+) -> dict[str, float]:
+    """Metrics of class probabilities (columns in ``classes`` order): ``roc_auc`` and
+    ``average_precision`` (binary: of the second class, as scikit-learn; more classes:
+    the mean over the classes of one-vs-rest, for each class that has both positive and
+    negative test rows) and ``log_loss``. NaN where undefined (one class only, a test
+    label the model never saw)."""
+    classes = list(classes)
+    scores = np.asarray(probabilities, dtype=np.float64)
+    truth = np.asarray(y_true)
+    out = {"roc_auc": math.nan, "average_precision": math.nan, "log_loss": math.nan}
+    if len(truth) == 0 or scores.ndim != 2 or scores.shape[1] != len(classes):
+        return out
+    columns = [1] if len(classes) == 2 else range(len(classes))
+    aucs, precisions = [], []
+    for column in columns:
+        positive = truth == classes[column]
+        if positive.all() or not positive.any():
+            continue
+        aucs.append(float(skm.roc_auc_score(positive, scores[:, column])))
+        precisions.append(float(skm.average_precision_score(positive, scores[:, column])))
+    if aucs:
+        out["roc_auc"] = float(np.mean(aucs))
+        out["average_precision"] = float(np.mean(precisions))
+    known = np.isin(truth, np.asarray(classes, dtype=truth.dtype))
+    if known.all():
+        out["log_loss"] = float(skm.log_loss(truth, scores, labels=classes))
+    return out
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

@@ -13,13 +13,39 @@ from ..errors import SqmlError
 
 SPLIT_STRATEGIES = ("shuffle", "stratified", "last")
 
+# The split schemes a run records (sqml_runs.split_scheme); NULL: a run made before they
+# were recorded, whose test rows cannot be named.
+HASH = "hash"  # shuffle: a row is a test row when the seeded hash of its key < test_size
+STRATIFIED_HASH = "stratified_hash"  # stratified: per class, the lowest hashes are tested
+LAST = "last"  # the last rows in key order (by order_by first when given)
+POSITION = "position"  # no row key (a view without key_column): by position in the read
+SPLIT_SCHEMES = (HASH, STRATIFIED_HASH, LAST, POSITION)
+# Schemes whose test rows can be named again from the keys alone.
+KEYED_SCHEMES = (HASH, STRATIFIED_HASH, LAST)
+
+
+def split_scheme(strategy: str, keyed: bool) -> str:
+    """The scheme a run with ``strategy`` records: keyed rows get a hashed split (or the
+    last rows in key order), rows without keys a split by position."""
+    if not keyed:
+        return POSITION
+    return {"shuffle": HASH, "stratified": STRATIFIED_HASH, "last": LAST}[strategy]
+
 
 def split_rows(
-    strategy: str, test_size: float, labels: np.ndarray, seed: int
+    strategy: str,
+    test_size: float,
+    labels: np.ndarray,
+    seed: int,
+    keys: np.ndarray | Sequence[object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the training and test splits. ``last`` tests on the last rows in
-    the order they were read (by ``order_by``, else rowid); ``shuffle`` and
-    ``stratified`` draw with ``seed``, the latter keeping class proportions."""
+    """Row positions of the training and test splits.
+
+    With ``keys`` (one per row, in the order the rows were read): ``shuffle`` tests the
+    rows whose seeded key hash is below ``test_size`` (``hashed_split``), ``stratified``
+    the lowest hashes of each class in proportion (``stratified_hashed_split``), ``last``
+    the last rows. Without keys (a view without key_column) ``shuffle`` and ``stratified``
+    draw positions with ``seed``, as sqlite-ml did before hashed splits."""
     positions = np.arange(len(labels))
     if strategy == "last":
         test_rows = math.ceil(test_size * len(labels))
@@ -29,6 +55,10 @@ def split_rows(
                 "test rows for split strategy 'last'"
             )
         return positions[:-test_rows], positions[-test_rows:]
+    if keys is not None:
+        if strategy == "stratified":
+            return stratified_hashed_split(keys, labels, seed, test_size)
+        return _both_sides(keys, seed, test_size)
     stratify = labels if strategy == "stratified" else None
     try:
         train_rows, test_rows_at = train_test_split(
@@ -41,6 +71,52 @@ def split_rows(
     except ValueError as error:
         raise SqmlError(f"cannot split the rows ({strategy}): {error}") from None
     return train_rows, test_rows_at
+
+
+def _both_sides(
+    keys: np.ndarray | Sequence[object], seed: int, test_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``hashed_split``, except that neither side is left empty when there are two rows or
+    more: then the row with the lowest hash is tested, or the one with the highest trains."""
+    train, test = hashed_split(keys, seed, test_size)
+    if len(train) + len(test) < 2 or (len(train) and len(test)):
+        return train, test
+    units = hash_unit(keys, seed)
+    moved = int(np.argmin(units)) if not len(test) else int(np.argmax(units))
+    tested = np.zeros(len(units), dtype=bool)
+    tested[test] = True
+    tested[moved] = not tested[moved]
+    positions = np.arange(len(units))
+    return positions[~tested], positions[tested]
+
+
+def stratified_hashed_split(
+    keys: np.ndarray | Sequence[object], labels: np.ndarray, seed: int, test_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact class proportions, decided by key hashes: ``ceil(test_size * rows)`` test rows
+    shared among the classes in proportion to their size (largest remainders first), each
+    class testing its rows of lowest hash; a class keeps at least one training row.
+    Reproducible from the keys, labels and seed (no row list is stored); a row added to a
+    class can move that class's row at the cut-off between the splits."""
+    units = hash_unit(keys, seed)
+    total = len(units)
+    if total < 2:
+        return np.arange(total), np.arange(0)
+    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    wanted = min(max(math.ceil(test_size * total), 1), total - 1)
+    shares = wanted * counts / total
+    quotas = np.floor(shares).astype(np.int64)
+    for index in np.argsort(-(shares - quotas), kind="stable")[: wanted - int(quotas.sum())]:
+        quotas[index] += 1
+    quotas = np.minimum(quotas, np.maximum(counts - 1, 0))
+    test = np.zeros(total, dtype=bool)
+    order = np.lexsort((units, codes))  # by class, then by hash within the class
+    start = 0
+    for code, count in enumerate(counts):
+        test[order[start : start + quotas[code]]] = True
+        start += count
+    positions = np.arange(total)
+    return positions[~test], positions[test]
 
 
 # SplitMix64's constants (Steele, Lea and Flood): a bijective mixer of 64-bit integers

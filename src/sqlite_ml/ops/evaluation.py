@@ -15,6 +15,7 @@ import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..db.relations import Relation, find_relation, require_column
 from ..errors import SqmlError, choices, describe, shorten
 from ..ml import metrics
 from ..ml.catalogue import ALGORITHMS
+from ..ml.curves import ClassCurve, curves
 from ..ml.features import NUMERIC, FeatureSchema
 from ..ml.labels import NUMERIC_LABELS, TEXT_LABELS, label_key
 from ..ml.probabilities import (
@@ -117,21 +119,35 @@ def _algorithm_name(final_estimator: Any) -> str:
     return type(final_estimator).__name__
 
 
-def evaluate(
+@dataclass(frozen=True)
+class Labelled:
+    """The rows of a dataset that have a target, encoded for a model."""
+
+    prediction_type: str
+    relation: Relation
+    target: str
+    matrix: np.ndarray
+    y_true: np.ndarray
+    total_rows: int  # with a target or not
+    where: str  # how an error names what was evaluated
+
+
+def read_labelled(
     conn: sqlite3.Connection,
     model: LoadedModel,
     experiment_name: str,
     dataset: object,
     target: object = None,
-) -> dict[str, Any]:
-    """The recorded metrics of ``model`` on the rows of ``dataset`` that have a target."""
+    what: str = "sqml_evaluate",
+) -> Labelled:
+    """The encoded features and true values of the rows of ``dataset`` with a target."""
     experiment = store.find_experiment(conn, experiment_name)
     if experiment is None:  # the caller found its model a moment ago: only a race gets here
         raise SqmlError(f"unknown experiment {describe(experiment_name)}")
     kind = experiment.prediction_type
     if kind not in PREDICTION_TYPES:
         raise SqmlError(
-            f"sqml_evaluate supports {choices(PREDICTION_TYPES)} experiments; "
+            f"{what} supports {choices(PREDICTION_TYPES)} experiments; "
             f"'{shorten(experiment_name)}' is a '{kind}' experiment"
         )
     relation = find_relation(conn, dataset)
@@ -149,28 +165,79 @@ def evaluate(
             f"{where}: it has no rows with a target in '{shorten(target_column)}' "
             f"({total} row(s), none with a usable target value)"
         )
-    y_pred = _predict(model, matrix, kind, where)
-    if kind == "classification":
-        # Metrics of label codes equal those of the labels, and scikit-learn sorts codes
-        # far faster than text.
-        labels, true_codes, predicted_codes = _label_codes(y_true, y_pred)
-        y_true, y_pred = true_codes, predicted_codes
+    return Labelled(kind, relation, target_column, matrix, y_true, total, where)
+
+
+def evaluate(
+    conn: sqlite3.Connection,
+    model: LoadedModel,
+    experiment_name: str,
+    dataset: object,
+    target: object = None,
+) -> dict[str, Any]:
+    """The recorded metrics of ``model`` on the rows of ``dataset`` that have a target."""
+    labelled = read_labelled(conn, model, experiment_name, dataset, target)
+    kind, y_true = labelled.prediction_type, labelled.y_true
+    y_pred = _predict(model, labelled.matrix, kind, labelled.where)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined precision of classes never predicted...
+        if kind == "classification":
+            probabilities = _probability_metrics(model, labelled)
+            # Metrics of label codes equal those of the labels, and scikit-learn sorts codes
+            # far faster than text.
+            labels, true_codes, predicted_codes = _label_codes(y_true, y_pred)
+            y_true, y_pred = true_codes, predicted_codes
         values = metrics.compute(kind, y_true, y_pred)
+        if kind == "classification":
+            values.update(probabilities)
     result: dict[str, Any] = {
         "experiment_name": experiment_name,
         "model_id": model.model_id,
         "prediction_type": kind,
-        "dataset": relation.name,
-        "target": target_column,
+        "dataset": labelled.relation.name,
+        "target": labelled.target,
         "rows": len(y_true),
-        "skipped_rows": total - len(y_true),
+        "skipped_rows": labelled.total_rows - len(y_true),
     }
     result.update({name: v if math.isfinite(v) else None for name, v in values.items()})
     if kind == "classification":
         result["confusion_matrix"] = confusion(labels, y_true, y_pred)
     return result
+
+
+def _probability_metrics(model: LoadedModel, labelled: Labelled) -> dict[str, float]:
+    if not gives_probabilities(model.estimator):
+        return {}
+    table = model.estimator.predict_proba(labelled.matrix)
+    return metrics.probability_metrics(labelled.y_true, table, class_labels(model.estimator))
+
+
+def roc_curves(
+    conn: sqlite3.Connection,
+    model: LoadedModel,
+    experiment_name: str,
+    dataset: object,
+    target: object = None,
+) -> list[ClassCurve]:
+    """ROC and precision-recall curves of the deployed classifier on ``dataset``."""
+    labelled = read_labelled(conn, model, experiment_name, dataset, target, "sqml_roc_curve")
+    if labelled.prediction_type != "classification":
+        raise SqmlError(
+            f"sqml_roc_curve needs a classification experiment; '{shorten(experiment_name)}' "
+            f"is a '{labelled.prediction_type}' experiment"
+        )
+    if not gives_probabilities(model.estimator):
+        raise SqmlError(_no_probabilities(model, experiment_name))
+    table = np.asarray(model.estimator.predict_proba(labelled.matrix), dtype=np.float64)
+    if not np.isfinite(table).all():
+        raise SqmlError(f"{labelled.where}: the model gives probabilities that are not numbers")
+    found = curves(labelled.y_true, table, class_labels(model.estimator))
+    if not found:
+        raise SqmlError(
+            f"{labelled.where}: every row with a target has the same class, so no curve "
+            "can be drawn (a curve needs positive and negative rows)"
+        )
+    return found
 
 
 _being_read = threading.local()

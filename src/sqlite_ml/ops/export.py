@@ -34,7 +34,7 @@ from ..ml import onnx_export, persistence
 from ..ml.features import NUMERIC, Feature, FeatureSchema
 from ..ml.labels import TEXT_LABELS, encode_labels, numbers_or_error
 from ..ml.probabilities import class_labels, gives_probabilities
-from ..ml.splits import hashed_split, split_rows
+from ..ml.splits import KEYED_SCHEMES, split_rows
 from .deployment import model_id_of
 from .experiments import require_active_model, unknown_experiment
 from .prediction import schema_for
@@ -206,8 +206,14 @@ def _test_rows(
     order_by = _order_by(run)
     try:
         target = None if target_name is None else require_column(relation, target_name, "target")
+        key_name = run.get("key_column")
         rows = read_rows(
-            conn, relation, [*columns, *([target] if target else [])], target, order_by
+            conn,
+            relation,
+            [*columns, *([target] if target else [])],
+            target,
+            order_by,
+            key_column=key_name if isinstance(key_name, str) else None,
         )
         rows, labels = _labelled(record.prediction_type, rows, target is not None)
         unfitted = _unfitted(schema)
@@ -219,7 +225,7 @@ def _test_rows(
     if digest_of(matrix, labels) != digest:
         return None
     features = [list(row[: len(columns)]) for row in rows]
-    if run.get("split_scheme") == "hash":
+    if run.get("split_scheme") in KEYED_SCHEMES:
         key_column = run.get("key_column")
         try:
             keys = read_keys(
@@ -233,8 +239,13 @@ def _test_rows(
             return None
         if len(keys) != len(rows):
             return None
-        _, test = hashed_split(keys, seed, float(test_size))  # type: ignore[arg-type]
-        how = f"hashed split of row keys, seed {seed}"
+        strategy = str(run.get("split_strategy") or "shuffle")
+        _, test = split_rows(strategy, float(test_size), labels, seed, keys)  # type: ignore[arg-type]
+        how = (
+            f"hashed split of row keys, seed {seed}"
+            if run.get("split_scheme") != "last"
+            else f"the last rows in key order, test_size {test_size}"
+        )
     else:
         strategy = str(run.get("split_strategy") or "shuffle")
         _, test = split_rows(strategy, float(test_size), labels, seed)  # type: ignore[arg-type]

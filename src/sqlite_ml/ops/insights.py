@@ -16,15 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..db import reports
-from ..db.readers import read_rows
-from ..db.relations import find_relation
-from ..errors import SqmlError
 from ..scoring import metric_label
 from ..sqlite.rows import plain_rows
 from .experiments import unknown_experiment
-
-# Rows of the training table used to recompute a confusion matrix or residuals.
-EVALUATION_ROW_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +36,10 @@ class ModelEntry:
     deployed: bool
     created_at: str
     rank: int
+    decision: str | None = None  # how the automatic deployment decided, in words
+    p_value: float | None = None  # of the deploy_if gate, when it decided
+    improvement_interval: tuple[float | None, float | None] | None = None
+    metric_label: str = ""  # what the deciding metric is ('score' of a classifier: accuracy)
 
 
 @dataclass(frozen=True)
@@ -74,18 +72,6 @@ class Experiment:
         return [run for run in self.runs if run.score is not None]
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """How the deployed model does on rows of its training table, for a chart."""
-
-    kind: str  # 'confusion_matrix' or 'residuals'
-    source: str  # what the numbers were computed on, shown next to the chart
-    labels: list[str] = field(default_factory=list)
-    matrix: list[list[int]] = field(default_factory=list)
-    actual: list[float] = field(default_factory=list)
-    predicted: list[float] = field(default_factory=list)
-
-
 def has_sqml_tables(conn: sqlite3.Connection) -> bool:
     with plain_rows(conn):
         return reports.has_sqml_tables(conn)
@@ -113,6 +99,7 @@ def leaderboard(conn: sqlite3.Connection) -> list[ModelEntry]:
         if not reports.has_sqml_tables(conn):
             return []
         rows = reports.leaderboard_rows(conn)
+        types = reports.prediction_types(conn)
         # Read from the table: SQLite's JSON functions keep only 15 significant digits.
         metrics_by_model = _metrics_by_model(conn)
     entries = []
@@ -131,9 +118,25 @@ def leaderboard(conn: sqlite3.Connection) -> list[ModelEntry]:
                 deployed=bool(row[8]),
                 created_at=str(row[9]),
                 rank=int(row[10]),
+                decision=row[11] if isinstance(row[11], str) else None,
+                p_value=_number(row[12]),
+                improvement_interval=_interval(row[13]),
+                metric_label=metric_label(types.get(str(row[0]), ""), str(row[4])),
             )
         )
     return entries
+
+
+def _interval(text: object) -> tuple[float | None, float | None] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    return _number(value[0]), _number(value[1])
 
 
 def _metrics_by_model(conn: sqlite3.Connection) -> dict[int, dict[str, float]]:
@@ -225,127 +228,3 @@ def feature_importances(conn: sqlite3.Connection, name: str) -> list[tuple[str, 
             pairs.append((str(label), number))
     pairs.sort(key=lambda pair: -abs(pair[1]))
     return pairs or None
-
-
-def _label_text(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def evaluation(conn: sqlite3.Connection, info: Experiment) -> Evaluation | str:
-    """The deployed model's confusion matrix (classification) or residuals (regression)
-    on its training table, or a sentence saying why there is none."""
-    deployed = info.deployed_run
-    if deployed is None:
-        return "no model of this experiment is deployed"
-    with plain_rows(conn):
-        row = reports.run_training_data(conn, deployed.run_id)
-    if row is None:
-        return "the deployed run's record is missing"
-    dataset, target, feature_text = row
-    if info.prediction_type == "classification":
-        evaluated = _evaluate_function(conn, info.name, dataset, target)
-        if evaluated is not None:
-            return evaluated
-    try:
-        features = json.loads(feature_text) if isinstance(feature_text, str) else None
-        if not isinstance(features, list) or not features:
-            return "the deployed run did not record its feature names"
-        return _recompute(conn, info, str(dataset), str(target), [str(f) for f in features])
-    except SqmlError as error:
-        return f"cannot evaluate on the training table {dataset!r}: {error.message}"
-    except sqlite3.Error as error:
-        return f"cannot evaluate on the training table {dataset!r}: {error}"
-
-
-def _evaluate_function(
-    conn: sqlite3.Connection, name: str, dataset: object, target: object
-) -> Evaluation | None:
-    """``sqml_evaluate(experiment, dataset, target)`` where this sqlite-ml has it."""
-    try:
-        with plain_rows(conn):
-            (text,) = conn.execute(
-                "SELECT sqml_evaluate(?, ?, ?)", (name, dataset, target)
-            ).fetchone()
-        result = json.loads(text)
-        confusion = result["confusion_matrix"]
-        labels = [_label_text(label) for label in confusion["labels"]]
-        matrix = [[int(count) for count in row] for row in confusion["matrix"]]
-    except (sqlite3.Error, ValueError, KeyError, TypeError):
-        return None
-    if len(matrix) != len(labels) or any(len(row) != len(labels) for row in matrix):
-        return None
-    return Evaluation(
-        "confusion_matrix",
-        f"sqml_evaluate on every row of the training table '{dataset}' (train and test rows)",
-        labels=labels,
-        matrix=matrix,
-    )
-
-
-def _recompute(
-    conn: sqlite3.Connection, info: Experiment, dataset: str, target: str, features: list[str]
-) -> Evaluation:
-    """Predict the training table's labelled rows with ``sqml_predict_batch``."""
-    with plain_rows(conn):
-        relation = find_relation(conn, dataset)
-        columns = [*features, target]
-        rows = read_rows(conn, relation, columns, target, limit=EVALUATION_ROW_LIMIT + 1)
-        truncated = len(rows) > EVALUATION_ROW_LIMIT
-        rows = rows[:EVALUATION_ROW_LIMIT]
-        batch = json.dumps(
-            [dict(zip(features, row[:-1], strict=True)) for row in rows], default=_blob_text
-        )
-        (text,) = conn.execute("SELECT sqml_predict_batch(?, ?)", (info.name, batch)).fetchone()
-    predicted = json.loads(text)
-    actual = [row[-1] for row in rows]
-    scope = f"the first {EVALUATION_ROW_LIMIT} labelled rows" if truncated else "every labelled row"
-    source = (
-        f"recomputed with the deployed model on {scope} of the training table '{dataset}' "
-        "as it is now (train and test rows together)"
-    )
-    if info.prediction_type == "classification":
-        labels = sorted(
-            {_label_text(v) for v in [*actual, *predicted]}, key=lambda v: (_sort_key(v), v)
-        )
-        index = {label: i for i, label in enumerate(labels)}
-        matrix = [[0] * len(labels) for _ in labels]
-        for truth, guess in zip(actual, predicted, strict=True):
-            matrix[index[_label_text(truth)]][index[_label_text(guess)]] += 1
-        return Evaluation("confusion_matrix", source, labels=labels, matrix=matrix)
-    pairs = [
-        (truth, guess)
-        for truth, guess in (
-            (_number(_as_float(a)), _number(p)) for a, p in zip(actual, predicted, strict=True)
-        )
-        if truth is not None and guess is not None
-    ]
-    return Evaluation(
-        "residuals",
-        source,
-        actual=[a for a, _ in pairs],
-        predicted=[p for _, p in pairs],
-    )
-
-
-def _as_float(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return value
-
-
-def _sort_key(label: str) -> tuple[int, float]:
-    try:
-        return (0, float(label))
-    except ValueError:
-        return (1, 0.0)
-
-
-def _blob_text(value: object) -> str:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
-    raise TypeError(f"cannot send a {type(value).__name__} to sqml_predict_batch")

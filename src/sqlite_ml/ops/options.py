@@ -30,8 +30,10 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
-    *BIG_DATA_KEYS,
+    "deploy_if",
+    *BIG_DATA_KEYS,  # key_column among them
 )
+DEPLOY_IF_KEYS = ("min_improvement", "confidence", "resamples")
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
 MAX_CANDIDATES = 1000
@@ -43,6 +45,17 @@ class ColumnPreprocess:
     impute: str = "mean"
     scale: str = "standard"
     encode: str | None = None  # None: automatic (numbers as numbers, text one-hot)
+
+
+@dataclass(frozen=True)
+class DeployGate:
+    """The ``deploy_if`` option: deploy automatically only when a paired bootstrap on the
+    new run's test rows shows an improvement above ``min_improvement`` of the deciding
+    metric with ``confidence``."""
+
+    min_improvement: float = 0.0
+    confidence: float = 0.95
+    resamples: int = 1000
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,14 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
+    deploy_if: DeployGate | None = None
     big_data: BigDataOptions = BigDataOptions()  # streaming, sampling, Dask
     text: str | None = None  # the options as given, normalized, for the run record
+
+    @property
+    def key_column(self) -> str | None:
+        """The column that names each row where the rowid cannot (a view's)."""
+        return self.big_data.key_column
 
 
 def parse_options(value: object) -> dict[str, Any]:
@@ -207,6 +226,34 @@ def _features(raw: object, relation: Relation, target: str | None) -> list[str]:
     return names
 
 
+def _deploy_gate(raw: object, prediction_type: str) -> DeployGate:
+    if not isinstance(raw, dict):
+        raise SqmlError(
+            'option deploy_if must be a JSON object such as {"min_improvement": 0.01, '
+            f'"confidence": 0.95}}, got {describe(raw)}'
+        )
+    refuse_unknown("deploy_if key", raw, DEPLOY_IF_KEYS)
+    if prediction_type == "clustering":
+        raise SqmlError("option deploy_if compares predictions with a target; clustering has none")
+    minimum = raw.get("min_improvement", 0.0)
+    if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or minimum < 0:
+        raise SqmlError(f"deploy_if min_improvement must be a number >= 0, got {describe(minimum)}")
+    confidence = raw.get("confidence", 0.95)
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, (int, float))
+        or not (0 < confidence < 1)
+    ):
+        raise SqmlError(
+            f"deploy_if confidence must be a number strictly between 0 and 1, got "
+            f"{describe(confidence)}"
+        )
+    resamples = _integer("deploy_if.resamples", raw.get("resamples", 1000), 100)
+    if resamples > 100_000:
+        raise SqmlError(f"deploy_if resamples must be at most 100000, got {resamples}")
+    return DeployGate(float(minimum), float(confidence), resamples)
+
+
 def validate_options(
     value: object,
     *,
@@ -218,6 +265,15 @@ def validate_options(
     default_features: list[str],
 ) -> TrainOptions:
     raw = parse_options(value)
+    key_column = raw.get("key_column")
+    if key_column is not None:
+        key_column = require_column(relation, key_column, "key_column")
+        if key_column == target:
+            raise SqmlError(
+                f"option key_column names the target column '{target}'; name a column that "
+                "identifies each row"
+            )
+        default_features = [column for column in default_features if column != key_column]
     hyperparams = raw.get("hyperparams", {})
     check_hyperparams(estimator_cls, algorithm, hyperparams, "hyperparams")
     _check_values(estimator_cls, algorithm, hyperparams)
@@ -255,6 +311,7 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
+        deploy_if=_deploy_gate(raw["deploy_if"], prediction_type) if "deploy_if" in raw else None,
         big_data=big_data,
         text=json.dumps(raw, sort_keys=True) if raw else None,
     )

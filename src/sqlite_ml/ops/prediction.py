@@ -194,18 +194,6 @@ class _ModelCache:
                 self._models.popitem(last=False)
         return model
 
-    def by_id(self, conn: sqlite3.Connection, model_id: int) -> LoadedModel:
-        """A stored model by its id (deployed or not), loaded once."""
-        identity = store.model_identity(conn, model_id)
-        if identity is None:
-            raise SqmlError(f"model {model_id} is missing from sqml_models")
-        active = store.ActiveModel(0, model_id, identity[0], None, identity[1], identity[2])
-        if active.digest is not None and active.schema_json is not None:
-            cached = self.get((active.digest, active.schema_json))
-            if cached is not None:
-                return cached
-        return self.load(conn, active)
-
 
 def schema_for(estimator: Any, schema_json: str, model_id: int) -> FeatureSchema:
     """The stored feature schema, checked for shape and against the model's input width."""
@@ -225,6 +213,23 @@ def schema_for(estimator: Any, schema_json: str, model_id: int) -> FeatureSchema
 
 
 MODELS = _ModelCache()
+
+
+def loaded_model(conn: sqlite3.Connection, active: store.ActiveModel) -> LoadedModel:
+    """The model a deployment record points at, from the cache or loaded once."""
+    if active.digest is not None and active.schema_json is not None:
+        cached = MODELS.get((active.digest, active.schema_json))
+        if cached is not None:
+            return cached
+    return MODELS.load(conn, active)
+
+
+def model_by_id(conn: sqlite3.Connection, model_id: int) -> LoadedModel:
+    """Any stored model (deployed or not), by id, from the cache or loaded once."""
+    record = store.model_record(conn, model_id)
+    if record is None:
+        raise SqmlError(f"there is no model {model_id} in this database")
+    return loaded_model(conn, record)
 
 
 # A cheap reading of the connection that changes whenever the database may have changed
@@ -280,12 +285,7 @@ class DeployedModels:
 
     def _resolve(self, conn: sqlite3.Connection, experiment_name: object) -> LoadedModel:
         experiment = require_experiment(conn, experiment_name)
-        active = require_active_model(conn, experiment)
-        if active.digest is not None and active.schema_json is not None:
-            cached = MODELS.get((active.digest, active.schema_json))
-            if cached is not None:
-                return cached
-        return MODELS.load(conn, active)
+        return loaded_model(conn, require_active_model(conn, experiment))
 
 
 # Above this size, the cyclic garbage collector is paused while a batch is parsed and

@@ -27,13 +27,14 @@ def read_numeric(
     target: str | None,
     count: int,
     order_by: str | None = None,
+    key_column: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(features, target values) of the ``count`` rows with a target, as float64, when
     every cell is a number or NULL and none is infinite; None otherwise (the caller then
     reads Python values). A target that reads as NaN (text '' or 'NaN') is missing: its
     row is left out. Without a target (clustering) the target values are zeros."""
     columns = list(features) if target is None else [*features, target]
-    block = read_numeric_matrix(conn, relation, columns, target, count, order_by)
+    block = read_numeric_matrix(conn, relation, columns, target, count, order_by, key_column)
     if block is None or np.isinf(block).any():
         return None
     if target is None:

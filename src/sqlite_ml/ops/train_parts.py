@@ -52,12 +52,20 @@ class TrainRequest:
     split_strategy: str
     estimator_cls: type[Any]
     options: TrainOptions = TrainOptions()
+    # Whether every row has a key (a table's rowid, or the key_column option): then the
+    # split is decided by key hashes and sqml_test_rows can name the test rows.
+    keyed: bool = False
 
     @property
     def feature_columns(self) -> list[str]:
         if self.options.features is not None:
             return list(self.options.features)
-        return [column for column in self.dataset.columns if column != self.target]
+        not_features = (self.target, self.options.key_column)
+        return [column for column in self.dataset.columns if column not in not_features]
+
+    @property
+    def key_column(self) -> str | None:
+        return self.options.key_column
 
     @property
     def encodings(self) -> dict[str, str | None]:
@@ -92,6 +100,12 @@ class Outcome:
     searched: search.SearchResult | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     run_fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # engine columns
+    # Held in memory (the in-memory engine): the test rows as read, their labels and keys
+    # (None without keys), for the deployment's comparison; and the training summary.
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    test_keys: np.ndarray | None = None
+    training_summary: str | None = None
     # Raw test rows the model's native form is checked on (None: made-up rows only).
     check_rows: Any = None
 
@@ -155,5 +169,9 @@ def prepare_rows(request: TrainRequest, rows: list[tuple[object, ...]]) -> Prepa
             f"column '{column}' holds an infinite value; replace it (or filter it out in a "
             "view) before training"
         )
-    raw = columns[:-1] if schema.target_encoded or request.options.preprocess else None
+    # Raw values are kept for target encoding, preprocess checks and the training summary
+    # of categorical features (drift).
+    categorical = any(feature.kind != "numeric" for feature in schema.features)
+    keep_raw = schema.target_encoded or request.options.preprocess or categorical
+    raw = columns[:-1] if keep_raw else None
     return PreparedData(matrix, labels, schema, digest_of(matrix, labels), raw)

@@ -17,6 +17,7 @@ import lightgbm
 import numpy as np
 import sklearn
 import xgboost
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from .._version import __version__
@@ -26,7 +27,7 @@ from ..db.relations import find_relation, has_rowid, require_column
 from ..db.transactions import now, savepoint
 from ..errors import SqmlError, choices, describe, unknown
 from ..ml import metrics, persistence
-from ..ml.catalogue import estimator_class, require_prediction_type
+from ..ml.catalogue import estimator_class, make_estimator, require_prediction_type
 from ..ml.features import NUMERIC, Feature, FeatureSchema
 from ..ml.labels import (
     CLUSTER_LABELS,
@@ -34,11 +35,13 @@ from ..ml.labels import (
     check_numeric_labels,
 )
 from ..ml.pipelines import transform_in_place
-from ..ml.splits import SPLIT_STRATEGIES, split_rows
-from ..scoring import better
-from . import importance, native_forms, progress, search
+from ..ml.probabilities import gives_probabilities
+from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
+from ..scoring import PROBABILITY_METRICS
+from . import deploy_decision, drift, importance, native_forms, progress, search
 from .experiments import new_experiment_name
-from .options import validate_options
+from .held_out import fingerprint, keyed_rows
+from .options import TrainOptions, validate_options
 from .reading import read_numeric
 from .train_parts import (
     Outcome,
@@ -101,6 +104,13 @@ def validate(
         target=target_column,
         default_features=[c for c in relation.columns if c != target_column],
     )
+    # Sampled runs (max_rows) train on rows chosen by key hash but keep no keys: their
+    # rows are split by position.
+    keyed = choices_made.big_data.max_rows is None and (
+        choices_made.key_column is not None or has_rowid(conn, relation)
+    )
+    deciding = choices_made.metric or (experiment.deciding_metric if experiment else "score")
+    _require_probabilities_for(deciding, str(algorithm), estimator_cls, choices_made)
     if choices_made.order_by is not None and split_strategy != "last":
         raise SqmlError(
             f"option order_by applies to split strategy 'last' only, not '{split_strategy}'"
@@ -121,6 +131,7 @@ def validate(
         str(split_strategy),
         estimator_cls,
         choices_made,
+        keyed,
     )
     if not request.feature_columns:
         raise SqmlError(
@@ -138,6 +149,22 @@ def validate(
 
     engines.check(conn, request)
     return request
+
+
+def _require_probabilities_for(
+    metric: str, algorithm: str, estimator_cls: type[Any], options: TrainOptions
+) -> None:
+    """A metric of probabilities decides only between models that give them."""
+    if metric not in PROBABILITY_METRICS:
+        return
+    if gives_probabilities(make_estimator(estimator_cls, 0, options.hyperparams)):
+        return
+    raise SqmlError(
+        f"metric '{metric}' is computed from class probabilities, and algorithm "
+        f"'{algorithm}' gives none with these hyperparameters"
+        + (" (svc gives them with probability=true)" if algorithm == "svc" else "")
+        + "; choose another metric or algorithm"
+    )
 
 
 def prepare(
@@ -179,7 +206,9 @@ def _prepare(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     categorical = any(e not in (None, "none") for e in request.encodings.values())
     label_kind = CLUSTER_LABELS if target is None else NUMERIC_LABELS
     if not text_labels and not categorical:
-        read = read_numeric(conn, request.dataset, features, target, count, request.order_by)
+        read = read_numeric(
+            conn, request.dataset, features, target, count, request.order_by, request.key_column
+        )
         if read is not None:
             matrix, labels = read
             if request.prediction_type == "classification":
@@ -214,9 +243,10 @@ def _refuse_missing(prepared: PreparedData, required: list[str]) -> None:
 def _prepare_from_rows(conn: sqlite3.Connection, request: TrainRequest) -> PreparedData:
     features, target = request.feature_columns, request.target
     selected = features if target is None else [*features, target]
-    return prepare_rows(
-        request, read_rows(conn, request.dataset, selected, target, request.order_by)
+    rows = read_rows(
+        conn, request.dataset, selected, target, request.order_by, key_column=request.key_column
     )
+    return prepare_rows(request, rows)
 
 
 def library_versions() -> dict[str, str]:
@@ -262,6 +292,8 @@ def _start_run(
                 "target": request.target or "",  # clustering without a target
                 "test_size": request.test_size,
                 "split_strategy": request.split_strategy,
+                "split_scheme": split_scheme(request.split_strategy, request.keyed),
+                "key_column": request.key_column,
                 "seed": _seed(request, experiment),
                 "library_versions": json.dumps(library_versions()),
                 "options": request.options.text,
@@ -368,7 +400,12 @@ def _fit_in_memory(
     data: PreparedData,
     engine: Any,
 ) -> dict[str, Any]:
-    train_rows, test_rows = split_rows(request.split_strategy, request.test_size, data.labels, seed)
+    keys = _row_keys(conn, request, data)
+    train_rows, test_rows = split_rows(
+        request.split_strategy, request.test_size, data.labels, seed, keys
+    )
+    test_keys = None if keys is None else keys[test_rows]
+    feature_summaries = drift.feature_summaries(data.schema, data.matrix, data.columns, train_rows)
     if data.schema.target_encoded:
         _fit_target_encoding(request, data, train_rows)
     clustering = request.prediction_type == "clustering"
@@ -394,11 +431,16 @@ def _fit_in_memory(
         pipeline.fit(x_train, None if clustering else y_train)
         fit_time = time.perf_counter() - started
         progress.report("fit", 1, 1)
+        summary = drift.training_summary(
+            feature_summaries, len(train_rows), _model_input_mean(pipeline, x_train)
+        )
         del x_train
+        # Copies from here on: the raw test rows are scored again (probabilities, the
+        # deployment's comparison) and must stay as read.
+        transform_in_place(pipeline, False)
         started = time.perf_counter()
         values = _test_metrics(request.prediction_type, pipeline, x_test, y_test)
         score_time = time.perf_counter() - started
-        transform_in_place(pipeline, False)
         started = time.perf_counter()
         importances = importance.permutation_importance(
             request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed
@@ -418,7 +460,14 @@ def _fit_in_memory(
         digest=data.digest,
         searched=searched,
         warnings=sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
-        run_fields=engine.run_fields(),
+        run_fields={
+            **engine.run_fields(),
+            "test_fingerprint": None if test_keys is None else fingerprint(test_keys),
+        },
+        x_test=x_test,
+        y_test=y_test,
+        test_keys=test_keys,
+        training_summary=summary,
         check_rows=x_sample,
     )
     return record(conn, request, experiment, run_id, seed, outcome)
@@ -454,6 +503,8 @@ def record(
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
     schema = outcome.schema
+    decision = _decide(conn, request, experiment, run_id, seed, outcome)
+    deployed = decision.deployed
 
     with savepoint(conn):
         model_id = store.insert_model(
@@ -464,14 +515,12 @@ def record(
             schema.to_json(),
             library=_library(request.estimator_cls),
             feature_importance=json.dumps(outcome.importances),
+            training_summary=outcome.training_summary,
             serving=native,
         )
         store.insert_metrics(conn, model_id, values)
         if searched is not None:
             store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
-        deployed = request.options.automatic_deploy and _beats_active(
-            conn, experiment, metric, values.get(metric)
-        )
         if deployed:
             store.deploy(conn, experiment.id, model_id, "automatic")
         store.update_run(
@@ -490,6 +539,7 @@ def record(
                 "hyperparams": json.dumps(hyperparams),
                 "warnings": json.dumps(warning_text) if warning_text else None,
                 **outcome.run_fields,
+                "deploy_decision": decision.to_json(),
             },
         )
     result: dict[str, Any] = {
@@ -497,6 +547,7 @@ def record(
         "prediction_type": request.prediction_type,
         "algorithm": request.algorithm,
         "deployed": deployed,
+        "deploy_decision": json.loads(decision.to_json()),
         "score": score,
         "metric": metric,
         "run_id": run_id,
@@ -555,19 +606,81 @@ def _test_metrics(
     if prediction_type == "clustering":
         transformed = pipeline[:-1].transform(x_test)
         return metrics.clustering_metrics(transformed, pipeline[-1].predict(transformed))
-    return metrics.compute(prediction_type, y_test, pipeline.predict(x_test))
+    values = metrics.compute(prediction_type, y_test, pipeline.predict(x_test))
+    if prediction_type == "classification" and gives_probabilities(pipeline):
+        probabilities = pipeline.predict_proba(x_test)
+        values.update(metrics.probability_metrics(y_test, probabilities, pipeline.classes_))
+    return values
 
 
-def _beats_active(
-    conn: sqlite3.Connection, experiment: store.Experiment, metric: str, value: float | None
-) -> bool:
-    """Whether a new model with ``value`` of the experiment's metric replaces the active one."""
-    active = store.active_model(conn, experiment.id, metric)
-    if active is None or active.format != persistence.FORMAT:  # a 0.1.x pickle is never served
-        return True
-    if active.score is None:
-        return True
-    return value is not None and better(metric, value, active.score)
+def _decide(
+    conn: sqlite3.Connection,
+    request: TrainRequest,
+    experiment: store.Experiment,
+    run_id: int,
+    seed: int,
+    outcome: Outcome,
+) -> deploy_decision.Decision:
+    """Whether the new model replaces the active one (``ops/deploy_decision.py``)."""
+    metric = experiment.deciding_metric
+    outputs = None
+    if outcome.x_test is not None and outcome.y_test is not None:
+        outputs = deploy_decision.candidate_outputs(
+            request.prediction_type, outcome.pipeline, outcome.x_test, metric
+        )
+    candidate = deploy_decision.Candidate(
+        run_id=run_id,
+        prediction_type=request.prediction_type,
+        dataset=request.dataset,
+        target=request.target,
+        key_column=request.key_column,
+        fingerprint=outcome.run_fields.get("test_fingerprint"),
+        data_digest=outcome.digest,
+        schema=outcome.schema,
+        x_test=outcome.x_test,
+        y_test=outcome.y_test,
+        test_keys=outcome.test_keys,
+        outputs=outputs,
+        value=outcome.values.get(metric),
+        seed=seed,
+    )
+    return deploy_decision.decide(
+        conn, experiment, candidate, request.options.automatic_deploy, request.options.deploy_if
+    )
+
+
+def _model_input_mean(pipeline: Pipeline, x_train: np.ndarray) -> np.ndarray | None:
+    """The mean of what a linear model saw in training (its inputs after imputation and
+    scaling): the point its explanations are centred on (sqml_explain)."""
+    if not hasattr(pipeline[-1], "coef_"):
+        return None
+    if isinstance(pipeline.named_steps["impute"], SimpleImputer):
+        # Standard scaling of the imputed rows: their mean is the scaler's centre, zero.
+        return np.zeros(x_train.shape[1])
+    return np.asarray(pipeline[:-1].transform(x_train).mean(axis=0), dtype=np.float64)
+
+
+def _row_keys(
+    conn: sqlite3.Connection, request: TrainRequest, data: PreparedData
+) -> np.ndarray | None:
+    """Each training row's key (rowid or key_column), in the order the rows were read;
+    None for rows without keys (they are then split by position)."""
+    if not request.keyed:
+        return None
+    rows = keyed_rows(
+        conn,
+        request.dataset,
+        request.key_column,
+        request.target,
+        request.order_by,
+        request.prediction_type,
+    )
+    if len(rows.keys) != len(data.labels):  # the two reads saw different rows
+        raise SqmlError(
+            f"dataset '{request.dataset.name}' changed while it was read "
+            f"({len(data.labels)} then {len(rows.keys)} rows); train again"
+        )
+    return rows.keys
 
 
 def _library(estimator_cls: type[Any]) -> str:

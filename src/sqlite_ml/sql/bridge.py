@@ -4,7 +4,8 @@ The C scorer answers ``sqml_predict``, ``sqml_predict_batch``, ``sqml_predict_pr
 ``sqml_predict_table`` for models stored in the native format, without Python. What it
 hands over comes here: a call of a function it does not answer (a model Python serves,
 an error the Python side words, a near tie), the native form of a model stored without
-one, and the rows of ``sqml_predict_table`` for a model Python serves.
+one, the rows of ``sqml_predict_table`` for a model Python serves, and the rows of the
+table-valued functions Python computes (``csrc/rows.c``).
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ class NativeBridge:
         """The native form of a stored model (compiled now if it has none), or the reason
         Python serves it."""
         from ..ops.native_forms import native_form_bytes
-        from ..ops.prediction import MODELS
+        from ..ops.prediction import model_by_id
 
         conn = self.session.conn
         with plain_rows(conn):
-            model = MODELS.by_id(conn, model_id)
+            model = model_by_id(conn, model_id)
         assert model.serving is not None
         return native_form_bytes(model.serving)
 
@@ -82,3 +83,8 @@ class NativeBridge:
                 key_column=key_column,
                 row_id_constrained=row_id_constrained,
             )
+
+    def rows(self, name: str, *args: Any) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of table-valued function ``name`` (a ``registry.RowsFunction``) for
+        its SQL arguments, in chunks of row tuples."""
+        return self.session.row_tables[name][4](*args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
@@ -130,6 +131,71 @@ def evaluate(session: Session, experiment_name: Any, dataset: Any, target: Any =
     conn = session.conn
     model = session.deployed.model_for(conn, experiment_name)
     return json.dumps(evaluation.evaluate(conn, model, experiment_name, dataset, target))
+
+
+def drift(session: Session, experiment_name: Any, dataset: Any) -> str:
+    from ..ops.drift import drift_report
+
+    return json.dumps(drift_report(session.conn, experiment_name, dataset), allow_nan=False)
+
+
+def explain(session: Session, experiment_name: Any, features: Any, top_k: Any = None) -> str:
+    """``sqml_explain(experiment, features[, top_k])``: one row's explanation."""
+    from ..ops.explain import explain_one
+
+    model = session.deployed.model_for(session.conn, experiment_name)
+    return json.dumps(explain_one(session.conn, model, experiment_name, features, top_k))
+
+
+def explain_table(
+    session: Session, experiment_name: Any, source: Any, top_k: Any = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_explain_table(experiment, source[, top_k])``: a row per row and feature."""
+    from ..ops.explain import explanation_rows
+
+    conn = session.conn
+    model = session.deployed.model_for(conn, experiment_name)
+    return explanation_rows(conn, model, experiment_name, source, top_k)
+
+
+CHUNK_ROWS = 4096  # rows per chunk a table-valued function hands to SQLite
+
+
+def chunked(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    for start in range(0, len(rows), CHUNK_ROWS):
+        yield rows[start : start + CHUNK_ROWS]
+
+
+def test_rows(session: Session, run_id: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_test_rows(run_id)``: the key of every row the run was tested on."""
+    from ..ops import held_out
+
+    held = held_out.held_out_rows(session.conn, run_id)
+    return chunked([(key,) for key in held_out.key_values(held.keys)])
+
+
+def roc_curve(
+    session: Session, experiment_name: Any, dataset: Any, target: Any = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_roc_curve(experiment, dataset[, target])``: a point per class and threshold."""
+    from ..ops import evaluation
+
+    conn = session.conn
+    model = session.deployed.model_for(conn, experiment_name)
+    rows: list[tuple[Any, ...]] = []
+    for curve in evaluation.roc_curves(conn, model, experiment_name, dataset, target):
+        label = curve.label.item() if hasattr(curve.label, "item") else curve.label
+        summary = (curve.auc, curve.average_precision, curve.brier, curve.calibration_error)
+        points = zip(
+            curve.threshold.tolist(),
+            curve.fpr.tolist(),
+            curve.tpr.tolist(),
+            curve.precision.tolist(),
+            curve.recall.tolist(),
+            strict=True,
+        )
+        rows.extend((label, *point, *summary) for point in points)
+    return chunked(rows)
 
 
 def export_model(session: Session, experiment_or_model_id: Any, format: Any) -> bytes:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SqmlError
 from ..sqlite.rows import plain_rows
 from . import functions
-from .session import Session
+from .session import RowsTable, Session
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,45 @@ class TableFunction:
         return f"{self.name}({text})"
 
 
-FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
+@dataclass(frozen=True)
+class RowsFunction:
+    """A table-valued function whose rows a Python function gives, computed when a query
+    starts and handed to SQLite in chunks of row tuples (an eponymous virtual table of the
+    native layer, like ``TableFunction``; absent from the ctypes and stdlib bindings)."""
+
+    name: str
+    implementation: Callable[..., Iterator[list[tuple[Any, ...]]]]  # (session, *sql_args)
+    arguments: tuple[str, ...]
+    columns: tuple[str, ...]
+    optional: int = 0
+
+    def usage(self) -> str:
+        required = self.arguments[: len(self.arguments) - self.optional]
+        optional = self.arguments[len(required) :]
+        text = ", ".join(required) + "".join(f" [, {argument}" for argument in optional)
+        return f"{self.name}({text}{']' * len(optional)})"
+
+    def declaration(self) -> str:
+        hidden = [f"{argument} HIDDEN" for argument in self.arguments]
+        return f"CREATE TABLE x({', '.join([*self.columns, *hidden])})"
+
+    def spec(self, session: Session) -> RowsTable:
+        """What the native layer registers: (declaration, columns, arguments, required,
+        rows(*sql_args))."""
+        session_ref = weakref.ref(session)  # SQLite keeps this as long as the connection
+        implementation = self.implementation
+
+        def rows(*args: Any) -> Iterator[list[tuple[Any, ...]]]:
+            owner = session_ref()
+            assert owner is not None  # the connection that calls us keeps it alive
+            with plain_rows(owner.conn):
+                return implementation(owner, *args)
+
+        required = len(self.arguments) - self.optional
+        return (self.declaration(), len(self.columns), len(self.arguments), required, rows)
+
+
+FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
     SqlFunction("sqml_version", functions.version, (), deterministic=True),
     SqlFunction("sqml_python_version", functions.python_version, (), deterministic=True),
     SqlFunction("sqml_sklearn_version", functions.sklearn_version, (), deterministic=True),
@@ -149,6 +187,26 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
         own_plain_rows=True,
     ),
     SqlFunction("sqml_predict_proba", functions.predict_proba, ("experiment_name", "features")),
+    SqlFunction("sqml_drift", functions.drift, ("experiment_name", "dataset")),
+    SqlFunction(
+        "sqml_explain", functions.explain, ("experiment_name", "features", "top_k"), optional=1
+    ),
+    RowsFunction(
+        "sqml_explain_table",
+        functions.explain_table,
+        ("experiment_name", "source", "top_k"),
+        (
+            "row_id",
+            "prediction",
+            "raw_output",
+            "baseline",
+            "feature",
+            "value",
+            "contribution",
+            "rank",
+        ),
+        optional=1,
+    ),
     SqlFunction(
         "sqml_evaluate", functions.evaluate, ("experiment_name", "dataset", "target"), optional=1
     ),
@@ -163,6 +221,25 @@ FUNCTIONS: tuple[SqlFunction | TableFunction, ...] = (
         ("row_id", "prediction", "probabilities"),
         optional=1,
     ),
+    RowsFunction("sqml_test_rows", functions.test_rows, ("run_id",), ("row_id",)),
+    RowsFunction(
+        "sqml_roc_curve",
+        functions.roc_curve,
+        ("experiment_name", "dataset", "target"),
+        (
+            "class",
+            "threshold",
+            "fpr",
+            "tpr",
+            "precision",
+            "recall",
+            "auc",
+            "average_precision",
+            "brier",
+            "calibration_error",
+        ),
+        optional=1,
+    ),
 )
 
 # sqml_binding_mode() is attached by each binder itself (it owns the session).
@@ -175,9 +252,17 @@ def new_session(conn: sqlite3.Connection | Any) -> Session:
     for function in FUNCTIONS:
         if isinstance(function, TableFunction):
             continue  # the native layer's own (csrc/table.c)
+        if isinstance(function, RowsFunction):
+            session.row_tables[function.name] = function.spec(session)
+            continue
         session.calls[function.name] = function.bound_to(session)
         session.flags[function.name] = (function.deterministic, function.direct_only)
     return session
+
+
+def table_valued_names() -> list[str]:
+    """The table-valued functions: only the native binding has them."""
+    return [f.name for f in FUNCTIONS if isinstance(f, (TableFunction, RowsFunction))]
 
 
 def registered_names() -> list[str]:

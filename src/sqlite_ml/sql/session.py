@@ -14,6 +14,10 @@ from ..errors import SqmlError
 if TYPE_CHECKING:
     from ..ops.prediction import DeployedModels
 
+# A table-valued function whose rows Python gives, as the native layer registers it:
+# (CREATE TABLE declaration, columns, arguments, required arguments, rows(*arguments)).
+RowsTable = tuple[str, int, int, int, Callable[..., Any]]
+
 
 class Session:
     """A connection's state for its SQL functions. It refers to the connection by address
@@ -29,6 +33,9 @@ class Session:
         self._conn_address = id(conn)
         self.calls: dict[str, Callable[..., Any]] = {}
         self.flags: dict[str, tuple[bool, bool]] = {}
+        # Table-valued functions whose rows Python gives (csrc/rows.c asks for them
+        # through the native bridge): name -> what registry.RowsFunction.spec makes.
+        self.row_tables: dict[str, RowsTable] = {}
         self.last_error: str | None = None
         self.mode = ""
 
