@@ -239,17 +239,46 @@ static int change_reading(sqlite3 *db, long long *reading) {
 #endif
 }
 
+/* The deployment, with what says whose model it is (columns 7-9: the model exists, its
+ * run is the experiment's, that run's status): a model of another experiment, of a run
+ * that did not succeed, or a missing one is never served (the store's triggers prevent
+ * it; an edited database may not have them). */
+#define DEPLOYED_OWNER                                                                      \
+    " m.id IS NOT NULL, r.experiment_id IS e.id, r.status, d.id"                            \
+    " FROM sqml_experiments AS e JOIN sqml_deployments AS d ON d.experiment_id = e.id"      \
+    " LEFT JOIN sqml_models AS m ON m.id = d.model_id LEFT JOIN sqml_runs AS r ON r.id = "  \
+    "m.run_id WHERE e.name = ?1 AND d.active ORDER BY d.id DESC LIMIT 1"
 static const char DEPLOYED_SQL[] =
     "SELECT d.model_id, m.native_digest, m.serving, m.serving_reason, m.digest,"
-    " m.feature_schema, length(m.data)"
-    " FROM sqml_experiments AS e JOIN sqml_deployments AS d ON d.experiment_id = e.id"
-    " JOIN sqml_models AS m ON m.id = d.model_id"
-    " WHERE e.name = ?1 AND d.active ORDER BY d.id DESC LIMIT 1";
+    " m.feature_schema, length(m.data)," DEPLOYED_OWNER;
 /* A database of schema version 2 (sqlite-ml 0.3.0) has no native columns yet. */
-static const char DEPLOYED_SQL_V2[] =
-    "SELECT d.model_id, NULL, NULL, NULL, NULL, NULL, NULL"
-    " FROM sqml_experiments AS e JOIN sqml_deployments AS d ON d.experiment_id = e.id"
-    " WHERE e.name = ?1 AND d.active ORDER BY d.id DESC LIMIT 1";
+static const char DEPLOYED_SQL_V2[] = "SELECT d.model_id, NULL, NULL, NULL, NULL, NULL, NULL,"
+    DEPLOYED_OWNER;
+
+/* What the Python side says of a deployment whose model is not the experiment's own
+ * (ops/experiments.py), for when it is not there to say it; 0 when the model is its own. */
+static int not_own_model(sqlite3_stmt *stmt, const char *name, size_t size, char *message) {
+    int found = sqlite3_column_int(stmt, 7), own = sqlite3_column_int(stmt, 8);
+    const char *status = (const char *)sqlite3_column_text(stmt, 9);
+    if (found && own && status != NULL && strcmp(status, "success") == 0) return 0;
+    char problem[160], shown[128];
+    if (!found)
+        snprintf(problem, sizeof problem, "which is missing from sqml_models");
+    else if (!own)
+        snprintf(problem, sizeof problem, "which belongs to another experiment (or to no run)");
+    else if (status == NULL)
+        snprintf(problem, sizeof problem, "whose run has status NULL, not 'success'");
+    else
+        snprintf(problem, sizeof problem, "whose run has status '%.64s', not 'success'", status);
+    sqml_shorten(name, size, shown, sizeof shown);
+    snprintf(message, SQML_ERROR_SIZE,
+             "experiment '%s''s active deployment %lld points at model %lld, %s; the sqml_* "
+             "tables were edited: deploy one of the experiment's own models (sqml_deploy) or "
+             "retrain",
+             shown, (long long)sqlite3_column_int64(stmt, 10),
+             (long long)sqlite3_column_int64(stmt, 0), problem);
+    return 1;
+}
 
 /* The message the Python side gives for an experiment without a deployed model, for
  * when it is not there to give it. */
@@ -445,6 +474,10 @@ static int lookup(SqmlConn *conn, const char *name, size_t size, Entry *entry, c
         sqlite3_finalize(stmt);
         return SQML_RESOLVE_DEFER;
     }
+    if (not_own_model(stmt, name, size, message)) {
+        sqlite3_finalize(stmt);
+        return SQML_RESOLVE_DEFER;
+    }
     entry->model_id = sqlite3_column_int64(stmt, 0);
     const char *digest = (const char *)sqlite3_column_text(stmt, 1);
     const char *serving = (const char *)sqlite3_column_text(stmt, 2);
@@ -461,32 +494,24 @@ static int lookup(SqmlConn *conn, const char *name, size_t size, Entry *entry, c
         double data_size = (double)sqlite3_column_int64(stmt, 6);
         sqlite3_finalize(stmt);
         entry->served = load_stored(db, entry->model_id, copy, message);
-        /* a form stored beside another model than the one it was compiled from */
-        const char *compiled_from =
-            entry->served ? sqml_model_digest(sqml_served_model(entry->served)) : "";
-        if (entry->served && *compiled_from && strcmp(compiled_from, model_copy) != 0) {
-            sqml_served_release(entry->served);
-            entry->served = NULL;
-            snprintf(message, SQML_ERROR_SIZE,
-                     "model %lld's native form was compiled from another model (the SHA-256 it "
-                     "records is not sqml_models.digest); it is not served: retrain the "
-                     "experiment",
-                     (long long)entry->model_id);
-        }
-        if (entry->served == NULL) {
+        if (entry->served == NULL) { /* the form fails its checks: served by nothing */
             entry->refused = strdup(message);
             return SQML_RESOLVE_ERROR;
         }
-        /* the feature schema stored beside it edited since it was compiled: the Python
-         * side reads that schema (and says what is wrong with it) */
+        /* The form beside another model than the one it was compiled from (the skops blob
+         * and its digest replaced, or the form moved from another row), or the feature
+         * schema edited since: the Python side reads and checks what is stored (and serves
+         * it, or says what is wrong with it). */
         const SqmlModel *model = sqml_served_model(entry->served);
+        const char *compiled_from = sqml_model_digest(model);
         const char *compiled_with = sqml_model_schema_digest(model);
         const char *changed = NULL;
-        if (*compiled_with && strcmp(compiled_with, schema_digest) != 0)
-            changed = "its feature schema was edited after its native form was compiled";
-        else if (sqml_model_size(model) != 0 && sqml_model_size(model) != data_size)
+        if ((*compiled_from && strcmp(compiled_from, model_copy) != 0) ||
+            (sqml_model_size(model) != 0 && sqml_model_size(model) != data_size))
             changed = "its stored model is not the one its native form was compiled from";
-        if (changed) { /* the Python side reads (and checks) what changed */
+        else if (*compiled_with && strcmp(compiled_with, schema_digest) != 0)
+            changed = "its feature schema was edited after its native form was compiled";
+        if (changed) {
             sqml_served_release(entry->served);
             entry->served = NULL;
             entry->python = strdup(changed);

@@ -4,8 +4,8 @@ import cannot hide an edge.
 
     faces -> (the public API: sqlite_ml, sqlite_ml.native) -> sql -> ops -> {ml, db} -> sqlite
 
-plus the leaf modules (errors, names, scoring, _version, estimators, preprocessing, the
-compiled _native), which import no other layer. ml and db are peers: neither imports the
+plus the leaf modules (errors, names, scoring, jsontext, _version, estimators, preprocessing,
+the compiled _native), which import no other layer. ml and db are peers: neither imports the
 other. A module may import any layer below its own, never one above.
 """
 
@@ -21,7 +21,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "sqlite_ml"
 
-LEAVES = {"errors", "names", "scoring", "_version", "estimators", "preprocessing", "_native"}
+LEAVES = {
+    "errors",
+    "names",
+    "scoring",
+    "jsontext",
+    "_version",
+    "estimators",
+    "preprocessing",
+    "_native",
+}
 PUBLIC_API = {"__init__", "native"}  # sqlite_ml and its documented sqlite_ml.native
 RANKS = {"leaf": 0, "sqlite": 1, "ml": 2, "db": 2, "ops": 3, "sql": 4, "api": 5, "faces": 6}
 PEERS = {frozenset({"ml", "db"})}

@@ -140,20 +140,39 @@ def test_predictions_are_allowed_in_views(iris):
     assert json.loads(db.value("SELECT sqml_predict_batch('e', '[]') FROM predicted LIMIT 1")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN LIMITATION (README, Security): Python's create_function cannot set "
-    "SQLITE_DIRECTONLY, so in the stdlib fallback a view or trigger can call the writer "
-    "functions; enforcing it would mean changing the user's connection (an authorizer or "
-    "PRAGMA trusted_schema), which register() must not do",
-)
-def test_stdlib_fallback_also_refuses_writers_in_views(stdlib):
-    db = stdlib
-    db.conn.execute("CREATE VIEW sneaky AS SELECT sqml_load_dataset('iris', 'planted') AS x")
-    db.conn.commit()
-    with pytest.raises(sqlite3.OperationalError):
-        db.rows("SELECT * FROM sneaky")
-    assert db.value("SELECT count(*) FROM sqlite_master WHERE name = 'planted'") == 0
+@pytest.fixture
+def no_safe_binding(monkeypatch):
+    """Neither the native nor the ctypes binding can be set up (as on a Python whose
+    sqlite3 has no shared library to reach), and no SQLITE_ML_BINDING."""
+    from sqlite_ml.sqlite import binders
+
+    monkeypatch.delenv("SQLITE_ML_BINDING", raising=False)
+    for mode in binders.SAFE_MODES:
+        monkeypatch.setitem(binders._binders, mode, None)
+        monkeypatch.setitem(binders._failures, mode, "cannot be set up (simulated)")
+
+
+def test_the_stdlib_fallback_is_never_silent(no_safe_binding, connect):
+    """Python's create_function cannot set SQLITE_DIRECTONLY, so in the stdlib binding a
+    view or trigger could call the writer functions. It is never chosen by itself:
+    registering fails, naming SQLITE_ML_BINDING=stdlib, and writes nothing; a view that
+    calls a writer then finds no such function."""
+    conn = connect(register=False)
+    with pytest.raises(sqlite_ml.SqmlError, match="set SQLITE_ML_BINDING=stdlib to use it"):
+        sqlite_ml.register(conn)
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    conn.execute("CREATE VIEW sneaky AS SELECT sqml_load_dataset('iris', 'planted') AS x")
+    with pytest.raises(sqlite3.OperationalError, match="no such function"):
+        conn.execute("SELECT * FROM sneaky").fetchall()
+    assert (
+        conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'planted'").fetchone()[0] == 0
+    )
+
+
+def test_the_stdlib_binding_is_an_explicit_choice(no_safe_binding, monkeypatch, connect):
+    monkeypatch.setenv("SQLITE_ML_BINDING", "stdlib")
+    conn = connect()
+    assert sqlite_ml.binding_mode(conn) == "stdlib"
 
 
 def test_last_error_in_capi_mode(db):

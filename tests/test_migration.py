@@ -225,6 +225,10 @@ def write_v1_database(path: Path) -> None:
     db = Db(conn, path)
     db.load("iris")
     db.train("iris", "classification", "logistic_regression", "dataset_iris", "target")
+    for (trigger,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'sqml%'"
+    ).fetchall():
+        conn.execute(f"DROP TRIGGER {trigger}")  # version 3's (the store's integrity)
     conn.execute("DROP VIEW sqml_leaderboard")
     conn.execute("DROP TABLE sqml_search_trials")
     for table, added in V2_COLUMNS.items():

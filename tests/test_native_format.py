@@ -140,21 +140,25 @@ def test_a_damaged_form_is_refused_by_name_and_served_by_nothing(iris: Db) -> No
 
 
 @native_only
-def test_a_form_beside_another_model_is_refused(iris: Db) -> None:
+def test_a_form_beside_another_model_is_not_served_natively(iris: Db) -> None:
     """Forms record the skops blob they were compiled from: a form moved to another model's
-    row (with its own digest, so its bytes check out) serves nothing."""
+    row (with its own digest, so its bytes check out) is not scored; the Python side loads
+    (and checks) the model stored in the row and serves it."""
+    from sqlite_ml import _native
+
     first = iris.train("one", "classification", "logistic_regression", "dataset_iris", "target")
     second = iris.train("two", "classification", "ridge", "dataset_iris", "target")
+    expected = iris.predict("two", SETOSA)
     blob = native_row(iris, first["model_id"])[0]
     store_form(iris, second["model_id"], blob)
-    with pytest.raises(sqlite3.OperationalError) as error:
-        iris.predict("two", SETOSA)
-    assert str(error.value) == (
-        f"model {second['model_id']}'s native form was compiled from another model (the "
-        "SHA-256 it records is not sqml_models.digest); it is not served: retrain the "
-        "experiment"
-    )
-    assert iris.predict("one", SETOSA) == 0.0
+    python_calls = _native.native_counts()[1]
+    fresh = sqlite3.connect(iris.path)
+    sqlite_ml.register(fresh)
+    row = "[5.1, 3.5, 1.4, 0.2]"
+    assert fresh.execute("SELECT sqml_predict('two', ?)", (row,)).fetchone()[0] == expected
+    assert _native.native_counts()[1] == python_calls + 1  # the ridge, by Python
+    assert fresh.execute("SELECT sqml_predict('one', ?)", (row,)).fetchone()[0] == 0.0
+    fresh.close()
 
 
 FUZZ = """

@@ -193,6 +193,29 @@ def test_what_needs_python_says_so_once_and_clearly(trained, tmp_path, where) ->
     ) in errors[1]
 
 
+def test_another_experiments_model_is_refused_without_python(trained, tmp_path) -> None:
+    """A deployment edited (triggers dropped) to point at another experiment's model is
+    refused by the C lookup too, with the Python side's words, where Python cannot start."""
+    copy = tmp_path / "copy.db"
+    shutil.copy(trained, copy)
+    conn = sqlite3.connect(copy)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute(
+        "UPDATE sqml_deployments SET model_id = (SELECT max(model_id) FROM sqml_deployments)"
+        " WHERE experiment_id = (SELECT id FROM sqml_experiments WHERE name = 'rf')"
+    )
+    conn.commit()
+    conn.close()
+    result = run_shell(
+        copy, "SELECT sqml_predict('rf', '[5.1, 3.5, 1.4, 0.2]');\n", **no_python(tmp_path)
+    )
+    assert "experiment 'rf''s active deployment 2 points at model 7, which belongs to " in (
+        result.stderr
+    )
+    assert result.stdout == ""
+
+
 def test_python_starts_only_when_a_function_needs_it(trained, tmp_path) -> None:
     copy = tmp_path / "copy.db"
     shutil.copy(trained, copy)

@@ -34,7 +34,11 @@ class ActiveModel:
     score: float | None
     format: str | None  # None: written by sqlite-ml 0.1.x (a pickle we never load)
     schema_json: str | None
-    serving: str | None = None  # 'native', 'python', or None: not decided yet
+    # Whose model it is, read with it: the lookup refuses a model of another experiment, of
+    # a run that did not succeed, or one that is missing (store integrity, issue 15).
+    model_found: bool = True
+    run_experiment_id: int | None = None
+    run_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,29 +194,26 @@ def insert_metrics(conn: sqlite3.Connection, model_id: int, metrics: Mapping[str
     )
 
 
-_ACTIVE_MODEL = """SELECT d.id, d.model_id, m.digest,
-                  (SELECT value FROM sqml_metrics
-                    WHERE model_id = d.model_id AND name = ?
-                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1),
-                  m.format, m.feature_schema, {serving}
-             FROM sqml_deployments AS d JOIN sqml_models AS m ON m.id = d.model_id
-            WHERE d.experiment_id = ? AND d.active
-            ORDER BY d.id DESC LIMIT 1"""
-
-
 def active_model(
     conn: sqlite3.Connection, experiment_id: int, metric: str = "score"
 ) -> ActiveModel | None:
     """The active deployment; its score is the model's ``metric`` row in sqml_metrics."""
-    try:
-        row = conn.execute(
-            _ACTIVE_MODEL.format(serving="m.serving"), (metric, experiment_id)
-        ).fetchone()
-    except sqlite3.OperationalError as error:
-        if not _lacks_native_columns(error):
-            raise
-        row = conn.execute(_ACTIVE_MODEL.format(serving="NULL"), (metric, experiment_id)).fetchone()
-    return ActiveModel(*row) if row else None
+    row = conn.execute(
+        """SELECT d.id, d.model_id, m.digest,
+                  (SELECT value FROM sqml_metrics
+                    WHERE model_id = d.model_id AND name = ?
+                      AND typeof(value) IN ('real', 'integer') ORDER BY id DESC LIMIT 1),
+                  m.format, m.feature_schema, m.id IS NOT NULL, r.experiment_id, r.status
+             FROM sqml_deployments AS d
+             LEFT JOIN sqml_models AS m ON m.id = d.model_id
+             LEFT JOIN sqml_runs AS r ON r.id = m.run_id
+            WHERE d.experiment_id = ? AND d.active
+            ORDER BY d.id DESC LIMIT 1""",
+        (metric, experiment_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return ActiveModel(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8])
 
 
 def _lacks_native_columns(error: sqlite3.OperationalError) -> bool:
@@ -339,6 +340,19 @@ def feature_importance(conn: sqlite3.Connection, model_id: int) -> str | None:
     return None if row is None else row[0]
 
 
+def importance_skipped(conn: sqlite3.Connection, model_id: int) -> bool:
+    """Whether the model's run was told not to compute importance (a budget of 0)."""
+    try:
+        row = conn.execute(
+            "SELECT r.importance_budget FROM sqml_models AS m JOIN sqml_runs AS r"
+            " ON r.id = m.run_id WHERE m.id = ?",
+            (model_id,),
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database older than schema version 3
+        return False
+    return row is not None and row[0] == 0
+
+
 def training_summary(conn: sqlite3.Connection, model_id: int) -> str | None:
     row = conn.execute(
         "SELECT training_summary FROM sqml_models WHERE id = ?", (model_id,)
@@ -406,6 +420,48 @@ def model_blob(conn: sqlite3.Connection, model_id: int) -> bytes:
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     return bytes(data or b"")
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    id: int
+    pid: int | None
+    host: str | None
+    heartbeat_at: str | None
+
+
+def pending_runs(conn: sqlite3.Connection) -> list[PendingRun]:
+    """Every run still marked 'pending', with what says whether its process lives."""
+    rows = conn.execute(
+        "SELECT id, pid, host, heartbeat_at FROM sqml_runs WHERE status = 'pending'"
+    ).fetchall()
+    return [PendingRun(*row) for row in rows]
+
+
+def mark_interrupted(conn: sqlite3.Connection, run_id: int, error: str) -> None:
+    """A pending run whose process is gone: 'interrupted', with why."""
+    stamp = now()
+    conn.execute(
+        "UPDATE sqml_runs SET status = 'interrupted', error = ?, finished_at = ?, updated_at = ?"
+        " WHERE id = ? AND status = 'pending'",
+        (error, stamp, stamp, run_id),
+    )
+
+
+def touch_run(conn: sqlite3.Connection, run_id: int) -> None:
+    """The heartbeat of a run still training."""
+    conn.execute(
+        "UPDATE sqml_runs SET heartbeat_at = ? WHERE id = ? AND status = 'pending'",
+        (now(), run_id),
+    )
+
+
+def database_file(conn: sqlite3.Connection) -> str | None:
+    """The file of the connection's main database (None for memory or temporary ones)."""
+    for _, name, path in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(path) if path else None
+    return None
 
 
 @dataclass(frozen=True)

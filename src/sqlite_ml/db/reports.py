@@ -87,15 +87,21 @@ def experiment_row(conn: sqlite3.Connection, name: str) -> Row | None:
 
 
 def run_rows(conn: sqlite3.Connection, experiment_id: int) -> list[Row]:
-    """(run_id, start_time, status, algorithm, score, deployed, fit_time, error, model_id)
-    of every run of an experiment, oldest first."""
+    """(run_id, start_time, status, algorithm, score, deployed, fit_time, error, model_id,
+    pid, host, heartbeat_at) of every run of an experiment, oldest first (the last three
+    NULL in a database older than schema version 3)."""
+    process = (
+        "r.pid, r.host, r.heartbeat_at"
+        if _has_column(conn, "sqml_runs", "heartbeat_at")
+        else "NULL, NULL, NULL"
+    )
     return conn.execute(
-        """SELECT o.run_id, o.start_time, o.status, o.algorithm, o.score, o.deployed,
-                  o.fit_time, o.error, o.model_id
+        f"""SELECT o.run_id, o.start_time, o.status, o.algorithm, o.score, o.deployed,
+                  o.fit_time, o.error, o.model_id, {process}
              FROM sqml_runs_overview AS o
              JOIN sqml_runs AS r ON r.id = o.run_id
             WHERE r.experiment_id = ?
-            ORDER BY o.run_id""",
+            ORDER BY o.run_id""",  # noqa: S608 - two fixed column lists
         (experiment_id,),
     ).fetchall()
 

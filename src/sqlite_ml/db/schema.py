@@ -67,6 +67,10 @@ _ADDED_COLUMNS = {
         "warnings TEXT",
         "options TEXT",  # 2
         "importance_time REAL",  # 2
+        "pid INTEGER",  # 3: issue 15 (the training process, its host and its last sign of life)
+        "host TEXT",  # 3: issue 15
+        "heartbeat_at DATETIME",  # 3: issue 15
+        "importance_budget REAL",  # 3: issue 15 (seconds permutation importance could take)
         "split_scheme TEXT",  # 3: issues 12 and 14: 'hash', 'stratified_hash', 'last', 'position'
         "key_column TEXT",  # 3: issues 12 and 14: the rows' key column, NULL for rowid
         "engine TEXT",  # 3: issue 12: 'memory', 'stream' or 'dask'
@@ -115,15 +119,114 @@ _INDEXES = [
     "CREATE INDEX IF NOT EXISTS sqml_deployments_experiment"
     " ON sqml_deployments(experiment_id, active)",
     "CREATE INDEX IF NOT EXISTS sqml_search_trials_run ON sqml_search_trials(run_id)",
+    # 3: issue 15: a model's deployments, for the trigger that keeps them
+    "CREATE INDEX IF NOT EXISTS sqml_deployments_model ON sqml_deployments(model_id)",
+    # 3: issue 15: the runs the next writer checks for a dead training process
+    "CREATE INDEX IF NOT EXISTS sqml_runs_pending ON sqml_runs(status) WHERE status = 'pending'",
 ]
 
+# A pending run whose heartbeat is older than this was left by a process that is gone: its
+# heartbeat thread writes every HEARTBEAT_SECONDS (ops/runs.py), waits included.
+HEARTBEAT_SECONDS = 10
+HEARTBEAT_STALE_SECONDS = 120
+_STALE = f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-{HEARTBEAT_STALE_SECONDS} seconds')"
+# A run's status as the views show it: 'interrupted' for a pending run whose heartbeat
+# stopped (the next writer records it; this shows it before any writer comes).
+SHOWN_STATUS = (
+    "CASE WHEN sqml_runs.status = 'pending' AND sqml_runs.heartbeat_at IS NOT NULL"
+    f" AND sqml_runs.heartbeat_at < {_STALE} THEN 'interrupted' ELSE sqml_runs.status END"
+)
+
+
+# 3: issue 15: the store's integrity, kept by triggers (SQLite enforces FOREIGN KEY only
+# where each connection turns it on): no row points at a parent that is not there, no
+# parent leaves children behind, rows never change parents or ids, and a deployment names a
+# model of its own experiment whose run succeeded.
+def _refusal(name: str, when: str, message: str) -> str:
+    text = message.replace("'", "''")
+    return f"CREATE TRIGGER IF NOT EXISTS {name} {when} BEGIN SELECT RAISE(ABORT, '{text}'); END"
+
+
+_TRIGGERS = {
+    name: _refusal(name, when, message)
+    for name, when, message in (
+        (
+            "sqml_experiments_keep_children",
+            "BEFORE DELETE ON sqml_experiments WHEN EXISTS"
+            " (SELECT 1 FROM sqml_runs WHERE experiment_id = OLD.id)"
+            " OR EXISTS (SELECT 1 FROM sqml_deployments WHERE experiment_id = OLD.id)",
+            "sqml_experiments: this experiment still has runs or deployments; delete its"
+            " deployments, metrics, models, search trials and runs first",
+        ),
+        (
+            "sqml_runs_keep_children",
+            "BEFORE DELETE ON sqml_runs WHEN EXISTS"
+            " (SELECT 1 FROM sqml_models WHERE run_id = OLD.id)"
+            " OR EXISTS (SELECT 1 FROM sqml_search_trials WHERE run_id = OLD.id)",
+            "sqml_runs: this run still has models or search trials; delete them first",
+        ),
+        (
+            "sqml_models_keep_children",
+            "BEFORE DELETE ON sqml_models WHEN EXISTS"
+            " (SELECT 1 FROM sqml_metrics WHERE model_id = OLD.id)"
+            " OR EXISTS (SELECT 1 FROM sqml_deployments WHERE model_id = OLD.id)",
+            "sqml_models: this model still has metrics or deployments; delete them first",
+        ),
+        *(
+            (
+                f"sqml_{table}_keep_{column}",
+                f"BEFORE UPDATE OF {column} ON sqml_{table} WHEN NEW.{column} IS NOT OLD.{column}",
+                f"sqml_{table}: {what} never changes",
+            )
+            for table, column, what in (
+                ("experiments", "id", "an experiment's id"),
+                ("runs", "id", "a run's id"),
+                ("runs", "experiment_id", "a run's experiment"),
+                ("models", "id", "a model's id"),
+                ("models", "run_id", "a model's run"),
+                ("metrics", "model_id", "a metric's model"),
+                ("search_trials", "run_id", "a search trial's run"),
+            )
+        ),
+        *(
+            (
+                f"sqml_{table}_need_{parent}",
+                f"BEFORE INSERT ON sqml_{table} WHEN NOT EXISTS"  # noqa: S608 - our names
+                f" (SELECT 1 FROM sqml_{parent}s WHERE id = NEW.{parent}_id)",
+                f"sqml_{table}: its {parent}_id names no {parent}",
+            )
+            for table, parent in (
+                ("runs", "experiment"),
+                ("models", "run"),
+                ("metrics", "model"),
+                ("search_trials", "run"),
+            )
+        ),
+        *(
+            (
+                f"sqml_deployments_own_model_{name}",
+                f"BEFORE {event} ON sqml_deployments WHEN NOT EXISTS"  # noqa: S608 - ours
+                " (SELECT 1 FROM sqml_models AS m JOIN sqml_runs AS r ON r.id = m.run_id"
+                " WHERE m.id = NEW.model_id AND r.experiment_id = NEW.experiment_id"
+                " AND r.status = 'success')",
+                "sqml_deployments: a deployment must name a model of its own experiment"
+                " whose run succeeded",
+            )
+            for name, event in (
+                ("insert", "INSERT"),
+                ("update", "UPDATE OF experiment_id, model_id"),
+            )
+        ),
+    )
+}
+
 # Same columns as 0.1.x's view; rebuilt on migration so that it reads every run.
-_RUNS_OVERVIEW = """CREATE VIEW sqml_runs_overview AS
+_RUNS_OVERVIEW = f"""CREATE VIEW sqml_runs_overview AS
 SELECT
     sqml_runs.id AS run_id,
     sqml_experiments.name AS experiment,
     sqml_runs.created_at AS start_time,
-    sqml_runs.status AS status,
+    {SHOWN_STATUS} AS status,
     sqml_runs.algorithm AS algorithm,
     (SELECT sqml_metrics.value FROM sqml_models
        JOIN sqml_metrics ON sqml_metrics.model_id = sqml_models.id
@@ -136,9 +239,12 @@ SELECT
       ORDER BY sqml_models.id DESC LIMIT 1) AS model_id,
     EXISTS (SELECT 1 FROM sqml_deployments
               JOIN sqml_models ON sqml_models.id = sqml_deployments.model_id
-             WHERE sqml_models.run_id = sqml_runs.id AND sqml_deployments.active) AS deployed
+             WHERE sqml_models.run_id = sqml_runs.id AND sqml_deployments.active) AS deployed,
+    sqml_runs.pid AS pid,
+    sqml_runs.host AS host,
+    sqml_runs.heartbeat_at AS heartbeat_at
 FROM sqml_runs
-JOIN sqml_experiments ON sqml_experiments.id = sqml_runs.experiment_id"""
+JOIN sqml_experiments ON sqml_experiments.id = sqml_runs.experiment_id"""  # noqa: S608
 
 # Every model with its experiment's deciding metric, best first within each experiment.
 # Metrics go into JSON with 17 significant digits, so they read back as the stored REALs.
@@ -205,11 +311,12 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def _schema_complete(conn: sqlite3.Connection) -> bool:
     """Every sqml table and the view exist (a table dropped by hand is made again)."""
-    wanted = {*_BASE_TABLES, *_NEW_TABLES, "sqml_meta", *_VIEWS}
+    wanted = {*_BASE_TABLES, *_NEW_TABLES, "sqml_meta", *_VIEWS, *_TRIGGERS}
     present = {
         row[0]
         for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name LIKE 'sqml%'"
+            "SELECT name FROM sqlite_master"
+            " WHERE type IN ('table', 'view', 'trigger') AND name LIKE 'sqml%'"
         )
     }
     return wanted <= present
@@ -253,6 +360,8 @@ def _create_or_migrate(conn: sqlite3.Connection) -> None:
     for view, ddl in _VIEWS.items():
         conn.execute(f"DROP VIEW IF EXISTS {view}")
         conn.execute(ddl)
+    for trigger in _TRIGGERS.values():
+        conn.execute(trigger)
     conn.execute(
         "INSERT INTO sqml_meta(key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

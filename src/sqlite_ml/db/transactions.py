@@ -21,18 +21,33 @@ def now() -> str:
 def savepoint(conn: sqlite3.Connection) -> Iterator[bool]:
     """All-or-nothing writes that nest inside the caller's own transaction, if any.
 
-    Outside a transaction the outermost RELEASE commits; inside one, the caller's COMMIT
-    or ROLLBACK decides, as with any other statement they run. SQLite refuses to open a
-    savepoint while a write statement is running (``INSERT INTO t SELECT sqml_train(...)``);
-    there our writes are part of that statement, which SQLite undoes whole if it fails.
-    Yields whether the block got a savepoint of its own.
+    Outside a transaction the block is a transaction of its own that takes the write lock
+    first (``BEGIN IMMEDIATE``): SQLite then waits for another writer as long as the
+    connection's busy timeout allows, where a transaction that read first could only fail
+    at once ("database is locked") when it came to write. Inside the caller's transaction
+    it is a savepoint, and the caller's COMMIT or ROLLBACK decides; that transaction's own
+    BEGIN decided when it took the write lock (BEGIN IMMEDIATE waits, a plain BEGIN may
+    fail when it first writes while another connection writes).
+
+    SQLite refuses to begin anything while a write statement is running (``INSERT INTO t
+    SELECT sqml_train(...)``); there our writes are part of that statement, which SQLite
+    undoes whole if it fails. Yields whether the block got a transaction or savepoint of
+    its own.
     """
-    name = f"sqml_{next(_savepoint_names)}"
-    try:
-        conn.execute(f"SAVEPOINT {name}")
-    except sqlite3.OperationalError as error:
-        if "statements in progress" not in str(error):
+    if not conn.in_transaction:
+        if not _opened(conn, "BEGIN IMMEDIATE"):
+            yield False
+            return
+        try:
+            yield True
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
+        return
+    name = f"sqml_{next(_savepoint_names)}"
+    if not _opened(conn, f"SAVEPOINT {name}"):
         yield False
         return
     try:
@@ -42,3 +57,16 @@ def savepoint(conn: sqlite3.Connection) -> Iterator[bool]:
         conn.execute(f"RELEASE {name}")
         raise
     conn.execute(f"RELEASE {name}")
+
+
+def _opened(conn: sqlite3.Connection, statement: str) -> bool:
+    """Run BEGIN or SAVEPOINT; False when a write statement running on the connection
+    (the one calling us) does not allow it."""
+    try:
+        conn.execute(statement)
+    except sqlite3.OperationalError as error:
+        text = str(error)
+        if "statements in progress" in text or "within a transaction" in text:
+            return False
+        raise
+    return True

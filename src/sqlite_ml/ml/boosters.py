@@ -281,7 +281,7 @@ class _UbjsonReader:
         if marker in _CONSTANTS:
             return _CONSTANTS[marker]
         self.pos -= 1
-        raise self.fail(f"unexpected marker {chr(marker)!r}")
+        raise self.fail(f"an unknown marker {chr(marker)!r}")
 
     def object(self, depth: int) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -309,7 +309,7 @@ class _UbjsonReader:
                 raise self.fail(f"a typed array of {count} items longer than the data")
             values = np.frombuffer(data, dtype=dtype, count=count, offset=self.pos)
             self.pos += size
-            return _Typed(kind, values.astype(dtype.newbyteorder("=")))
+            return _Typed(kind, values)  # big-endian, read-only: converted when used
         if marker == 0x23:  # '#': a counted array, every item at least one byte
             self.pos += 1
             count = self.length()
@@ -371,8 +371,8 @@ _XGB_NO_PARENT = 0x7FFFFFFF  # the root's parent as XGBoost writes it
 _XGB_DELETED = 0x7FFFFFFF  # split index of a node the pruner deleted (with default_left)
 _FLOAT_LITERAL = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _INT_LITERAL = re.compile(r"-?[0-9]{1,18}")
-_FLOAT_LINE = re.compile(rf"{_FLOAT_LITERAL.pattern}(?: {_FLOAT_LITERAL.pattern})*")
-_INT_LINE = re.compile(r"-?[0-9]{1,11}(?: -?[0-9]{1,11})*")
+_FLOAT_CHARS = re.compile(r"[-+.0-9eE ]+")
+_INT_CHARS = re.compile(r"[-0-9 ]+")
 
 
 def _need(condition: bool, message: str) -> None:
@@ -384,7 +384,7 @@ def _obj(value: Any, where: str, keys: set[str] | None = None) -> dict[str, Any]
     _need(isinstance(value, dict), f"{where} is not an object")
     if keys is not None:
         unknown = sorted(set(value) - keys)
-        _need(not unknown, f"{where} has unexpected keys {unknown[:5]}")
+        _need(not unknown, f"{where} has keys it should not have: {unknown[:5]}")
     return value
 
 
@@ -628,7 +628,7 @@ def _xgb_feature_list(value: Any, where: str, n_features: int) -> list[str]:
 
 def _xgb_best_iteration(attributes: dict[str, Any], iterations: int) -> int | None:
     for key, value in attributes.items():
-        _need(key in ("best_iteration", "best_score"), f"unexpected attribute {key[:40]!r}")
+        _need(key in ("best_iteration", "best_score"), f"an unknown attribute {key[:40]!r}")
         _need(isinstance(value, str) and len(value) <= 64, f"attribute {key!r} is not text")
     if "best_score" in attributes:
         _floats_text(attributes["best_score"], "best_score")
@@ -696,8 +696,7 @@ def _xgb_trees(
         _need(outputs[i] == expected_output, f"tree {i} adds to output {outputs[i]}")
     if "cats" in model:
         _xgb_no_categories(model["cats"])
-    trees = [_xgb_tree(tree, i, n_features) for i, tree in enumerate(trees_json)]
-    return trees, outputs, per_iteration, iterations, parallel
+    return _xgb_forest(trees_json, n_features), outputs, per_iteration, iterations, parallel
 
 
 def _xgb_no_categories(value: Any) -> None:
@@ -711,11 +710,39 @@ def _xgb_no_categories(value: Any) -> None:
         )
 
 
-def _xgb_tree(value: Any, index: int, n_features: int) -> Tree:
+# A tree's typed arrays: (key, UBJSON types, numpy type read as), all one per node.
+_XGB_NODE_ARRAYS = (
+    ("left_children", "l", np.int64),
+    ("right_children", "l", np.int64),
+    ("parents", "l", np.int64),
+    ("split_indices", "lL", np.int64),
+    ("split_conditions", "d", np.float32),
+    ("default_left", "U", np.uint8),
+    ("split_type", "U", np.uint8),
+    ("base_weights", "d", np.float32),
+    ("loss_changes", "d", np.float32),
+    ("sum_hessian", "d", np.float32),
+)
+_XGB_CATEGORY_ARRAYS = (
+    ("categories", "l"),
+    ("categories_nodes", "l"),
+    ("categories_segments", "L"),
+    ("categories_sizes", "L"),
+)
+_NO_CATEGORIES = (
+    "sqlite-ml refuses XGBoost's categorical splits (its features are encoded before the "
+    "model sees them)"
+)
+
+
+def _xgb_tree_arrays(value: Any, index: int, n_features: int) -> tuple[int, int, list[np.ndarray]]:
+    """One tree's node count, deleted-node count and node arrays, each checked for its
+    type and length (the checks across nodes run on all trees at once)."""
     where = f"tree {index}"
     tree = _obj(value, where, _XGB_TREE_KEYS)
-    missing = sorted(_XGB_TREE_KEYS - set(tree))
-    _need(not missing, f"{where} lacks {missing[:5]}")
+    _need(
+        len(tree) == len(_XGB_TREE_KEYS), f"{where} lacks {sorted(_XGB_TREE_KEYS - set(tree))[:5]}"
+    )
     _need(_int(tree["id"], f"{where}'s id", 0, MAX_TREES) == index, f"{where} has another id")
     params = _obj(
         tree["tree_param"],
@@ -728,61 +755,98 @@ def _xgb_tree(value: Any, index: int, n_features: int) -> Tree:
     _need(width == n_features, f"{where} has {width} features, the model {n_features}")
     leaf_size = _int_text(params.get("size_leaf_vector", "1"), f"{where}'s leaf size", 0, 1 << 16)
     _need(leaf_size in (0, 1), f"{where} has vector leaves (multi-output trees)")
-    left = _typed(tree["left_children"], f"{where}'s left_children", "l", n).astype(np.int64)
-    right = _typed(tree["right_children"], f"{where}'s right_children", "l", n).astype(np.int64)
-    parents = _typed(tree["parents"], f"{where}'s parents", "l", n).astype(np.int64)
-    split = _typed(tree["split_indices"], f"{where}'s split_indices", "lL", n).astype(np.int64)
-    conditions = _typed(tree["split_conditions"], f"{where}'s split_conditions", "d", n)
-    default = _typed(tree["default_left"], f"{where}'s default_left", "U", n)
-    split_type = _typed(tree["split_type"], f"{where}'s split_type", "U", n)
-    for key in ("base_weights", "loss_changes", "sum_hessian"):
-        _all_finite(_typed(tree[key], f"{where}'s {key}", "d", n), f"{where}'s {key}")
-    for key, kinds in (
-        ("categories", "l"),
-        ("categories_nodes", "l"),
-        ("categories_segments", "L"),
-        ("categories_sizes", "L"),
-    ):
-        _typed(tree[key], f"{where}'s {key}", kinds)
-    _need(
-        not split_type.any() and len(tree["categories_nodes"].values) == 0,
-        f"{where} has a categorical split; sqlite-ml refuses XGBoost's categorical splits "
-        "(its features are encoded before the model sees them)",
-    )
-    _need(bool(((default == 0) | (default == 1)).all()), f"{where}'s default_left is not 0/1")
-    _all_finite(conditions, f"{where}'s split_conditions")
+    arrays = [_typed(tree[key], f"{where}'s {key}", kinds, n) for key, kinds, _ in _XGB_NODE_ARRAYS]
+    for key, kinds in _XGB_CATEGORY_ARRAYS:
+        found = _typed(tree[key], f"{where}'s {key}", kinds)
+        _need(len(found) == 0, f"{where} has a categorical split; {_NO_CATEGORIES}")
+    return n, deleted, arrays
+
+
+def _xgb_forest(trees_json: list[Any], n_features: int) -> list[Tree]:
+    """Every tree checked: per tree its fields, then over all trees' nodes at once the
+    links, features, parents, deleted nodes and values."""
+    counted = [_xgb_tree_arrays(tree, i, n_features) for i, tree in enumerate(trees_json)]
+    if not counted:
+        return []
+    sizes = np.array([n for n, _, _ in counted], dtype=np.int64)
+    deleted_counts = np.array([d for _, d, _ in counted], dtype=np.int64)
+    columns = [
+        np.concatenate([arrays[k] for _, _, arrays in counted]).astype(dtype)
+        for k, (_, _, dtype) in enumerate(_XGB_NODE_ARRAYS)
+    ]
+    left, right, parents, split, conditions, default, split_type = columns[:7]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    start_of = np.repeat(starts, sizes)
+
+    def first_bad(bad: np.ndarray, what: str) -> None:
+        if bad.any():
+            tree = int(np.searchsorted(starts, int(np.argmax(bad)), side="right")) - 1
+            raise BoosterError(f"tree {tree} {what}")
+
+    first_bad(split_type != 0, f"has a categorical split; {_NO_CATEGORIES}")
+    first_bad((default != 0) & (default != 1), "has a default_left that is not 0/1")
+    for k, (key, _, _) in enumerate(_XGB_NODE_ARRAYS):
+        if columns[k].dtype == np.float32:
+            first_bad(~np.isfinite(columns[k]), f"has a value in {key} that is not finite")
     is_deleted = (split == _XGB_DELETED) & (default == 1)
-    _need(int(is_deleted.sum()) == deleted, f"{where} does not have {deleted} deleted nodes")
-    _need(not is_deleted[0], f"{where}'s root is deleted")
-    _need(int(parents[0]) == _XGB_NO_PARENT, f"{where}'s root has a parent")
-    _need(
-        bool(((parents[1:] >= 0) & (parents[1:] < n)).all()),
-        f"{where} has a parent index out of range",
-    )
+    per_tree = np.add.reduceat(is_deleted.astype(np.int64), starts)
+    bad_tree = per_tree != deleted_counts
+    _need(not bad_tree.any(), f"tree {int(np.argmax(bad_tree))} does not have its deleted nodes")
+    first_bad(np.isin(np.arange(len(left)), starts) & is_deleted, "has its root deleted")
+    root = np.zeros(len(left), dtype=bool)
+    root[starts] = True
+    first_bad(root & (parents != _XGB_NO_PARENT), "has a root with a parent")
+    size_of = np.repeat(sizes, sizes)
+    first_bad(~root & ((parents < 0) | (parents >= size_of)), "has a parent index out of range")
     leaf = left == -1
-    _need(bool((right[leaf] == -1).all()), f"{where} has a leaf with a right child")
-    inner = ~leaf
-    _need(
-        bool(((split[inner] >= 0) & (split[inner] < n_features)).all()),
-        f"{where} splits on a feature that is not one of the {n_features}",
+    first_bad(
+        ~leaf & ((split < 0) | (split >= n_features)),
+        f"splits on a feature that is not one of the {n_features}",
     )
-    _check_tree_shape(left, right, where, unused=is_deleted)
-    kept = ~is_deleted
+    found = tree_links.forest_problem(left, right, sizes, unused=is_deleted)
+    if found is not None:
+        raise BoosterError(f"tree {found[0]} {found[1]}")
+    inner = np.flatnonzero(~leaf)
     for child, side in ((left, "left"), (right, "right")):
-        nodes = np.flatnonzero(inner)
-        _need(
-            bool((parents[child[nodes]] == nodes).all()),
-            f"{where}: a {side} child does not name its parent",
+        named = parents[child[inner] + start_of[inner]] + start_of[inner]
+        first_bad_nodes = named != inner
+        if first_bad_nodes.any():
+            node = int(inner[np.argmax(first_bad_nodes)])
+            tree = int(np.searchsorted(starts, node, side="right")) - 1
+            raise BoosterError(f"tree {tree}: a {side} child does not name its parent")
+    kept = ~is_deleted
+    renumbered = np.cumsum(kept) - 1  # every node's index once deleted ones are dropped
+    new_starts = renumbered[starts]
+    new_sizes = np.add.reduceat(kept.astype(np.int64), starts)
+    leaf_kept = leaf[kept]
+    start_kept = np.repeat(new_starts, new_sizes)
+
+    def kept_child(side: np.ndarray) -> np.ndarray:
+        target = renumbered[np.maximum(side, 0) + start_of][kept] - start_kept
+        return np.where(leaf_kept, -1, target).astype(np.int32)
+
+    values = conditions.astype(np.float64)[kept]
+    flat = {
+        "feature": _frozen(np.where(leaf_kept, -1, split[kept]).astype(np.int32)),
+        "threshold": _frozen(np.where(leaf_kept, 0.0, values)),
+        "left": _frozen(kept_child(left)),
+        "right": _frozen(kept_child(right)),
+        "default_left": _frozen(default[kept].astype(bool)),
+        "missing": _frozen(np.full(len(values), MISSING_NAN, dtype=np.uint8)),
+        "category_set": _frozen(np.full(len(values), -1, dtype=np.int32)),
+        "value": _frozen(np.where(leaf_kept, values, 0.0)),
+    }
+    no_bounds = _frozen(np.zeros(1, dtype=np.int32))
+    no_words = _frozen(np.zeros(0, dtype=np.uint32))
+    ends = new_starts + new_sizes
+    return [
+        Tree(
+            **{name: array[a:b] for name, array in flat.items()},
+            category_bounds=no_bounds,
+            category_words=no_words,
         )
-    return _compact_tree(
-        kept,
-        feature=np.where(leaf, -1, split),
-        threshold=np.where(leaf, 0.0, conditions.astype(np.float64)),
-        left=left,
-        right=right,
-        default_left=default.astype(bool),
-        value=np.where(leaf, conditions.astype(np.float64), 0.0),
-    )
+        for a, b in zip(new_starts.tolist(), ends.tolist(), strict=True)
+    ]
 
 
 def _check_tree_shape(
@@ -790,30 +854,6 @@ def _check_tree_shape(
 ) -> None:
     found = tree_links.problem(left, right, unused)
     _need(found is None, f"{where} {found}")
-
-
-def _compact_tree(kept: np.ndarray, **arrays: np.ndarray) -> Tree:
-    """The reachable nodes only, renumbered in their order (which keeps children after
-    their parents)."""
-    index = np.full(len(kept), -1, dtype=np.int64)
-    index[kept] = np.arange(int(kept.sum()))
-    feature = arrays["feature"][kept]
-    leaf = feature < 0
-    left = np.where(leaf, -1, index[np.maximum(arrays["left"][kept], 0)])
-    right = np.where(leaf, -1, index[np.maximum(arrays["right"][kept], 0)])
-    n = len(feature)
-    return Tree(
-        feature=_frozen(feature.astype(np.int32)),
-        threshold=_frozen(arrays["threshold"][kept].astype(np.float64)),
-        left=_frozen(left.astype(np.int32)),
-        right=_frozen(right.astype(np.int32)),
-        default_left=_frozen(arrays["default_left"][kept].astype(bool)),
-        missing=_frozen(np.full(n, MISSING_NAN, dtype=np.uint8)),
-        category_set=_frozen(np.full(n, -1, dtype=np.int32)),
-        category_bounds=_frozen(np.zeros(1, dtype=np.int32)),
-        category_words=_frozen(np.zeros(0, dtype=np.uint32)),
-        value=_frozen(arrays["value"][kept].astype(np.float64)),
-    )
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -994,7 +1034,10 @@ def _lgb_header(lines: list[str]) -> tuple[dict[str, str], int]:
     while position < len(lines) and lines[position] != "":
         line = lines[position]
         key, equals, value = line.partition("=")
-        _need(key in _LGB_HEADER_KEYS, f"unexpected header line {line[:40]!r}")
+        _need(
+            key in _LGB_HEADER_KEYS,
+            f"the header has a line that is not one of LightGBM's: {line[:40]!r}",
+        )
         _need(key not in header, f"the header states {key!r} twice")
         _need(
             bool(equals) or key == "average_output",
@@ -1071,29 +1114,38 @@ def _lgb_objective(value: str | None, n_classes: int) -> tuple[str, str, float, 
 
 def _lgb_numbers(text: str, where: str, count: int, kind: str) -> np.ndarray:
     """A line of ``count`` numbers separated by single spaces: 'f' finite decimals,
-    'int' int32 values, 'uint32' unsigned 32-bit values (one regex match per line, then
-    numpy's own conversion)."""
+    'int' int32 values, 'uint32' unsigned 32-bit values. The characters are checked by
+    one regex, each number by numpy's conversion (which refuses anything but a decimal
+    literal made of them, as an empty item from a doubled space)."""
+    items = _lgb_items(text, where, count, kind)
+    if not items:
+        return np.zeros(0, dtype=np.float64 if kind == "f" else np.int64)
+    try:
+        values = np.array(items, dtype=np.float64 if kind == "f" else np.int64)
+    except (ValueError, OverflowError):
+        raise BoosterError(f"{where} holds a malformed number") from None
+    if kind == "f":
+        _all_finite(values, where)
+        return values
+    low, high = (-(1 << 31), 1 << 31) if kind == "int" else (0, 1 << 32)
+    _need(bool(((values >= low) & (values < high)).all()), f"{where} holds an integer out of range")
+    return values
+
+
+def _lgb_items(text: str, where: str, count: int, kind: str) -> list[str]:
+    """The items of a line of numbers, checked for their characters and their count (the
+    fields prediction does not read are checked this far only)."""
     if count == 0:
         _need(text == "", f"{where} has values, not 0")
-        return np.zeros(0, dtype=np.float64 if kind == "f" else np.int64)
-    pattern = _FLOAT_LINE if kind == "f" else _INT_LINE
+        return []
+    pattern = _FLOAT_CHARS if kind == "f" else _INT_CHARS
     _need(
         pattern.fullmatch(text) is not None,
         f"{where} holds a non-number" if kind == "f" else f"{where} holds a non-integer",
     )
     items = text.split(" ")
     _need(len(items) == count, f"{where} has {len(items)} values, not {count}")
-    if kind == "f":
-        floats = np.array(items, dtype=np.float64)
-        _all_finite(floats, where)
-        return floats
-    values = np.array(items, dtype=np.int64)
-    low, high = (-(1 << 31), 1 << 31) if kind == "int" else (0, 1 << 32)
-    _need(
-        bool(((values >= low) & (values < high)).all()),
-        f"{where} holds an integer out of range",
-    )
-    return values
+    return items
 
 
 def _lgb_tree(
@@ -1107,7 +1159,10 @@ def _lgb_tree(
     while position < len(lines) and lines[position] != "":
         line = lines[position]
         key, equals, value = line.partition("=")
-        _need(bool(equals) and key in _LGB_TREE_KEYS, f"{where} has an unexpected line")
+        _need(
+            bool(equals) and key in _LGB_TREE_KEYS,
+            f"{where} has a line that is not one of a tree's",
+        )
         _need(key not in fields, f"{where} states {key!r} twice")
         fields[key] = value
         position += 1
@@ -1142,8 +1197,8 @@ def _lgb_tree(
                 )
         return _lgb_single_leaf(float(leaf_values[0])), position
     for key, kind in (("leaf_weight", "f"), ("leaf_count", "int")):
-        if key in fields:
-            _lgb_numbers(fields[key], f"{where}'s {key}", leaves, kind)
+        if key in fields:  # not read by prediction: their shape only
+            _lgb_items(fields[key], f"{where}'s {key}", leaves, kind)
     inner = leaves - 1
     feature = _lgb_numbers(
         _field(fields, "split_feature", where), f"{where}'s split_feature", inner, "int"
@@ -1165,8 +1220,8 @@ def _lgb_tree(
         ("internal_weight", "f"),
         ("internal_count", "int"),
     ):
-        if key in fields:
-            _lgb_numbers(fields[key], f"{where}'s {key}", inner, kind)
+        if key in fields:  # not read by prediction: their shape only
+            _lgb_items(fields[key], f"{where}'s {key}", inner, kind)
     _need(
         bool(((feature >= 0) & (feature < n_features)).all()),
         f"{where} splits on a feature that is not one",
@@ -1480,7 +1535,7 @@ def check_wrapper(model: Any, ensemble: Ensemble) -> Ensemble:
 
 def _describe_xgboost(model: Any) -> Ensemble:
     state = model.get_booster().__getstate__()
-    _need(set(state) == {"handle"}, "the XGBoost booster carries unexpected state")
+    _need(set(state) == {"handle"}, "the XGBoost booster carries state it should not have")
     return _check_xgboost_wrapper(model, parse_xgboost(bytes(state["handle"])))
 
 
@@ -1531,7 +1586,7 @@ def _check_lightgbm_wrapper(model: Any, ensemble: Ensemble) -> Ensemble:
     _need(isinstance(other, dict), "the wrapper's extra parameters are not a dict")
     allowed = set(type(model)._get_param_names()) | _LGB_EXTRA_PARAMETERS
     unknown = sorted(set(other) - allowed)
-    _need(not unknown, f"the wrapper passes unexpected parameters {unknown[:5]}")
+    _need(not unknown, f"the wrapper passes parameters it should not: {unknown[:5]}")
     for name, value in model.get_params(deep=False).items():
         if name in ("class_weight",):
             _need(value is None or isinstance(value, (str, dict)), name)

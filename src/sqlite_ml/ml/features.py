@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import jsontext
 from ..errors import SqmlError, describe, shorten
 from ..names import ascii_lower
 from .labels import LABEL_KINDS, NUMERIC_LABELS
@@ -216,7 +217,7 @@ class FeatureSchema:
     @classmethod
     def from_json(cls, text: str) -> FeatureSchema:
         """Read a stored schema; ValueError says what is wrong with a damaged one."""
-        data = json.loads(text)
+        data = jsontext.loads(text)
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError("not a version 1 feature schema object")
         if not isinstance(data.get("features"), list) or not data["features"]:
@@ -231,6 +232,8 @@ class FeatureSchema:
                 raise ValueError(f"feature '{item['name']}' has unknown kind {kind!r}")
             if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
                 raise ValueError(f"feature '{item['name']}' has malformed categories")
+            if len(set(categories)) != len(categories):
+                raise ValueError(f"feature '{item['name']}' lists a category twice")
             features.append(_feature_from_json(item, kind, list(categories)))
         names = [feature.name for feature in features]
         if len(set(names)) != len(names):
@@ -404,10 +407,18 @@ class FeatureSchema:
             return math.nan
         if not math.isfinite(number):
             raise SqmlError(
-                f"feature '{self.names[slot]}'{where} expects a number or null, "
-                f"got {shorten(json.dumps(value))}"
+                f"feature '{self.names[slot]}'{where} expects a number or null, got {_shown(value)}"
             )
         return number
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: as JSON when it came from JSON, else as SQL shows it (a
+    BLOB passed as a feature value has no JSON form)."""
+    try:
+        return shorten(json.dumps(value))
+    except (TypeError, ValueError):
+        return describe(value)
 
 
 def _feature_json(feature: Feature) -> dict[str, Any]:

@@ -16,23 +16,51 @@ import numpy as np
 def problem(left: np.ndarray, right: np.ndarray, unused: np.ndarray | None = None) -> str | None:
     """What makes the arrays not such a tree (None when they are one). ``unused`` marks
     leaves that no node may point at (XGBoost's pruned nodes)."""
+    found = forest_problem(left, right, np.array([len(left)]), unused)
+    return None if found is None else found[1]
+
+
+def forest_problem(
+    left: np.ndarray, right: np.ndarray, sizes: np.ndarray, unused: np.ndarray | None = None
+) -> tuple[int, str] | None:
+    """The same check for many trees at once: their arrays concatenated (child indices
+    local to each tree), ``sizes`` their node counts. Returns (the first bad tree, what is
+    wrong), or None."""
     n = len(left)
-    if len(right) != n or n == 0:
-        return "has child arrays of different or zero length"
+    if len(right) != n or n == 0 or (sizes <= 0).any() or int(sizes.sum()) != n:
+        return 0, "has child arrays of different or zero length"
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    start_of = np.repeat(starts, sizes)
+    local = np.arange(n) - start_of
+    size_of = np.repeat(sizes, sizes)
     inner = np.flatnonzero(left != -1)
+
+    def tree_of(node: int) -> int:
+        return int(np.searchsorted(starts, node, side="right")) - 1
+
     for child, side in ((left, "left"), (right, "right")):
         chosen = child[inner]
-        if not ((chosen > inner) & (chosen < n)).all():
-            return f"has a {side} child out of range or not after its parent"
-    if (right[left == -1] != -1).any():
-        return "has a leaf with a right child"
-    referrers = np.bincount(np.concatenate([left[inner], right[inner]]), minlength=n)
+        bad = ~((chosen > local[inner]) & (chosen < size_of[inner]))
+        if bad.any():
+            return tree_of(int(inner[np.argmax(bad)])), (
+                f"has a {side} child out of range or not after its parent"
+            )
+    leaves = np.flatnonzero(left == -1)
+    bad = right[leaves] != -1
+    if bad.any():
+        return tree_of(int(leaves[np.argmax(bad)])), "has a leaf with a right child"
+    children = np.concatenate([left[inner], right[inner]]) + np.concatenate(
+        [start_of[inner], start_of[inner]]
+    )
+    referrers = np.bincount(children, minlength=n)
     expected = np.ones(n, dtype=np.int64)
-    expected[0] = 0
+    expected[starts] = 0
     if unused is not None:
-        if (unused & (left != -1)).any():
-            return "has an unused node with children"
+        bad = unused & (left != -1)
+        if bad.any():
+            return tree_of(int(np.argmax(bad))), "has an unused node with children"
         expected[unused] = 0
-    if not (referrers == expected).all():
-        return "has a node that is not the child of exactly one node"
+    bad = referrers != expected
+    if bad.any():
+        return tree_of(int(np.argmax(bad))), "has a node that is not the child of exactly one node"
     return None

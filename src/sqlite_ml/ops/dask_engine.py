@@ -298,17 +298,16 @@ def train_on_cluster(
         started = time.perf_counter()
         tested = test_pass(pipeline, stream, classes, seed)
         score_time = time.perf_counter() - started
-        started = time.perf_counter()
         assert tested.sample.matrix is not None and tested.sample.labels is not None
-        importances = importance.permutation_importance(
-            request.prediction_type,
+        bounded = importance.bounded(
+            request,
             pipeline,
             schema,
             tested.sample.matrix[: importance.MAX_ROWS],
             tested.sample.labels[: importance.MAX_ROWS],
             seed,
+            fit_time,
         )
-        importance_time = time.perf_counter() - started
     engine.details.update(
         {
             "partitions": len(ranges),
@@ -320,12 +319,8 @@ def train_on_cluster(
         pipeline=pipeline,
         schema=schema,
         values=tested.values,
-        importances=importances,
-        timings={
-            "fit_time": fit_time,
-            "score_time": score_time,
-            "importance_time": importance_time,
-        },
+        importances=bounded.values,
+        timings={"fit_time": fit_time, "score_time": score_time, **bounded.timings},
         rows=(first.rows, first.train_rows, first.test_rows),
         digest=first.digest,
         warnings=sorted({f"{w.category.__name__}: {w.message}" for w in caught}),

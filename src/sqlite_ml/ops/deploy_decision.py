@@ -112,6 +112,12 @@ def decide(
     if active is None or active.format != persistence.FORMAT:
         what = "no model is deployed" if active is None else "the active model is a 0.1.x pickle"
         return Decision(True, "no active model", f"deployed: {what}", base)
+    if active.run_experiment_id != experiment.id or active.run_status != "success":
+        # A deployment the store's checks refuse to serve (the tables were edited).
+        what = (
+            f"the active deployment's model {active.model_id} is not one this experiment can serve"
+        )
+        return Decision(True, "no active model", f"deployed: {what}", base)
     base["active_model_id"] = active.model_id
     if candidate.value is None:
         return Decision(

@@ -13,9 +13,10 @@ from typing import Any
 
 from ..db import records as store
 from ..db.transactions import savepoint
-from ..errors import SqmlError, unknown
+from ..errors import SqmlError, describe, unknown
 from ..ml import persistence
 from ..scoring import better
+from . import runs
 from .experiments import require_experiment
 
 STRATEGIES = ("best_score", "most_recent", "rollback")
@@ -25,17 +26,28 @@ def _servable(model: store.StoredModel) -> bool:
     return model.format == persistence.FORMAT
 
 
+# Row ids are SQLite INTEGERs: a number beyond them can name no model.
+_MAX_ROW_ID = 2**63 - 1
+
+
 def model_id_of(strategy: object) -> int | None:
     """An integer model id given as a number or as text of digits; None for a name."""
     if isinstance(strategy, bool):
         return None
+    number: int | None = None
     if isinstance(strategy, int):
-        return strategy
-    if isinstance(strategy, float) and strategy.is_integer():
-        return int(strategy)
-    if isinstance(strategy, str) and strategy.strip().isdigit():
-        return int(strategy.strip())
-    return None
+        number = strategy
+    elif isinstance(strategy, float) and strategy.is_integer():
+        number = int(strategy)
+    elif isinstance(strategy, str) and strategy.strip().isascii() and strategy.strip().isdigit():
+        number = int(strategy.strip()) if len(strategy.strip()) <= 20 else _MAX_ROW_ID + 1
+    if number is not None and not 0 < number <= _MAX_ROW_ID:
+        raise SqmlError(
+            f"model id {describe(strategy)} is not a model id (a positive SQLite integer); "
+            "give a model id of the experiment or one of "
+            + ", ".join(f"'{name}'" for name in STRATEGIES)
+        )
+    return number
 
 
 def deploy(conn: sqlite3.Connection, experiment_name: object, strategy: object) -> dict[str, Any]:
@@ -58,6 +70,7 @@ def deploy(conn: sqlite3.Connection, experiment_name: object, strategy: object) 
             hint=f" or a model id of experiment '{experiment.name}'",
         )
     with savepoint(conn):
+        runs.sweep_interrupted(conn)
         store.deploy(conn, experiment.id, chosen, label, restored)
     return {"experiment_name": experiment.name, "model_id": chosen, "strategy": label}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import jsontext
 from ..db import records as store
 from ..db.readers import read_rows
 from ..db.relations import find_relation, require_column
@@ -60,7 +61,7 @@ def stored_summary(conn: sqlite3.Connection, model_id: int) -> dict[str, Any] | 
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = jsontext.loads(text)
     except ValueError:
         raise SqmlError(f"the training summary of model {model_id} is damaged") from None
     if not isinstance(value, dict) or not isinstance(value.get("features"), dict):

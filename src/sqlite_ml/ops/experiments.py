@@ -50,4 +50,20 @@ def require_active_model(
             f"experiment {describe(experiment.name)} has no deployed model yet; "
             "train one successfully with sqml_train first"
         )
+    # The store's own triggers keep these true; a database edited without them (or whose
+    # triggers were dropped) must not serve a model that is not the experiment's own.
+    problem = None
+    if not active.model_found:
+        problem = "which is missing from sqml_models"
+    elif active.run_experiment_id != experiment.id:
+        problem = "which belongs to another experiment (or to no run)"
+    elif active.run_status != "success":
+        problem = f"whose run has status {describe(active.run_status)}, not 'success'"
+    if problem is not None:
+        raise SqmlError(
+            f"experiment {describe(experiment.name)}'s active deployment "
+            f"{active.deployment_id} points at model {active.model_id}, {problem}; the "
+            "sqml_* tables were edited: deploy one of the experiment's own models "
+            "(sqml_deploy) or retrain"
+        )
     return active

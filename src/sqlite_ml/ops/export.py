@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import jsontext
 from .._version import __version__
 from ..db import records as store
 from ..db.readers import read_keys, read_rows
@@ -182,7 +183,7 @@ def _order_by(run: dict[str, object]) -> str | None:
     if run.get("split_strategy") != "last":
         return None
     try:
-        options = json.loads(str(run.get("options") or "{}"))
+        options = jsontext.loads(str(run.get("options") or "{}"))
     except ValueError:
         return None
     order_by = options.get("order_by") if isinstance(options, dict) else None

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import jsontext
 from ..db import records as store
 from ..db.readers import count_rows_with_target, read_keyed_numbers, read_keyed_targets
 from ..db.relations import Relation, find_relation
@@ -121,7 +122,8 @@ def _run_id(value: object) -> int:
         raise SqmlError(
             f"run_id must be the id of a run (an integer), got {describe(value)}"
         ) from None
-    if not math.isfinite(number) or number != int(number):
+    # Row ids are SQLite INTEGERs: a number beyond them (1e19) names no run.
+    if not math.isfinite(number) or number != int(number) or not 0 < number < 2**63:
         raise SqmlError(f"run_id must be the id of a run (an integer), got {describe(value)}")
     return int(number)
 
@@ -138,7 +140,7 @@ def _order_by(run: store.RunRecord) -> str | None:
     if run.split_strategy != "last" or not run.options:
         return None
     try:
-        options = json.loads(run.options)
+        options = jsontext.loads(run.options)
     except ValueError:
         return None
     order_by = options.get("order_by") if isinstance(options, dict) else None
@@ -211,7 +213,7 @@ def _recorded_rows(run: store.RunRecord) -> str:
     if run.test_fingerprint is None:
         return str(run.test_rows)
     try:
-        return str(json.loads(run.test_fingerprint or "{}").get("rows", "?"))
+        return str(jsontext.loads(run.test_fingerprint or "{}").get("rows", "?"))
     except (ValueError, AttributeError):
         return "?"
 

@@ -8,16 +8,17 @@ labelled with what it is (``score`` of a classification is accuracy, ...).
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import jsontext
 from ..db import reports
 from ..scoring import metric_label
 from ..sqlite.rows import plain_rows
+from . import runs
 from .experiments import unknown_experiment
 
 
@@ -81,7 +82,7 @@ def _json_object(text: object) -> dict[str, Any]:
     if not isinstance(text, str):
         return {}
     try:
-        value = json.loads(text)
+        value = jsontext.loads(text)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -131,7 +132,7 @@ def _interval(text: object) -> tuple[float | None, float | None] | None:
     if not isinstance(text, str):
         return None
     try:
-        value = json.loads(text)
+        value = jsontext.loads(text)
     except ValueError:
         return None
     if not isinstance(value, list) or len(value) != 2:
@@ -180,7 +181,7 @@ def _run_entry(row: Sequence[Any], metrics: dict[int, dict[str, float]], decidin
     return RunEntry(
         run_id=int(row[0]),
         created_at=str(row[1]),
-        status=str(row[2]),
+        status=runs.shown_status(str(row[2]), row[9], row[10], row[11]),
         algorithm=str(row[3]),
         score=score,
         deployed=bool(row[5]),
@@ -204,7 +205,7 @@ def feature_importances(conn: sqlite3.Connection, name: str) -> list[tuple[str, 
     except sqlite3.Error:
         return None
     try:
-        value = json.loads(text) if isinstance(text, str) else None
+        value = jsontext.loads(text) if isinstance(text, str) else None
     except ValueError:
         return None
     if isinstance(value, dict) and isinstance(value.get("importances"), (dict, list)):

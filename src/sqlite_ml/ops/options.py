@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
+from .. import jsontext
 from ..db.relations import Relation, require_column
 from ..errors import SqmlError, choices, describe, refuse_unknown, shorten, unknown
 from ..ml.catalogue import make_estimator, parameter_names
@@ -30,6 +31,7 @@ OPTION_KEYS = (
     "random_state",
     "automatic_deploy",
     "metric",
+    "importance",
     "deploy_if",
     *BIG_DATA_KEYS,  # key_column among them
 )
@@ -37,6 +39,7 @@ DEPLOY_IF_KEYS = ("min_improvement", "confidence", "resamples")
 SEARCH_ARGS = ("cv", "n_iter")
 PREPROCESS_KEYS = ("impute", "scale", "encode")
 MAX_CANDIDATES = 1000
+MAX_IMPORTANCE_SECONDS = 86_400
 _TRIAL_ROWS = 32
 
 
@@ -71,6 +74,9 @@ class TrainOptions:
     random_state: int | None = None
     automatic_deploy: bool = True
     metric: str | None = None
+    # Permutation importance: True (a budget of the fit's own time), False (skipped), or
+    # the seconds it may take.
+    importance: bool | float = True
     deploy_if: DeployGate | None = None
     big_data: BigDataOptions = BigDataOptions()  # streaming, sampling, Dask
     text: str | None = None  # the options as given, normalized, for the run record
@@ -88,9 +94,9 @@ def parse_options(value: object) -> dict[str, Any]:
     if not isinstance(value, str):
         raise SqmlError(f"options must be a JSON object as text, got {describe(value)}")
     try:
-        parsed = json.loads(value)
-    except (ValueError, RecursionError):
-        raise SqmlError(f"options is not valid JSON: {shorten(value)}") from None
+        parsed = jsontext.loads(value)
+    except ValueError as error:
+        raise SqmlError(f"options is not valid JSON ({error}): {shorten(value)}") from None
     if not isinstance(parsed, dict):
         raise SqmlError(f"options must be a JSON object, got {shorten(value)}")
     refuse_unknown("option", parsed, OPTION_KEYS, listing="valid options")
@@ -293,6 +299,14 @@ def validate_options(
     automatic = raw.get("automatic_deploy", True)
     if not isinstance(automatic, bool):
         raise SqmlError(f"option automatic_deploy must be true or false, got {automatic!r}")
+    importance = raw.get("importance", True)
+    if not isinstance(importance, bool) and not (
+        isinstance(importance, (int, float)) and 0 < importance <= MAX_IMPORTANCE_SECONDS
+    ):
+        raise SqmlError(
+            "option importance must be true, false or the seconds permutation importance may "
+            f"take (above 0, at most {MAX_IMPORTANCE_SECONDS}), got {describe(importance)}"
+        )
     metric = raw.get("metric")
     if metric is not None and metric not in METRIC_NAMES[prediction_type]:
         raise unknown(
@@ -311,6 +325,7 @@ def validate_options(
         random_state=random_state,
         automatic_deploy=automatic,
         metric=metric,
+        importance=importance if isinstance(importance, bool) else float(importance),
         deploy_if=_deploy_gate(raw["deploy_if"], prediction_type) if "deploy_if" in raw else None,
         big_data=big_data,
         text=json.dumps(raw, sort_keys=True) if raw else None,

@@ -436,20 +436,13 @@ def train_streamed(
         started = time.perf_counter()
         tested = test_pass(pipeline, stream, classes, seed)
         score_time = time.perf_counter() - started
-        started = time.perf_counter()
         x_sample, y_sample = tested.sample.matrix, tested.sample.labels
         assert x_sample is not None
         x_sample, y_sample = x_sample[: importance.MAX_ROWS], y_sample[: importance.MAX_ROWS]  # type: ignore[index]
         clustering = request.prediction_type == "clustering"
-        importances = importance.permutation_importance(
-            request.prediction_type,
-            pipeline,
-            schema,
-            x_sample,
-            None if clustering else y_sample,
-            seed,
+        bounded = importance.bounded(
+            request, pipeline, schema, x_sample, None if clustering else y_sample, seed, fit_time
         )
-        importance_time = time.perf_counter() - started
     engine.details.update(
         {
             "chunk_rows": big.chunk_rows,
@@ -465,12 +458,8 @@ def train_streamed(
         pipeline=pipeline,
         schema=schema,
         values=tested.values,
-        importances=importances,
-        timings={
-            "fit_time": fit_time,
-            "score_time": score_time,
-            "importance_time": importance_time,
-        },
+        importances=bounded.values,
+        timings={"fit_time": fit_time, "score_time": score_time, **bounded.timings},
         rows=(first.rows, first.train_rows, first.test_rows),
         digest=first.digest,
         warnings=sorted({f"{w.category.__name__}: {w.message}" for w in caught}),

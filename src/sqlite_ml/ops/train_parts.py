@@ -93,8 +93,9 @@ class Outcome:
     pipeline: Pipeline
     schema: FeatureSchema
     values: dict[str, float]
-    importances: dict[str, float]
-    timings: dict[str, float]  # fit_time, score_time, importance_time
+    importances: dict[str, float] | None  # None: skipped (option importance false)
+    # fit_time, score_time, importance_time (None when skipped), importance_budget
+    timings: dict[str, float | None]
     rows: tuple[int, int, int]  # data, train, test
     digest: str
     searched: search.SearchResult | None = None

@@ -38,7 +38,7 @@ from ..ml.pipelines import transform_in_place
 from ..ml.probabilities import gives_probabilities
 from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
 from ..scoring import PROBABILITY_METRICS
-from . import deploy_decision, drift, importance, native_forms, progress, search
+from . import deploy_decision, drift, importance, native_forms, progress, runs, search
 from .experiments import new_experiment_name
 from .held_out import fingerprint, keyed_rows
 from .options import TrainOptions, validate_options
@@ -265,11 +265,13 @@ def library_versions() -> dict[str, str]:
 
 
 def _start_run(
-    conn: sqlite3.Connection, request: TrainRequest
+    conn: sqlite3.Connection, request: TrainRequest, beating: bool
 ) -> tuple[store.Experiment, int, bool]:
-    """Create the experiment (if new) and a pending run; also tells whether the run row
-    will survive a failure (it cannot inside a statement that writes)."""
+    """Create the experiment (if new) and a pending run, recording the process that trains
+    it (and first, as every writer does, the runs whose process is gone); also tells
+    whether the run row will survive a failure (it cannot inside a statement that writes)."""
     with savepoint(conn) as isolated:
+        runs.sweep_interrupted(conn)
         experiment = store.find_experiment(conn, request.experiment_name)
         if experiment is None:
             experiment = store.create_experiment(
@@ -297,6 +299,7 @@ def _start_run(
                 "seed": _seed(request, experiment),
                 "library_versions": json.dumps(library_versions()),
                 "options": request.options.text,
+                **runs.process_fields(beating),
             },
         )
     return experiment, run_id, isolated
@@ -336,13 +339,17 @@ def train(conn: sqlite3.Connection, request: TrainRequest) -> dict[str, Any]:
     A failure after the run row exists leaves it 'failed' with the error text and writes
     no model, metric or deployment.
     """
+    # A heartbeat only for a run row committed at once: one inside the caller's own
+    # transaction is invisible to other connections until that transaction ends.
+    heartbeat = None if conn.in_transaction else runs.heartbeat_path(conn)
     try:
-        experiment, run_id, isolated = _start_run(conn, request)
+        experiment, run_id, isolated = _start_run(conn, request, heartbeat is not None)
     except sqlite3.Error as error:
         raise SqmlError(f"training did not start: {_why(error)}") from error
     seed = _seed(request, experiment)
     try:
-        return _fit_and_record(conn, request, experiment, run_id, seed)
+        with runs.Heartbeat(heartbeat if isolated else None, run_id):
+            return _fit_and_record(conn, request, experiment, run_id, seed)
     except KeyboardInterrupt:
         # Ctrl-C in a shell or notebook: the run must not stay 'pending' forever.
         with contextlib.suppress(sqlite3.Error):
@@ -423,7 +430,8 @@ def _fit_in_memory(
             pipeline.set_params(**{f"model__{k}": v for k, v in searched.best_params.items()})
         # A sample of the raw test rows for permutation importance, before the in-place
         # preprocessing below changes them.
-        sample = np.random.default_rng(seed).permutation(len(x_test))[: importance.MAX_ROWS]
+        rows = importance.rows_for(x_test.shape[1])
+        sample = np.random.default_rng(seed).permutation(len(x_test))[:rows]
         x_sample, y_sample = x_test[sample], None if clustering else y_test[sample]
         transform_in_place(pipeline, True)
         progress.report("fit", 0, 1)
@@ -441,21 +449,15 @@ def _fit_in_memory(
         started = time.perf_counter()
         values = _test_metrics(request.prediction_type, pipeline, x_test, y_test)
         score_time = time.perf_counter() - started
-        started = time.perf_counter()
-        importances = importance.permutation_importance(
-            request.prediction_type, pipeline, data.schema, x_sample, y_sample, seed
+        bounded = importance.bounded(
+            request, pipeline, data.schema, x_sample, y_sample, seed, fit_time
         )
-        importance_time = time.perf_counter() - started
     outcome = Outcome(
         pipeline=pipeline,
         schema=data.schema,
         values=values,
-        importances=importances,
-        timings={
-            "fit_time": fit_time,
-            "score_time": score_time,
-            "importance_time": importance_time,
-        },
+        importances=bounded.values,
+        timings={"fit_time": fit_time, "score_time": score_time, **bounded.timings},
         rows=(len(data.labels), len(y_train), len(y_test)),
         digest=data.digest,
         searched=searched,
@@ -514,15 +516,15 @@ def record(
             digest,
             schema.to_json(),
             library=_library(request.estimator_cls),
-            feature_importance=json.dumps(outcome.importances),
+            feature_importance=(
+                None if outcome.importances is None else json.dumps(outcome.importances)
+            ),
             training_summary=outcome.training_summary,
             serving=native,
         )
         store.insert_metrics(conn, model_id, values)
         if searched is not None:
             store.insert_search_trials(conn, run_id, searched.scoring, searched.trials)
-        if deployed:
-            store.deploy(conn, experiment.id, model_id, "automatic")
         store.update_run(
             conn,
             run_id,
@@ -542,6 +544,9 @@ def record(
                 "deploy_decision": decision.to_json(),
             },
         )
+        # After the run is a success: a deployment names a model of a run that succeeded.
+        if deployed:
+            store.deploy(conn, experiment.id, model_id, "automatic")
     result: dict[str, Any] = {
         "experiment_name": request.experiment_name,
         "prediction_type": request.prediction_type,

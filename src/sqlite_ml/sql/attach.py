@@ -18,9 +18,9 @@ def attach(conn: sqlite3.Connection, *, create_schema: bool = True) -> Session:
     """Create or migrate the schema (unless ``create_schema`` is False: then the first
     function that writes does it) and attach every function with the best binder."""
     with plain_rows(conn):
+        binder = binders.binder_for(conn)  # first: a connection it refuses gets no write
         if create_schema:
             ensure_schema(conn)
-        binder = binders.binder_for(conn)
         session = new_session(conn)
         if not create_schema:
             create_schema_on_first_write(session)

@@ -21,10 +21,13 @@ and provides the fast reader (``native.py``). A host program that is not Python 
 :func:`host_bridge`).
 
 Where the native layer cannot be used (not built, no shared library to resolve), the
-``capi`` binder (ctypes) is used, and where that fails too, the ``stdlib`` binder, each
-with a one-time warning; the precise message of the last failure is kept for
-``sqlite_ml.last_error(conn)``. ``SQLITE_ML_BINDING=native|capi|stdlib`` forces a mode
-(``ctypes`` is another name for ``capi``).
+``capi`` binder (ctypes) is used, with a one-time warning. Where that fails too,
+registering fails: the ``stdlib`` binder (``create_function``) cannot mark the functions
+that write as direct-only, so a view or trigger could call them, and it hides every error
+message; ``SQLITE_ML_BINDING=stdlib`` chooses it explicitly (the precise message of the
+last failure is then kept for ``sqlite_ml.last_error(conn)``).
+``SQLITE_ML_BINDING=native|capi|stdlib`` forces a mode (``ctypes`` is another name for
+``capi``).
 """
 
 from __future__ import annotations
@@ -291,6 +294,7 @@ class _owner:  # noqa: N801 - used like a function
 
 Binder = NativeBinder | CApiBinder | StdlibBinder
 MODES = ("native", "capi", "stdlib")
+SAFE_MODES = ("native", "capi")  # the ones chosen without SQLITE_ML_BINDING
 _ALIASES = {"ctypes": "capi"}
 _binders: dict[str, Binder | None] = {}  # mode -> binder, None once it proved unusable
 _stdlib_binder = StdlibBinder()
@@ -336,35 +340,45 @@ def _warn_once(mode: str, why: str) -> None:
     if mode in _warned:
         return
     _warned.add(mode)
-    consequence = (
-        "using the ctypes binder instead (no sqml_predict_table, no fast reader)"
-        if mode == "native"
-        else "SQL errors from sqml functions will read 'user-defined function raised "
-        "exception' (sqlite_ml.last_error(conn) gives the real message)"
-    )
+    consequence = "using the ctypes binder instead (no sqml_predict_table, no fast reader)"
     warnings.warn(
         f"sqlite-ml: the {mode} binding {why}; {consequence}", RuntimeWarning, stacklevel=4
     )
 
 
 def binder_for(conn: sqlite3.Connection) -> Binder:
-    """The best binder that works for this connection: native, then capi, then stdlib,
-    with a one-time warning for each step down. A mode SQLITE_ML_BINDING forces is used
-    or refused with an error, never silently replaced."""
+    """The best binder that works for this connection: native, then capi (with a one-time
+    warning for the step down). A mode SQLITE_ML_BINDING forces is used or refused with an
+    error, never silently replaced.
+
+    The stdlib binder is never reached by itself: Python's create_function cannot mark a
+    function SQLITE_DIRECTONLY, so there a view or a trigger could call the functions that
+    write (sqml_train, sqml_deploy, sqml_load_dataset), and every error reads "user-defined
+    function raised exception". When neither other binder works, registering fails with an
+    error that names SQLITE_ML_BINDING=stdlib, the explicit way to accept that."""
     forced = requested_mode()
-    for mode in (forced,) if forced else MODES:
+    reasons: list[str] = []
+    for mode in (forced,) if forced else SAFE_MODES:
         binder = _make(mode)
         why = _failures.get(mode, "")
         if binder is not None:
             try:
                 binder.check(conn)
-                return binder
             except (OSError, TypeError, StopIteration) as error:
                 why = f"cannot be used on this connection ({error})"
+            else:
+                if reasons:  # the native binding failed: say so once
+                    _warn_once("native", reasons[0].removeprefix("the native binding "))
+                return binder
         if forced:
             raise SqmlError(f"SQLITE_ML_BINDING={forced}: the {forced} binding {why}")
-        _warn_once(mode, why)
-    return _stdlib_binder
+        reasons.append(f"the {mode} binding {why}")
+    raise SqmlError(
+        f"sqlite-ml cannot attach its functions safely to this connection: {'; '.join(reasons)}. "
+        "The remaining stdlib binding cannot stop views and triggers from calling the "
+        "functions that write, and hides every error message; set SQLITE_ML_BINDING=stdlib "
+        "to use it anyway"
+    )
 
 
 def native_binder() -> NativeBinder | None:
