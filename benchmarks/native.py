@@ -12,13 +12,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-from typing import Any
 
 import numpy as np
 
 import sqlite_ml
 from sqlite_ml.db import readers as data
-from sqlite_ml.ops.prediction import MODELS
+from sqlite_ml.ops.prediction import model_by_id
+from sqlite_ml.sql.session import Session
 from sqlite_ml.sqlite import binders as binding
 from sqlite_ml.sqlite import native
 
@@ -56,12 +56,13 @@ def make_table(path: str) -> None:
     conn.close()
 
 
-class NoopSession:
-    def __init__(self) -> None:
-        self.calls = {"noop": lambda *args: None}
-        self.flags = {"noop": (True, False)}
-        self.tables: dict[str, Any] = {}
-        self.last_error: str | None = None
+def noop_session(conn: sqlite3.Connection) -> Session:
+    """A session whose only function is noop (the native binder also attaches its scoring
+    functions, which stay unused)."""
+    session = Session(conn)
+    session.calls = {"noop": lambda *args: None}
+    session.flags = {"noop": (True, False)}
+    return session
 
 
 def call_overhead(path: str) -> None:
@@ -84,7 +85,7 @@ def call_overhead(path: str) -> None:
         if mode == "stdlib":
             conn.create_function("noop", -1, lambda *args: None, deterministic=True)
         else:
-            session: Any = NoopSession()
+            session = noop_session(conn)
             sessions.append(session)
             binding.binder_for(conn).attach(conn, session)
     del os.environ["SQLITE_ML_BINDING"]
@@ -129,12 +130,13 @@ def predictions(path: str) -> None:
                 )
             ]
         )
-        model = next(iter(MODELS._models.values()))
-        for cached in MODELS._models.values():
-            if algorithm == "random_forest" and "Forest" in repr(cached.estimator):
-                model = cached
-            if algorithm == "logistic_regression" and "Logistic" in repr(cached.estimator):
-                model = cached
+        # the deployed model as Python loads it (the table itself is scored natively)
+        (model_id,) = conn.execute(
+            "SELECT d.model_id FROM sqml_deployments AS d JOIN sqml_experiments AS e"
+            " ON e.id = d.experiment_id WHERE e.name = ? AND d.active",
+            (experiment,),
+        ).fetchone()
+        model = model_by_id(conn, model_id)
         matrix = np.asarray(
             conn.execute(f"SELECT {', '.join(COLUMNS)} FROM t LIMIT {rows}").fetchall()
         )  # noqa: S608

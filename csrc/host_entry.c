@@ -1,26 +1,50 @@
-/* Entry point for hosts other than Python's sqlite3 module: the sqlite3 shell's
- * `.load /path/to/_native...so`, or any program calling sqlite3_load_extension.
+/* The interpreter for programs that are not Python, and _native's own entry point for
+ * them (`.load /path/to/_native...so`; sqml.so is the entry that needs no Python).
  *
- * Starts a Python interpreter when the process has none, in the Python environment the
- * package was built in (SQML_PYTHON_EXECUTABLE, recorded by setup.py; the environment
- * variable SQLITE_ML_PYTHON names another python executable). Python must not take over
- * the host's C stdio or its signal handlers. Then the bind() of the Python module
- * SQML_HOST_MODULE registers the functions on the host's connection. The GIL is released
- * when we return: every callback takes it. */
+ * Python is started only when a function first needs it (bridge.c's sqml_host_bridge),
+ * in the Python environment the package was built in (SQML_PYTHON_EXECUTABLE, recorded
+ * by setup.py; the environment variable SQLITE_ML_PYTHON names another python
+ * executable). Python must not take over the host's C stdio or its signal handlers. */
 #include "sqml.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
-/* The Python module whose bind(handle) registers the functions on a host's connection. */
-#define SQML_HOST_MODULE "sqlite_ml.faces.sqlite3_shell"
+#include "bridge.h"
 
 #ifndef SQML_PYTHON_EXECUTABLE
 #define SQML_PYTHON_EXECUTABLE ""
 #endif
 
-static int start_python(char **error) {
+/* An interpreter failed to start once: CPython cannot be initialized again after that. */
+static char *start_failure;
+
+int sqml_start_python(int *started, char **error) {
+    *started = 0;
+    if (Py_IsInitialized()) return SQLITE_OK;
+    if (start_failure != NULL) {
+        if (error) *error = sqlite3_mprintf("%s", start_failure);
+        return SQLITE_ERROR;
+    }
     const char *executable = getenv("SQLITE_ML_PYTHON");
     if (executable == NULL || !*executable) executable = SQML_PYTHON_EXECUTABLE;
+    /* A Python that is not there: said plainly, without letting CPython try (a failed
+     * start prints its path configuration over the host's stderr). */
+    const char *home = getenv("PYTHONHOME");
+    const char *absent = *executable && access(executable, X_OK) != 0 ? executable
+                         : home && *home && access(home, F_OK) != 0  ? home
+                                                                     : NULL;
+    if (absent != NULL) {
+        char *text = sqlite3_mprintf("sqlite-ml cannot start Python: %s %s does not exist "
+                                     "(set SQLITE_ML_PYTHON to the python of an environment "
+                                     "where sqlite-ml is installed)",
+                                     absent == home ? "PYTHONHOME" : "the python executable",
+                                     absent);
+        start_failure = text ? strdup(text) : NULL;
+        if (error) *error = text;
+        else sqlite3_free(text);
+        return SQLITE_ERROR;
+    }
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.configure_c_stdio = 0;
@@ -37,27 +61,27 @@ static int start_python(char **error) {
     if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     if (PyStatus_Exception(status)) {
-        if (error) {
-            *error = sqlite3_mprintf("sqlite-ml: cannot start Python (%s) from %s: %s",
+        char *text = sqlite3_mprintf("sqlite-ml cannot start Python (%s) from %s: %s",
                                      status.func ? status.func : "?", executable,
                                      status.err_msg ? status.err_msg : "unknown error");
-        }
+        start_failure = text ? strdup(text) : NULL;
+        if (error) *error = text;
+        else sqlite3_free(text);
         return SQLITE_ERROR;
     }
+    *started = 1;
     return SQLITE_OK;
 }
 
-/* The Python exception as text, for the host's error message; clears it. */
-static char *python_error_text(void) {
+char *sqml_python_error_text(void) {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
-    char *text = NULL;
     PyObject *message = value ? PyObject_Str(value) : NULL;
     const char *utf8 = message ? PyUnicode_AsUTF8(message) : NULL;
-    text = sqlite3_mprintf("sqlite-ml: %s: %s",
-                           type ? ((PyTypeObject *)type)->tp_name : "error",
-                           utf8 ? utf8 : "(no message)");
+    char *text = sqlite3_mprintf("sqlite-ml's Python side failed to start: %s: %s",
+                                 type ? ((PyTypeObject *)type)->tp_name : "error",
+                                 utf8 ? utf8 : "(no message)");
     PyErr_Clear();
     Py_XDECREF(message);
     Py_XDECREF(type);
@@ -66,9 +90,7 @@ static char *python_error_text(void) {
     return text;
 }
 
-/* Refuse when Python's own sqlite3 module uses another SQLite library than the host:
- * two copies of SQLite in one process lose each other's file locks. */
-static int same_library_as_python(char **error) {
+int sqml_same_library_as_python(char **error) {
     PyObject *module = PyImport_ImportModule("_sqlite3");
     PyObject *path = module ? PyObject_GetAttrString(module, "__file__") : NULL;
     const char *file = path ? PyUnicode_AsUTF8(path) : NULL;
@@ -100,33 +122,17 @@ static int same_library_as_python(char **error) {
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-int sqlite3_extension_init(sqlite3 *db, char **error, const sqlite3_api_routines *api) {
+SQML_EXPORT int sqlite3_extension_init(sqlite3 *db, char **error, const sqlite3_api_routines *api) {
     if (sqml_adopt_api(api, error) != SQLITE_OK) return SQLITE_ERROR;
-    int started = 0;
-    if (!Py_IsInitialized()) {
-        if (start_python(error) != SQLITE_OK) return SQLITE_ERROR;
-        started = 1;
-    }
-    PyGILState_STATE gil = started ? PyGILState_UNLOCKED : PyGILState_Ensure();
-    int rc = same_library_as_python(error);
-    if (rc == SQLITE_OK) {
-        PyObject *host = PyImport_ImportModule(SQML_HOST_MODULE);
-        PyObject *handle = host ? PyLong_FromVoidPtr(db) : NULL;
-        PyObject *done = handle ? PyObject_CallMethod(host, "bind", "O", handle) : NULL;
-        if (done == NULL) {
-            char *text = python_error_text();
-            if (error) *error = text;
-            else sqlite3_free(text);
-            rc = SQLITE_ERROR;
-        }
-        Py_XDECREF(done);
-        Py_XDECREF(handle);
-        Py_XDECREF(host);
-    }
-    if (started) {
-        PyEval_SaveThread(); /* the interpreter stays; callbacks take the GIL */
-    } else {
+    if (Py_IsInitialized()) { /* a process with Python already: check its SQLite now */
+        PyGILState_STATE gil = PyGILState_Ensure();
+        int rc = sqml_same_library_as_python(error);
         PyGILState_Release(gil);
+        if (rc != SQLITE_OK) return SQLITE_ERROR;
     }
+    SqmlConn *conn = sqml_conn_new(db, NULL, sqml_host_bridge);
+    if (conn == NULL) return SQLITE_NOMEM;
+    int rc = sqml_attach_host(db, conn, error);
+    sqml_conn_release(conn); /* the registrations hold it now */
     return rc;
 }

@@ -3,7 +3,7 @@
  * PyInit__native. */
 #include "sqml.h"
 
-SQLITE_EXTENSION_INIT1
+SQML_HIDDEN const sqlite3_api_routines *sqlite3_api = 0;
 
 static int api_ready(void) { return sqlite3_api != NULL; }
 
@@ -26,7 +26,7 @@ int sqml_adopt_api(const sqlite3_api_routines *api, char **error) {
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-int sqlite3_sqmlbind_init(sqlite3 *db, char **error, const sqlite3_api_routines *api) {
+SQML_EXPORT int sqlite3_sqmlbind_init(sqlite3 *db, char **error, const sqlite3_api_routines *api) {
     (void)db;
     return sqml_adopt_api(api, error);
 }
@@ -129,11 +129,21 @@ static PyMethodDef native_methods[] = {
      "create_function(handle, name, nargs, flags, call, on_error)"},
     {"change_reading", native_change_reading, METH_O,
      "change_reading(handle) -> a reading that moves when the database may have changed"},
-    {"create_predict_table", sqml_create_predict_table, METH_VARARGS,
-     "create_predict_table(handle, name, chunks, on_error[, declaration, usage])"},
-    {"create_rows_table", sqml_create_rows_table, METH_VARARGS,
-     "create_rows_table(handle, name, declaration, columns, arguments, required, rows, "
-     "on_error)"},
+    {"attach_scoring", sqml_attach_scoring_py, METH_VARARGS,
+     "attach_scoring(handle, bridge): the native sqml_predict, sqml_predict_batch, "
+     "sqml_predict_proba and sqml_predict_table"},
+    {"native_counts", sqml_native_counts, METH_NOARGS,
+     "native_counts() -> (rows answered natively, calls handed to Python)"},
+    {"validate_native", sqml_validate_native, METH_O,
+     "validate_native(blob) -> None, or the check a native model form fails"},
+    {"score_native", sqml_score_native, METH_VARARGS,
+     "score_native(blob, matrix[, probabilities]) -> (predictions, unsure) or probabilities"},
+    {"repr_double", sqml_repr_double, METH_O, "the native scorer's text for a float"},
+    {"sha256_hex", sqml_sha256, METH_O, "the native side's SHA-256 of bytes"},
+    {"json_number", sqml_json_number_py, METH_O, "the float the JSON reader makes of a number"},
+    {"rows_functions", sqml_rows_functions_py, METH_NOARGS,
+     "rows_functions() -> [(name, declaration, columns, arguments, required, missing)] of "
+     "csrc/rows.c"},
     {NULL, NULL, 0, NULL},
 };
 

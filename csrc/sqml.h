@@ -13,16 +13,19 @@
  *  - sqlite3_extension_init (host_entry.c): the entry point a host such as the sqlite3
  *    shell uses (.load).
  *
- * The logic stays in Python: each SQL function calls a Python callable with the GIL held;
- * an exception becomes an SQL error carrying the text our on_error callable gives.
+ * Each SQL function of the Python side calls a Python callable with the GIL held; an
+ * exception becomes an SQL error carrying the text our on_error callable gives. The
+ * native scorer (core.h, pure C) answers sqml_predict, sqml_predict_batch,
+ * sqml_predict_proba and sqml_predict_table for natively served models without Python,
+ * and hands the rest to the Python callables (bridge.h).
  *
  * The files, by role:
  *  - module.c: the CPython module, the API table and sqlite3_sqmlbind_init;
  *  - values.c: values between SQLite and Python, results, error text;
  *  - functions.c: scalar SQL functions (create_function);
  *  - reader.c: the Reader type (rows of a statement into float64 buffers);
- *  - predict_table.c: the sqml_predict_table virtual table;
- *  - rows_table.c: table-valued functions whose rows a Python callable gives;
+ *  - bridge.c: the Python side of the native functions (see bridge.h);
+ *  - scorer_module.c: the native scorer's checks, for Python;
  *  - linear_quick.c: the LinearQuick type (the quick linear row predictor);
  *  - host_entry.c: sqlite3_extension_init and the interpreter for non-Python hosts.
  *
@@ -40,14 +43,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include <sqlite3ext.h>
-SQLITE_EXTENSION_INIT3
+#include "core.h"
 
-#if defined(__GNUC__) && !defined(_WIN32)
-#define SQML_INTERNAL __attribute__((visibility("hidden")))
-#else
-#define SQML_INTERNAL
-#endif
+#define SQML_INTERNAL SQML_HIDDEN
 
 /* module.c: the API table ---------------------------------------------------------- */
 
@@ -73,14 +71,35 @@ SQML_INTERNAL void sqml_release_objects(PyObject **objects, int count);
 
 /* functions.c: create_function(handle, name, nargs, flags, call, on_error) */
 SQML_INTERNAL PyObject *sqml_create_function(PyObject *module, PyObject *args);
-/* predict_table.c: create_predict_table(handle, name, chunks, on_error[, declaration, usage]) */
-SQML_INTERNAL PyObject *sqml_create_predict_table(PyObject *module, PyObject *args);
-/* rows_table.c: create_rows_table(handle, name, declaration, columns, arguments, required,
- * rows, on_error) */
-SQML_INTERNAL PyObject *sqml_create_rows_table(PyObject *module, PyObject *args);
 /* reader.c: Reader(handle, sql[, parameters]) */
 SQML_INTERNAL extern PyTypeObject sqml_reader_type;
 /* linear_quick.c: LinearQuick(weights, biases, fill, classes, tolerance, per_x, constant) */
 SQML_INTERNAL extern PyTypeObject sqml_linear_quick_type;
+/* scorer_module.c: the native scorer for Python's checks and tests */
+SQML_INTERNAL PyObject *sqml_validate_native(PyObject *module, PyObject *blob);
+SQML_INTERNAL PyObject *sqml_score_native(PyObject *module, PyObject *args);
+SQML_INTERNAL PyObject *sqml_repr_double(PyObject *module, PyObject *value);
+SQML_INTERNAL PyObject *sqml_sha256(PyObject *module, PyObject *data);
+SQML_INTERNAL PyObject *sqml_json_number_py(PyObject *module, PyObject *text);
+SQML_INTERNAL PyObject *sqml_rows_functions_py(PyObject *module, PyObject *unused);
+
+/* The Python module whose bridge(handle) makes the Python side of a host's connection. */
+#define SQML_HOST_MODULE "sqlite_ml.faces.sqlite3_shell"
+
+/* bridge.c: attach_scoring(handle, bridge) and native_counts() */
+SQML_INTERNAL PyObject *sqml_attach_scoring_py(PyObject *module, PyObject *args);
+SQML_INTERNAL PyObject *sqml_native_counts(PyObject *module, PyObject *unused);
+struct SqmlBridge;
+/* The host's bridge (a SqmlBridgeStarter): starts the interpreter if need be. */
+SQML_INTERNAL int sqml_host_bridge(sqlite3 *db, struct SqmlBridge *out, char **error);
+
+/* host_entry.c: the interpreter of a host program */
+/* Start Python when the process has none (*started then 1): SQLITE_OK, or SQLITE_ERROR
+ * with *error. A failed start is remembered (CPython cannot start twice). */
+SQML_INTERNAL int sqml_start_python(int *started, char **error);
+/* Refuse when Python's own sqlite3 module uses another SQLite library than the host. */
+SQML_INTERNAL int sqml_same_library_as_python(char **error);
+/* The pending Python exception as a sqlite3_malloc'd message; clears it. */
+SQML_INTERNAL char *sqml_python_error_text(void);
 
 #endif

@@ -200,3 +200,21 @@ class _Missing(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {{name!r}}")
 sys.meta_path.insert(0, _Missing())
 """
+
+
+def run_sqlite3_shell(
+    shell: str, path: Path, script: str, *options: str, extension: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The sqlite3 shell on ``path``: ``.load extension``, then ``script``, in this
+    environment without its SQLITE_ML_ variables (plus ``env``)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
+    environment.update(env)
+    return subprocess.run(
+        [shell, "-batch", *options, str(path)],
+        input=f".load {extension}\n{script}",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+        check=False,
+    )

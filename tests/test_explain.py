@@ -109,7 +109,14 @@ def test_contributions_plus_baseline_are_the_raw_output(db, kind, algorithm, dat
         assert total == pytest.approx(explained["raw_output"], rel=tolerance, abs=tolerance)
         raw = model_raw(pipeline, np.array([row], dtype=float), explained)
         assert explained["raw_output"] == pytest.approx(raw, rel=tolerance, abs=tolerance)
-        assert explained["prediction"] == db.predict("e", row)
+        if kind == "regression" and algorithm in ("ridge", "lasso"):
+            # sqml_explain's prediction comes from the Python side, whose linear row path
+            # sums folded weights; the native scorer (issue 11) sums as scikit-learn
+            # scales: both within 1e-9 relative of scikit-learn, not always bit for bit
+            # equal to each other (docs/native.md)
+            assert explained["prediction"] == pytest.approx(db.predict("e", row), rel=1e-9)
+        else:
+            assert explained["prediction"] == db.predict("e", row)
         if kind == "classification":
             assert explained["class"] == explained["prediction"]
         assert [c["feature"] for c in explained["contributions"]] == sorted(

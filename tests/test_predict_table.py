@@ -55,14 +55,21 @@ def test_row_ids_are_rowids_even_when_sparse(trained):
     assert ids == [row[0] for row in db.rows("SELECT rowid FROM dataset_iris ORDER BY rowid")]
 
 
-def test_view_and_select_sources_number_their_rows(trained):
+def test_view_and_select_sources_have_no_row_id_without_a_key(trained):
+    """A view's rows have no rowid: row_id is NULL (a row number would invite joining on
+    it), and the key column, when named, gives it."""
     db = trained
     db.conn.execute("CREATE VIEW virginica AS SELECT * FROM dataset_iris WHERE target = 2")
     from_view = db.rows("SELECT row_id, prediction FROM sqml_predict_table('e', 'virginica')")
     select = "SELECT * FROM dataset_iris WHERE target = 2 -- trailing comment"
     from_select = db.rows("SELECT row_id, prediction FROM sqml_predict_table('e', ?)", (select,))
-    assert [row[0] for row in from_view] == list(range(1, 51))
+    assert [row[0] for row in from_view] == [None] * 50
     assert from_view == from_select
+    db.conn.execute(
+        "CREATE VIEW virginica_ids AS SELECT rowid AS id, * FROM dataset_iris WHERE target = 2"
+    )
+    keyed = db.rows("SELECT row_id FROM sqml_predict_table('e', 'virginica_ids', 'id')")
+    assert [row[0] for row in keyed] == list(range(101, 151))
     assert [row[1] for row in from_view] == one_by_one(db, "virginica")
     with_cte = db.rows(
         "SELECT count(*) FROM sqml_predict_table('e', "
@@ -167,7 +174,10 @@ def test_infinity_is_refused(trained):
     db.conn.rollback()
 
 
-def test_probabilities_are_computed_only_when_read(trained, monkeypatch):
+def test_probabilities_are_computed_only_when_read(iris, monkeypatch):
+    """For a model Python serves (k-nearest neighbours) probabilities cost a
+    predict_proba per chunk: only queries that read them pay it."""
+    iris.train("e", "classification", "knn", "dataset_iris", "target")
     calls = []
     original = bulk._probability_formatter
 
@@ -176,9 +186,9 @@ def test_probabilities_are_computed_only_when_read(trained, monkeypatch):
         return original(model)
 
     monkeypatch.setattr(bulk, "_probability_formatter", counting)
-    trained.rows("SELECT row_id, prediction FROM sqml_predict_table('e', 'dataset_iris')")
+    iris.rows("SELECT row_id, prediction FROM sqml_predict_table('e', 'dataset_iris')")
     assert calls == []
-    trained.rows("SELECT probabilities FROM sqml_predict_table('e', 'dataset_iris')")
+    iris.rows("SELECT probabilities FROM sqml_predict_table('e', 'dataset_iris')")
     assert len(calls) == 1
 
 
@@ -193,8 +203,11 @@ def test_create_table_from_predictions_and_without_rowid_sources(trained):
     columns = ", ".join(f'"{name}" REAL' for name in IRIS_FEATURES)
     db.conn.execute(f"CREATE TABLE keyed (k INTEGER PRIMARY KEY, {columns}) WITHOUT ROWID")
     db.conn.execute(f"INSERT INTO keyed SELECT rowid * 10, {FEATURE_LIST} FROM dataset_iris")  # noqa: S608
+    # A WITHOUT ROWID table has no rowid: row_id is its key column when named, else NULL.
     rows = db.rows("SELECT row_id FROM sqml_predict_table('e', 'keyed')")
-    assert [row[0] for row in rows] == list(range(1, 151))
+    assert [row[0] for row in rows] == [None] * 150
+    rows = db.rows("SELECT row_id FROM sqml_predict_table('e', 'keyed', 'k')")
+    assert [row[0] for row in rows] == list(range(10, 1510, 10))
 
 
 def test_views_and_triggers_cannot_use_it(trained):

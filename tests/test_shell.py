@@ -4,7 +4,6 @@ function in a program that is not Python."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from sqlite_ml import native
 
-from .helpers import native_built
+from .helpers import native_built, run_sqlite3_shell
 
 SHELL = shutil.which("sqlite3")
 pytestmark = [
@@ -26,16 +25,8 @@ pytestmark = [
 
 def shell(path: Path, script: str, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     assert SHELL is not None
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SQLITE_ML_")}
-    environment.update(env)
-    return subprocess.run(
-        [SHELL, "-batch", *options, str(path)],
-        input=f".load {native.extension_path()}\n{script}",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-        check=False,
+    return run_sqlite3_shell(
+        SHELL, path, script, *options, extension=native.extension_path(), **env
     )
 
 
@@ -53,7 +44,8 @@ SELECT json_extract(sqml_train('e', 'classification', 'logistic_regression',
 SELECT sqml_predict('e', '[5.1, 3.5, 1.4, 0.2]');
 SELECT count(*), sum(p.prediction = t.target) > 130 FROM dataset_iris AS t
   JOIN sqml_predict_table('e', 'dataset_iris') AS p ON p.row_id = t.rowid;
-SELECT row_id FROM sqml_predict_table('e', 'SELECT * FROM dataset_iris LIMIT 2');
+SELECT row_id FROM sqml_predict_table('e', 'SELECT rowid AS id, * FROM dataset_iris LIMIT 2',
+                                      'id');
 """,
     )
     assert result.returncode == 0, result.stderr
@@ -100,13 +92,18 @@ SELECT count(*) FROM sqlite_master WHERE name LIKE 'dataset_%';
 
 
 def test_a_python_that_cannot_start_is_a_clear_error(tmp_path):
+    """`.load` needs no Python; the first function that does says why it cannot start."""
     result = shell(
         tmp_path / "x.db",
-        "SELECT 1;\n",
+        "SELECT 1;\nSELECT sqml_load_dataset('iris');\n",
         SQLITE_ML_PYTHON=str(tmp_path / "no-such-python"),
         PYTHONHOME=str(tmp_path / "nowhere"),
     )
-    assert "sqlite-ml: cannot start Python" in result.stderr
+    assert result.stdout.split() == ["1"]
+    assert (
+        "sqml_load_dataset needs sqlite-ml's Python side, which is not available here: "
+        "sqlite-ml cannot start Python"
+    ) in result.stderr
     assert json.dumps(str(tmp_path / "no-such-python"))[1:-1] in result.stderr
 
 

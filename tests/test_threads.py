@@ -4,7 +4,9 @@ The suite limits every thread pool to one (conftest.py), which would hide whethe
 library chooses: these tests run in a fresh interpreter without that limit, with
 ``OMP_NUM_THREADS`` and ``SQLITE_ML_THREADS`` as each case sets them, and read
 threadpoolctl's view of OpenMP from inside hist gradient boosting's ``fit`` and
-``_raw_predict``.
+``_raw_predict``. They predict in the ``capi`` binding, where Python predicts every model:
+the native binding scores hist gradient boosting in C, which calls no library and runs
+no OpenMP thread (the last test checks that).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import pytest
 
 from sqlite_ml.ml import threads
+
+from .helpers import native_built
 
 PROBE = r"""
 import json, sqlite3, sys
@@ -67,7 +71,9 @@ print(json.dumps({
 FAST = {"hyperparams": {"max_iter": 5}}
 
 
-def probe(env: dict[str, str], options: dict | None = None, size: str = "small") -> dict:
+def probe(
+    env: dict[str, str], options: dict | None = None, size: str = "small", binding: str = "capi"
+) -> dict:
     clean = {
         key: value
         for key, value in os.environ.items()
@@ -75,7 +81,7 @@ def probe(env: dict[str, str], options: dict | None = None, size: str = "small")
     }
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps({**FAST, **(options or {})}), size],
-        env={**clean, **env},
+        env={**clean, "SQLITE_ML_BINDING": binding, **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -126,6 +132,15 @@ def test_bad_thread_counts_are_refused(iris) -> None:
         "SQLITE_ML_THREADS must be a whole number of threads >= 1 or 'auto', got 'many'"
         in (refused["error"])
     )
+
+
+@pytest.mark.skipif(not native_built(), reason="the native extension is not built")
+def test_the_native_scorer_calls_no_library_to_predict() -> None:
+    """In the native binding the model is scored in C: the library's predict is never
+    called, so there is no thread count to choose (training is the same)."""
+    native = probe({}, binding="native")
+    assert set(map(tuple, native["fit"])) == {(1,)} and native["answer"] == 1
+    assert native["predict"] == []
 
 
 @pytest.mark.parametrize(("rows", "expected"), [(1, 1), (threads.SMALL_PREDICT_ROWS - 1, 1)])

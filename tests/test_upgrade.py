@@ -33,8 +33,14 @@ def old(tmp_path: Path) -> sqlite3.Connection:
 
 
 def same(ours: Any, theirs: Any) -> bool:
+    """Equal, and of the same SQL type. Numbers to the last bits of rounding: 0.3.0
+    predicted linear models with the imputer and scaler folded into the weights; the
+    native scorer takes scikit-learn's own steps (impute, scale, then the dot product), so
+    a regression can differ from 0.3.0's in the last bit or two (classes never do)."""
     if isinstance(theirs, float) and isinstance(ours, float):
-        return ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+        return ours == pytest.approx(theirs, rel=1e-12, abs=0) or (
+            math.isnan(ours) and math.isnan(theirs)
+        )
     return bool(ours == theirs) and type(ours) is type(theirs)
 
 
@@ -55,9 +61,12 @@ def test_every_model_predicts_as_0_3_0_did(old: sqlite3.Connection, experiment: 
         ours, theirs = json.loads(text), json.loads(probabilities)
         assert list(ours) == list(theirs)  # the same keys, in the same order
         # Equal to rounding: runs trained with preprocess now take the folded-weights
-        # path that 0.3.0 kept for the default pipeline only (same formulas).
+        # path that 0.3.0 kept for the default pipeline only (same formulas). XGBoost's
+        # are served natively now, from the same float32 margins, with the logistic
+        # function in float64 where XGBoost takes it in float32: equal within float32.
+        rel, tolerance = (1e-6, 1e-7) if experiment == "churn xgb" else (1e-12, 1e-15)
         for key, value in theirs.items():
-            assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-15)
+            assert ours[key] == pytest.approx(value, rel=rel, abs=tolerance)
 
 
 def test_the_deployed_model_and_the_other_answers_are_unchanged(old: sqlite3.Connection) -> None:

@@ -139,21 +139,33 @@ def _read_numeric_natively(
 
 @dataclass(frozen=True)
 class PredictionSource:
-    """What ``sqml_predict_table`` reads: ``sql`` selects the rowid first when
-    ``with_rowid``, then the model's columns in the model's order."""
+    """What ``sqml_predict_table`` reads: ``sql`` selects the row's key first (the rowid,
+    or the key column the caller named) when it has one, then the model's columns in the
+    model's order."""
 
     sql: str
-    with_rowid: bool
+    key: str | None  # 'rowid', the key column's name, or None (a view or SELECT without one)
+    what: str = "the source"  # how messages name it: "table 't'", "view 'v'", "the SELECT"
+
+    @property
+    def with_rowid(self) -> bool:
+        return self.key == "rowid"
 
 
 _SELECT_STATEMENT = re.compile(r"\s*(select|with|values)\b", re.IGNORECASE)
 
 
 def prediction_source(
-    conn: sqlite3.Connection, source: object, columns: Sequence[str]
+    conn: sqlite3.Connection,
+    source: object,
+    columns: Sequence[str],
+    key_column: object = None,
+    row_id_constrained: bool = False,
 ) -> PredictionSource:
     """A table or view name, or a SELECT statement (run as a subquery, so it can only
-    read), checked to have every column the model needs."""
+    read), checked to have every column the model needs (and ``key_column``, when given).
+    ``row_id_constrained``: the query joins or filters on row_id, which then must be a
+    key (a rowid or the key column), never a row number."""
     if not isinstance(source, str) or not source.strip():
         raise SqmlError(
             f"sqml_predict_table source must be a table or view name or a SELECT statement, "
@@ -192,8 +204,25 @@ def prediction_source(
             f"sqml_predict_table source {what} lacks the model's column(s) "
             f"{choices(missing)}; it has {choices(available) or 'no columns'}"
         )
+    key: str | None = "rowid" if with_rowid else None
     first = "rowid, " if with_rowid else ""
-    return PredictionSource(f"SELECT {first}{', '.join(selected)} FROM {inner}", with_rowid)  # noqa: S608
+    if key_column is not None:
+        try:
+            key = require_column(found, key_column, "key")
+        except SqmlError:
+            raise SqmlError(
+                f"sqml_predict_table key column {describe(key_column)} is not a column of "
+                f"{what}; it has {choices(available) or 'no columns'}"
+            ) from None
+        first = f"{quote_identifier(key)}, "
+    elif row_id_constrained and not with_rowid:
+        raise SqmlError(
+            f"sqml_predict_table: {what} has no rowid, so row_id cannot be joined or "
+            "filtered on (a row number would pair predictions with the wrong rows); name a "
+            "key column: sqml_predict_table(experiment, source, 'key column'), and join on it"
+        )
+    sql = f"SELECT {first}{', '.join(selected)} FROM {inner}"  # noqa: S608
+    return PredictionSource(sql, key, what)
 
 
 def embedding_source(conn: sqlite3.Connection, source: object) -> str:

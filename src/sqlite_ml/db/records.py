@@ -225,13 +225,15 @@ def insert_model(
     library: str = "scikit-learn",
     model_format: str = "skops",
     feature_importance: str | None = None,
+    serving: NativeForm | None = None,
     training_summary: str | None = None,
 ) -> int:
     stamp = now()
+    native = serving or NativeForm(None, None, None, None)
     cursor = conn.execute(
         "INSERT INTO sqml_models(created_at, updated_at, run_id, library, data, format, digest,"
-        " feature_schema, feature_importance, training_summary)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " feature_schema, feature_importance, training_summary, native_model, native_digest,"
+        " serving, serving_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             stamp,
             stamp,
@@ -243,6 +245,10 @@ def insert_model(
             feature_schema,
             feature_importance,
             training_summary,
+            native.blob,
+            native.digest,
+            native.serving,
+            native.reason,
         ),
     )
     assert cursor.lastrowid is not None
@@ -278,6 +284,56 @@ def active_model(
     if row is None:
         return None
     return ActiveModel(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8])
+
+
+def _lacks_native_columns(error: sqlite3.OperationalError) -> bool:
+    """A database of schema version 2 (opened without migrating it: read-only, or by a
+    plugin) has no native form columns yet."""
+    return "no such column" in str(error)
+
+
+@dataclass(frozen=True)
+class NativeForm:
+    """What a model row records of its native form (all None before it was decided)."""
+
+    blob: bytes | None
+    digest: str | None
+    serving: str | None
+    reason: str | None
+
+
+def native_form(conn: sqlite3.Connection, model_id: int) -> NativeForm:
+    try:
+        row = conn.execute(
+            "SELECT native_model, native_digest, serving, serving_reason FROM sqml_models"
+            " WHERE id = ?",
+            (model_id,),
+        ).fetchone()
+    except sqlite3.OperationalError as error:
+        if not _lacks_native_columns(error):
+            raise
+        row = None
+    if row is None:
+        return NativeForm(None, None, None, None)
+    blob = None if row[0] is None else bytes(row[0])
+    return NativeForm(blob, row[1], row[2], row[3])
+
+
+def record_native_form(
+    conn: sqlite3.Connection,
+    model_id: int,
+    blob: bytes | None,
+    digest: str | None,
+    serving: str,
+    reason: str | None,
+) -> None:
+    """Record which path serves a model (and its native form); a model whose path is
+    already recorded keeps it."""
+    conn.execute(
+        "UPDATE sqml_models SET native_model = ?, native_digest = ?, serving = ?,"
+        " serving_reason = ?, updated_at = ? WHERE id = ? AND serving IS NULL",
+        (blob, digest, serving, reason, now(), model_id),
+    )
 
 
 def model_record(conn: sqlite3.Connection, model_id: int) -> ActiveModel | None:

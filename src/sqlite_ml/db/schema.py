@@ -93,6 +93,12 @@ _ADDED_COLUMNS = {
         "feature_schema TEXT",
         "feature_importance TEXT",  # 2
         "training_summary TEXT",  # 3: issue 14 (JSON: per-feature summaries for drift)
+        # 3: issue 11: the native form (ml/native_format.py) and its SHA-256, and which
+        # path serves the model ('native' or 'python') with the reason it is not native.
+        "native_model BLOB",  # 3: issue 11
+        "native_digest TEXT",  # 3: issue 11
+        "serving TEXT",  # 3: issue 11
+        "serving_reason TEXT",  # 3: issue 11
     ],
     "sqml_metrics": [],
     "sqml_deployments": ["strategy TEXT", "restored_deployment_id INTEGER"],  # 2: restored_...

@@ -1,13 +1,16 @@
-"""The entry of programs that are not Python, the sqlite3 shell first: after ``.load``,
-the native extension starts an interpreter and calls :func:`bind` with the host's
-``sqlite3*`` handle (see ``csrc``'s host entry)."""
+"""The entry of programs that are not Python, the sqlite3 shell first: after ``.load``
+of ``sqml.so`` (or ``_native``), the native functions answer on their own, and the first
+one that needs Python starts an interpreter and calls :func:`bridge` with the host's
+``sqlite3*`` handle (see ``csrc/bridge.c``)."""
 
 from __future__ import annotations
 
-from ..sql.attach import attach_to_host
+from typing import Any
+
+from ..sql.attach import host_bridge
 
 
-def bind(handle: int) -> None:
-    """Create or migrate the sqml schema in the host's database (unless it is read-only)
-    and attach every function, the table-valued ones included."""
-    attach_to_host(handle)
+def bridge(handle: int) -> Any:
+    """The Python side of the host's database: its schema created or migrated (unless it
+    is read-only) and every function's Python implementation, for the native layer."""
+    return host_bridge(handle)

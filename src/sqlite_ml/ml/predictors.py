@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import sklearn
-from sklearn import dummy, ensemble, linear_model, tree
+from sklearn import dummy
 from sklearn.pipeline import Pipeline
 
-from . import threads
+from . import families, threads
 from .labels import CLUSTER_LABELS, NUMERIC_LABELS, TEXT_LABELS
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -47,38 +47,6 @@ _ROW_PATH_MAX_TERMS = 400
 # Unit roundoff of float64. Folded and scikit-learn's arithmetic each differ from the
 # exact value by at most about (terms + 3) * eps * (sum of the terms' magnitudes).
 _EPS = 2.0**-53
-
-_LINEAR_CLASSIFIERS = (
-    linear_model.LogisticRegression,
-    linear_model.SGDClassifier,
-    linear_model.RidgeClassifier,
-    linear_model.RidgeClassifierCV,
-)
-_LINEAR_REGRESSORS = (
-    linear_model.LinearRegression,
-    linear_model.Ridge,
-    linear_model.RidgeCV,
-    linear_model.Lasso,
-    linear_model.LassoCV,
-    linear_model.ElasticNet,
-    linear_model.ElasticNetCV,
-    linear_model.SGDRegressor,
-)
-_SINGLE_TREES = (
-    tree.DecisionTreeClassifier,
-    tree.DecisionTreeRegressor,
-    tree.ExtraTreeClassifier,
-    tree.ExtraTreeRegressor,
-)
-_FORESTS = (
-    ensemble.RandomForestClassifier,
-    ensemble.RandomForestRegressor,
-    ensemble.ExtraTreesClassifier,
-    ensemble.ExtraTreesRegressor,
-)
-_BOOSTING = (ensemble.GradientBoostingClassifier, ensemble.GradientBoostingRegressor)
-_ADA_BOOST = (ensemble.AdaBoostClassifier, ensemble.AdaBoostRegressor)
-_BAGGING = (ensemble.BaggingClassifier, ensemble.BaggingRegressor)
 
 
 def compile_predictor(pipeline: Pipeline) -> Predictor:
@@ -97,9 +65,9 @@ def compile_predictor(pipeline: Pipeline) -> Predictor:
         x /= scale
         return x
 
-    if type(model) in _LINEAR_CLASSIFIERS:
+    if type(model) in families.LINEAR_CLASSIFIERS:
         return _linear_classifier(model, preprocess)
-    if type(model) in _LINEAR_REGRESSORS:
+    if type(model) in families.LINEAR_REGRESSORS:
         return _linear_regressor(model, preprocess)
 
     def predict(matrix: np.ndarray) -> np.ndarray:
@@ -159,7 +127,7 @@ def compile_row_predictor(
     steps = dict(pipeline.steps)
     model = steps["model"]
     kind = type(model)
-    if kind in _LINEAR_CLASSIFIERS + _LINEAR_REGRESSORS:
+    if kind in families.LINEAR_CLASSIFIERS + families.LINEAR_REGRESSORS:
         quick = _linear_quick(pipeline, as_sql)
         if quick is None:
             return through_matrix, None
@@ -360,7 +328,7 @@ def _leaf(trees: Sequence[_Tree], x: list[float]) -> list[Any]:
 
 def _tree_walker(model: Any, as_sql: Callable[[Any], Any]) -> Callable[[list[float]], Any] | None:
     kind = type(model)
-    if kind in _SINGLE_TREES:
+    if kind in families.SINGLE_TREES:
         if model.n_outputs_ != 1:
             return None
         if hasattr(model, "classes_"):
@@ -370,19 +338,19 @@ def _tree_walker(model: Any, as_sql: Callable[[Any], Any]) -> Callable[[list[flo
         else:
             trees = [_flat_tree(model, lambda v: float(v[0][0]))]
         return lambda x: _leaf(trees, x)[0]
-    if kind in _FORESTS:
+    if kind in families.FORESTS:
         return _forest_walker(model, as_sql)
-    if kind in _BOOSTING:
+    if kind in families.BOOSTING:
         return _boosting_walker(model, as_sql)
-    if kind in _ADA_BOOST:
+    if kind in families.ADA_BOOST:
         return _ada_boost_walker(model, as_sql)
-    if kind in _BAGGING:
+    if kind in families.BAGGING:
         return _bagging_walker(model, as_sql)
     return None
 
 
 def _plain_trees(estimators: Any) -> bool:
-    return all(type(e) in _SINGLE_TREES and e.n_outputs_ == 1 for e in estimators)
+    return all(type(e) in families.SINGLE_TREES and e.n_outputs_ == 1 for e in estimators)
 
 
 def _ada_boost_walker(

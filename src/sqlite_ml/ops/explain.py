@@ -112,7 +112,8 @@ def explain_one(
     top_k: object = None,
 ) -> dict[str, Any]:
     """``sqml_explain``: the explanation of one row (``text``, as ``sqml_predict`` takes
-    it) as a JSON-ready object; its prediction is the one ``sqml_predict`` gives."""
+    it) as a JSON-ready object; its prediction is the one ``sqml_predict`` gives (a
+    linear regression's within 1e-9 relative where the native scorer serves it)."""
     limit = _top_k(top_k)
     features = parse_features(text)
     explain = _EXPLAINERS.get(conn, model, experiment)

@@ -28,6 +28,7 @@ from ..errors import SqmlError, choices, describe, shorten
 from ..ml import persistence
 from ..ml.features import Feature, FeatureSchema
 from ..ml.labels import CLUSTER_LABELS, TEXT_LABELS
+from ..ml.native_format import ServingDecision
 from ..ml.predictors import (
     Predictor,
     QuickPredictor,
@@ -36,6 +37,7 @@ from ..ml.predictors import (
     compile_row_predictor,
 )
 from ..ml.pretrained import Embedder, load_embedder
+from . import native_forms
 from .experiments import require_active_model, require_experiment, require_experiment_name
 
 _MAX_CACHED_MODELS = 32
@@ -67,6 +69,8 @@ class LoadedModel:
     predictor: Predictor
     row_predictor: RowPredictor  # a row of floats (NaN when missing) -> SQL value
     quick: QuickPredictor | None = None  # raw numbers -> SQL value, None when unsure
+    # Which path serves it (and its native form); recorded in the database when it could be.
+    serving: ServingDecision | None = None
     _layouts: list[Callable[[str], re.Match[str] | None]] = field(init=False, repr=False)
     # The C quick path's reader of json_object()/json_array() text, with the keys it
     # expects (as SQLite writes them), when the quick path is the native one.
@@ -195,9 +199,12 @@ class _ModelCache:
             )
         schema = schema_for(estimator, schema_json, model_id)
         schema.bind_embedders(lambda feature: _embedder_for(feature, model_id))
+        serving = native_forms.settle(
+            conn, model_id, estimator, schema, digest, schema_json, len(blob)
+        )
         predictor = compile_predictor(estimator)
         row_predictor, quick = compile_row_predictor(estimator, predictor, schema.label_kind)
-        model = LoadedModel(model_id, estimator, schema, predictor, row_predictor, quick)
+        model = LoadedModel(model_id, estimator, schema, predictor, row_predictor, quick, serving)
         with self._lock:
             self.loads += 1
             self._models[(digest, schema_json)] = model

@@ -153,20 +153,17 @@ def classify_text(labels: list[str], label_vectors: Any, vector: bytes) -> str:
 # Rows per chunk of sqml_embed_table: many model batches per Python round trip.
 EMBED_CHUNK_ROWS = 4096
 
-# What the virtual table gets per chunk: keys, vectors (BLOB or None), texts or None.
-EmbeddedChunk = tuple[np.ndarray, list[bytes | None], list[str | None] | None]
 
-
-def embedded_rows(embedder: Embedder, reader: Any, with_text: bool) -> Iterator[EmbeddedChunk]:
-    """``sqml_embed_table``'s rows: the (key, text) rows ``reader`` gives, a chunk at a
-    time, each chunk's texts embedded in batches (no Python call per row)."""
+def embedded_rows(embedder: Embedder, reader: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_embed_table``'s rows, (key, vector BLOB or None, text or None), a chunk at a
+    time from the (key, text) rows ``reader`` gives, each chunk's texts embedded in
+    batches (no Python call per row)."""
     row_number = 0
     try:
         while not reader.done:
             rows = reader.rows(EMBED_CHUNK_ROWS)
             if not rows:
                 continue
-            keys = np.empty(len(rows), dtype=np.int64)
             texts: list[str | None] = []
             for index, (key, value) in enumerate(rows):
                 if isinstance(key, bool) or not isinstance(key, int):
@@ -174,12 +171,13 @@ def embedded_rows(embedder: Embedder, reader: Any, with_text: bool) -> Iterator[
                         f"sqml_embed_table: source row {row_number + index + 1} has the key "
                         f"{describe(key)}; the first column must be an integer key"
                     )
-                keys[index] = key
                 texts.append(text_of(value, "sqml_embed_table"))
             row_number += len(rows)
             given = [text for text in texts if text is not None]
             vectors = iter(embedder.embed_many(given)) if given else iter(())
-            blobs = [None if text is None else next(vectors).tobytes() for text in texts]
-            yield keys, blobs, texts if with_text else None
+            yield [
+                (key, None if text is None else next(vectors).tobytes(), text)
+                for (key, _), text in zip(rows, texts, strict=True)
+            ]
     finally:
         reader.close()

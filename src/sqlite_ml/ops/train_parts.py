@@ -129,6 +129,8 @@ class Outcome:
     y_test: np.ndarray | None = None
     test_keys: np.ndarray | None = None
     training_summary: str | None = None
+    # Raw test rows the model's native form is checked on (None: made-up rows only).
+    check_rows: Any = None
 
 
 def pipeline_for(request: TrainRequest, seed: int, schema: FeatureSchema) -> Pipeline:

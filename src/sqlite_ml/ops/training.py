@@ -40,7 +40,7 @@ from ..ml.pipelines import transform_in_place
 from ..ml.probabilities import gives_probabilities
 from ..ml.splits import SPLIT_STRATEGIES, split_rows, split_scheme
 from ..scoring import PROBABILITY_METRICS
-from . import deploy_decision, drift, importance, pretrained, progress, runs, search
+from . import deploy_decision, drift, importance, native_forms, pretrained, progress, runs, search
 from .experiments import new_experiment_name
 from .held_out import fingerprint, keyed_rows
 from .options import TrainOptions, validate_options
@@ -536,6 +536,7 @@ def _fit_in_memory(
         y_test=y_test,
         test_keys=test_keys,
         training_summary=summary,
+        check_rows=x_sample,
     )
     return record(conn, request, experiment, run_id, seed, outcome)
 
@@ -563,6 +564,9 @@ def record(
     pipeline, searched = outcome.pipeline, outcome.searched
     blob = persistence.dumps(pipeline)
     digest = persistence.digest(blob)
+    native = native_forms.decide_at_training(
+        pipeline, outcome.schema, blob, digest, outcome.check_rows
+    )
     warning_text = outcome.warnings
     metric = experiment.deciding_metric
     hyperparams = _plain(pipeline.named_steps["model"].get_params())
@@ -608,6 +612,7 @@ def record(
                 None if outcome.importances is None else json.dumps(outcome.importances)
             ),
             training_summary=outcome.training_summary,
+            serving=native,
         )
         store.insert_metrics(conn, model_id, values)
         for embedder in schema.embedders.values():

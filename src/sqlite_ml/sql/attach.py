@@ -39,18 +39,6 @@ def attach(
     return session
 
 
-class _HostOwner:
-    """``sqml_binding_mode()`` in a host: owned by SQLite, it keeps the session and its
-    connection object alive exactly as long as the host's database connection."""
-
-    def __init__(self, session: Session, conn: Any):
-        self.session = session
-        self.conn = conn
-
-    def __call__(self) -> str:
-        return "native-host"
-
-
 def _ensure_schema_unless_read_only(conn: Any) -> bool:
     """Create or migrate the schema; False (nothing written) when the database cannot be
     written (``sqlite3 -readonly``, ``?mode=ro``, ``PRAGMA query_only``), so that a
@@ -64,16 +52,17 @@ def _ensure_schema_unless_read_only(conn: Any) -> bool:
     return True
 
 
-def attach_to_host(handle: int) -> None:
-    """A host program's database (``sqlite3_extension_init`` calls this): create or
-    migrate the schema and attach every function, the table-valued ones included."""
+def host_bridge(handle: int) -> Any:
+    """The Python side of a host program's database (``sqlite3_shell.bridge``), made when
+    a native function first needs it: the schema created or migrated (unless the database
+    is read-only: then by the first function that writes), a session of every function."""
     from ..sqlite.host import HostConnection  # needs the native extension
 
     conn: Any = HostConnection(handle)
     with plain_rows(conn):
         writable = _ensure_schema_unless_read_only(conn)
     session = new_session(conn)
-    if not writable:  # as the plugins do: functions now, the schema on the first write
+    if not writable:  # as the plugins do: the schema on the first write
         create_schema_on_first_write(session)
     session.mode = "native-host"
-    binders.attach_to_host(handle, session, _HostOwner(session, conn))
+    return session.native_bridge(handle, keep=conn)

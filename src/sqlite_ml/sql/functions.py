@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import math
 import sys
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
+from ..errors import SqmlError
 from ..sqlite.rows import plain_rows
 from .session import Session
 
@@ -270,59 +270,15 @@ def classify_text(session: Session, model: Any, text: Any, labels: Any) -> str |
     return closest_label(names, vectors, embedder.embed_one(text))
 
 
-# What the virtual table calls: (experiment or model, source, whether the third column is
-# read) -> chunks of (row ids, values, texts or None).
-Chunks = Callable[[Any, Any, bool], Iterator[Any]]
-# Where a table-valued function's chunks come from, given the session and the handle.
-ChunkSource = Callable[[Session, int, Any, Any, bool], Iterator[Any]]
-
-
-def _table_valued(session: Session, rows: ChunkSource) -> Callable[[int], Chunks]:
-    """A table-valued function on the database handle the native layer gives: its
-    arguments are checked at once (errors are real SQL errors), its rows made lazily,
-    chunk by chunk."""
-    # Weak: SQLite keeps what this returns for as long as the connection lives.
-    session_ref = weakref.ref(session)
-
-    def on_handle(handle: int) -> Chunks:
-        def chunks(first: Any, source: Any, third_column_read: bool) -> Iterator[Any]:
-            owner = session_ref()
-            assert owner is not None  # the connection that calls us keeps it alive
-            with plain_rows(owner.conn):
-                return rows(owner, handle, first, source, third_column_read)
-
-        return chunks
-
-    return on_handle
-
-
-def predict_table(session: Session) -> Callable[[int], Chunks]:
-    """``sqml_predict_table(experiment, source)``: predictions, probabilities when read."""
-    return _table_valued(session, _predicted_rows)
-
-
-def _predicted_rows(
-    owner: Session, handle: int, experiment: Any, source: Any, with_probabilities: bool
-) -> Iterator[Any]:
-    from ..ops.table_prediction import predictions
-
-    conn = owner.conn
-    model = owner.deployed.model_for(conn, experiment)
-    return predictions(conn, model, source, handle, with_probabilities)
-
-
-def embed_table(session: Session) -> Callable[[int], Chunks]:
-    """``sqml_embed_table(model, source)``: each row's vector, its text when read."""
-    return _table_valued(session, _embedded_rows)
-
-
-def _embedded_rows(
-    owner: Session, handle: int, model: Any, source: Any, with_text: bool
-) -> Iterator[Any]:
+def embed_table(session: Session, model: Any, source: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """``sqml_embed_table(model, source)``: each source row's key, vector and text."""
     from ..db.readers import embedding_source
     from ..ops.pretrained import embedded_rows
-    from ..sqlite.native import reader_on
+    from ..sqlite.native import reader
 
-    conn = owner.conn
-    embedder = owner.pretrained.embedder(conn, model)
-    return embedded_rows(embedder, reader_on(handle, embedding_source(conn, source)), with_text)
+    conn = session.conn
+    embedder = session.pretrained.embedder(conn, model)
+    rows = reader(conn, embedding_source(conn, source))
+    if rows is None:  # csrc/rows.c runs this only where the native layer is loaded
+        raise SqmlError("sqml_embed_table needs the native binding (table-valued)")
+    return embedded_rows(embedder, rows)

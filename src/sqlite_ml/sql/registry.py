@@ -88,28 +88,21 @@ class SqlFunction:
 
 @dataclass(frozen=True)
 class TableFunction:
-    """A table-valued function (an eponymous virtual table of the native layer; the
-    ctypes and stdlib bindings cannot provide one)."""
+    """A table-valued function: an eponymous virtual table of the native layer
+    (``csrc/table.c``, with its Python side in ``bridge.py``); the ctypes and stdlib
+    bindings cannot provide one."""
 
     name: str
-    # session -> (database handle -> what the virtual table calls for its rows)
-    factory: Callable[[Session], Callable[[int], Callable[..., Any]]]
-    arguments: tuple[str, ...]  # two, the hidden columns
-    columns: tuple[str, ...]  # three: a row id, a value, a text read only when asked for
-    column_types: tuple[str, ...] = ("INTEGER", "", "TEXT")
-    missing_arguments: str = ""  # the error when an argument is missing, with an example
+    arguments: tuple[str, ...]
+    columns: tuple[str, ...]
+    optional: int = 0
 
     def usage(self) -> str:
-        return f"{self.name}({', '.join(self.arguments)})"
-
-    def declaration(self) -> str:
-        """The virtual table's CREATE TABLE, as the native layer declares it."""
-        columns = [
-            f"{name} {kind}".strip()
-            for name, kind in zip(self.columns, self.column_types, strict=True)
-        ]
-        hidden = [f"{argument} HIDDEN" for argument in self.arguments]
-        return f"CREATE TABLE x({', '.join(columns + hidden)})"
+        required = self.arguments[: len(self.arguments) - self.optional]
+        text = ", ".join(required)
+        for argument in self.arguments[len(required) :]:
+            text += f" [, {argument}]"
+        return f"{self.name}({text})"
 
 
 @dataclass(frozen=True)
@@ -123,6 +116,10 @@ class RowsFunction:
     arguments: tuple[str, ...]
     columns: tuple[str, ...]
     optional: int = 0
+    # Each column's declared type ('' for none), when given: one per column.
+    column_types: tuple[str, ...] = ()
+    # The error when a required argument is missing, with an example ('': a generic one).
+    missing_arguments: str = ""
 
     def usage(self) -> str:
         required = self.arguments[: len(self.arguments) - self.optional]
@@ -131,8 +128,10 @@ class RowsFunction:
         return f"{self.name}({text}{']' * len(optional)})"
 
     def declaration(self) -> str:
+        types = self.column_types or ("",) * len(self.columns)
+        columns = [f"{name} {kind}".strip() for name, kind in zip(self.columns, types, strict=True)]
         hidden = [f"{argument} HIDDEN" for argument in self.arguments]
-        return f"CREATE TABLE x({', '.join([*self.columns, *hidden])})"
+        return f"CREATE TABLE x({', '.join([*columns, *hidden])})"
 
     def spec(self, session: Session) -> RowsTable:
         """What the native layer registers: (declaration, columns, arguments, required,
@@ -260,18 +259,16 @@ FUNCTIONS: tuple[SqlFunction | TableFunction | RowsFunction, ...] = (
     SqlFunction("sqml_classify_text", functions.classify_text, ("model", "text", "labels")),
     TableFunction(
         "sqml_predict_table",
-        functions.predict_table,
-        ("experiment", "source"),
+        ("experiment_name", "source", "key_column"),
         ("row_id", "prediction", "probabilities"),
-        missing_arguments="sqml_predict_table needs an experiment and a source: "
-        "SELECT * FROM sqml_predict_table('experiment', 'table, view or SELECT')",
+        optional=1,
     ),
-    TableFunction(
+    RowsFunction(
         "sqml_embed_table",
         functions.embed_table,
         ("model", "source"),
         ("row_id", "embedding", "text"),
-        ("INTEGER", "BLOB", "TEXT"),
+        column_types=("INTEGER", "BLOB", "TEXT"),
         missing_arguments="sqml_embed_table needs a model and a source: "
         "SELECT * FROM sqml_embed_table('default', 'SELECT id, text FROM ...')",
     ),
@@ -305,12 +302,7 @@ def new_session(conn: sqlite3.Connection | Any) -> Session:
     session = Session(conn)
     for function in FUNCTIONS:
         if isinstance(function, TableFunction):
-            session.tables[function.name] = function.factory(session)
-            session.table_shapes[function.name] = (
-                function.declaration(),
-                function.missing_arguments,
-            )
-            continue
+            continue  # the native layer's own (csrc/table.c)
         if isinstance(function, RowsFunction):
             session.row_tables[function.name] = function.spec(session)
             continue

@@ -35,10 +35,8 @@ class Session:
         self._conn_address = id(conn)
         self.calls: dict[str, Callable[..., Any]] = {}
         self.flags: dict[str, tuple[bool, bool]] = {}
-        # Table-valued functions: name -> (database handle -> what the virtual table calls).
-        self.tables: dict[str, Callable[[int], Callable[..., Any]]] = {}
-        # Table-valued functions: name -> (CREATE TABLE declaration, missing-argument error).
-        self.table_shapes: dict[str, tuple[str, str]] = {}
+        # Table-valued functions whose rows Python gives (csrc/rows.c asks for them
+        # through the native bridge): name -> what registry.RowsFunction.spec makes.
         self.row_tables: dict[str, RowsTable] = {}
         self.last_error: str | None = None
         self.mode = ""
@@ -46,6 +44,13 @@ class Session:
     @property
     def conn(self) -> sqlite3.Connection:
         return ctypes.cast(self._conn_address, ctypes.py_object).value
+
+    def native_bridge(self, handle: int, keep: Any = None) -> Any:
+        """What the native scoring functions on ``handle`` call for what they hand over
+        (``keep``: an object the bridge keeps alive with the connection)."""
+        from .bridge import NativeBridge
+
+        return NativeBridge(self, handle, keep)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached while the attribute is missing: after the first call, ``deployed``

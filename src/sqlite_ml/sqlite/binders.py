@@ -11,12 +11,14 @@ checks that the library it found reports the same version as ``sqlite3.sqlite_ve
 and that the handle it read is the connection's (same file, same change count).
 
 The ``native`` binder (the default) does the same from C: the package's own extension
-(``_native.c``, a SQLite loadable extension) is loaded into the connection through the
+(``csrc/``, a SQLite loadable extension) is loaded into the connection through the
 connection's own ``sqlite3_load_extension``, so it binds to that very library, and each
-SQL function is a C callback that calls Python with the GIL held. It also attaches the
-table-valued functions (``sqml_predict_table``) and provides the fast reader
-(``native.py``). A host program that is not Python (the sqlite3 shell's ``.load``)
-attaches the same functions through :func:`attach_to_host`.
+SQL function is a C callback that calls Python with the GIL held, except the prediction
+functions, which the native scorer answers itself for models stored in the native format
+(``csrc/core.h``). It also attaches the table-valued function (``sqml_predict_table``)
+and provides the fast reader (``native.py``). A host program that is not Python loads
+``sqml.so`` instead, which needs no Python until a function does (``sql/attach.py``'s
+:func:`host_bridge`).
 
 Where the native layer cannot be used (not built, no shared library to resolve), the
 ``capi`` binder (ctypes) is used, with a one-time warning. Where that fails too,
@@ -62,23 +64,20 @@ def error_message(error: BaseException, function_name: str) -> str:
     return text.replace("\x00", "\\0")
 
 
-# A table-valued function as the native layer runs it: given the database handle, the
-# callable the virtual table asks for rows (see sqlite_ml.sql.registry.TableFunction).
-TableFactory = Callable[[int], Callable[..., Any]]
+# The functions the native scorer answers itself (csrc/scoring.c, csrc/table.c), handing
+# what it cannot answer to the session's Python callables through the bridge.
+NATIVE_SCORING = ("sqml_predict", "sqml_predict_batch", "sqml_predict_proba")
 
 
 class Registrable(Protocol):
     """What a binder attaches: SQL name -> Python callable, plus SQLite flags, and the
-    table-valued functions (which only the native layer can provide)."""
+    bridge of the native scoring functions (which only the native layer provides)."""
 
     calls: dict[str, SqlCallable]
     flags: dict[str, tuple[bool, bool]]  # name -> (deterministic, direct_only)
-    tables: dict[str, TableFactory]
-    table_shapes: dict[str, tuple[str, str]]  # name -> (declaration, missing-argument error)
-    # Table-valued functions whose rows Python gives: (declaration, columns, arguments,
-    # required arguments, rows(*arguments) -> iterator of lists of row tuples).
-    row_tables: dict[str, tuple[str, int, int, int, Callable[..., Any]]]
     last_error: str | None  # the full message of the last failure, for every face to show
+
+    def native_bridge(self, handle: int, keep: Any = None) -> Any: ...
 
 
 class CApiBinder:
@@ -248,33 +247,14 @@ class NativeBinder:
 
 
 def attach_natively(native: Any, db: int, session: Registrable) -> None:
-    """Every scalar and table-valued function of ``session`` on the handle ``db``, through
-    the C extension: the one attach routine of the native binder and of host programs."""
+    """Every function of ``session`` on the handle ``db``, through the C extension: the
+    native scorer's own (with the session's callables behind them), then the others."""
     for name, function in session.calls.items():
+        if name in NATIVE_SCORING:
+            continue
         flags = _function_flags(session.flags.get(name, (False, False)))
         native.create_function(db, name, -1, flags, function, error_reporter(session, name))
-    for name, factory in session.tables.items():
-        declaration, usage = session.table_shapes[name]
-        native.create_predict_table(
-            db, name, factory(db), error_reporter(session, name), declaration, usage
-        )
-    for name, (declaration, columns, arguments, required, rows) in session.row_tables.items():
-        native.create_rows_table(
-            db, name, declaration, columns, arguments, required, rows, error_reporter(session, name)
-        )
-
-
-def attach_to_host(handle: int, session: Registrable, owner: Callable[[], str]) -> None:
-    """A host program's database (the sqlite3 shell): ``owner`` answers
-    ``sqml_binding_mode()`` and, held by SQLite, keeps the session alive exactly as long
-    as the host's connection."""
-    from .. import _native
-
-    flags = _function_flags((True, False))
-    _native.create_function(
-        handle, "sqml_binding_mode", 0, flags, owner, error_reporter(session, "mode")
-    )
-    attach_natively(_native, handle, session)
+    native.attach_scoring(db, session.native_bridge(db))
 
 
 class StdlibBinder:

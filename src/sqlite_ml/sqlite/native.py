@@ -11,7 +11,11 @@ from . import binders
 
 
 def extension_path() -> str:
-    """The path of the compiled extension, for the sqlite3 shell's ``.load``."""
+    """The path of ``sqml.so``, the loadable extension for programs that are not Python
+    (the sqlite3 shell's ``.load``, Go, Node, Rust): it links no Python, scores natively
+    served models on its own and loads the Python side only when a function needs it."""
+    from pathlib import Path
+
     try:
         from .. import _native
     except ImportError as error:
@@ -19,7 +23,27 @@ def extension_path() -> str:
             f"sqlite-ml's native extension is not built in this installation ({error}); "
             "reinstall with a C compiler and Python headers available"
         ) from None
+    path = Path(_native.__file__).with_name("sqml" + _shared_suffix())
+    if not path.exists():
+        raise SqmlError(
+            f"sqlite-ml's loadable extension {path.name} is not built in this installation; "
+            "reinstall with a C compiler available"
+        )
+    return str(path)
+
+
+def python_module_path() -> str:
+    """The path of ``_native``, the CPython module (also loadable by a program, which then
+    starts Python when a function first needs it)."""
+    from .. import _native
+
     return str(_native.__file__)
+
+
+def _shared_suffix() -> str:
+    import sysconfig
+
+    return str(sysconfig.get_config_var("SHLIB_SUFFIX") or ".so")
 
 
 def reader(conn: sqlite3.Connection, sql: str) -> Any | None:

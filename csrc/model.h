@@ -1,0 +1,104 @@
+/* The loaded form of a native model, shared by model_load.c (which builds and validates
+ * it) and model_score.c (which only reads it). Everything here has been checked: counts
+ * match the arrays, tree children are in range and after their node, features index the
+ * row, numbers are finite where the scorer needs them to be. */
+#ifndef SQML_MODEL_H
+#define SQML_MODEL_H
+
+#include "core.h"
+
+enum { FAMILY_LINEAR = 1, FAMILY_TREES = 2, FAMILY_CENTROIDS = 3, FAMILY_BOOSTER = 4 };
+/* ml/boosters.py's LINKS, in order */
+enum { LINK_B_IDENTITY, LINK_B_SIGMOID, LINK_B_SOFTMAX, LINK_B_SIGMOID_EACH, LINK_B_EXP,
+       LINK_B_HINGE, LINK_B_SIGNED_SQUARE, LINK_B_SOFTPLUS, LINK_B_COUNT };
+/* ml/boosters.py's missing types */
+enum { MISSING_NONE = 0, MISSING_ZERO = 1, MISSING_NAN = 2 };
+enum { TREE_MISSING_TYPES = 1, TREE_CATEGORICAL = 2 };
+enum { LINEAR_VALUE = 0, LINEAR_BINARY = 1, LINEAR_ARGMAX = 2 };
+enum { LINEAR_PROBA_NONE = 0, LINEAR_PROBA_OVR = 1, LINEAR_PROBA_SOFTMAX = 2 };
+enum { TREES_VALUE = 0, TREES_ARGMAX = 1, TREES_POSITIVE = 2, TREES_NOT_NEGATIVE = 3 };
+enum { TREES_PROBA_NONE = 0, TREES_PROBA_MEAN = 1, TREES_PROBA_LOGISTIC = 2,
+       TREES_PROBA_SOFTMAX = 3, TREES_PROBA_SAMME = 4, TREES_PROBA_LOGISTIC_2X = 5 };
+enum { COMBINE_MEAN = 1, COMBINE_SUM = 2, COMBINE_SAMME = 3, COMBINE_MEDIAN = 4 };
+enum { INPUT_FLOAT64 = 0, INPUT_FLOAT32 = 1 };
+enum { COMPARE_LE = 0, COMPARE_LT = 1 };
+enum { LINK_IDENTITY = 0, LINK_EXP = 1 };
+
+typedef struct {
+    int32_t feature; /* an index into the row (bagging subsets already mapped); -1: leaf */
+    uint32_t left;   /* a leaf: its leaf number */
+    uint32_t right;
+    uint32_t missing_left;
+    double threshold;
+} SqmlNode;
+
+/* Compact nodes for the walk, in preorder (a node's left child is the next node):
+ * float32 thresholds where the trees compare float32 inputs (12 bytes), float64 where they
+ * compare float64 ones (16 bytes). feature: the row index, | MISSING_LEFT when a missing
+ * value goes left; -1 at a leaf, whose right holds its leaf number. */
+#define COMPACT_MISSING_LEFT 0x40000000 /* a missing value takes the left branch */
+#define COMPACT_NAN_AS_ZERO 0x20000000  /* LightGBM: NaN is read as 0.0 */
+#define COMPACT_ZERO_MISSING 0x10000000 /* LightGBM: |x| <= 1e-35 is missing */
+#define COMPACT_FEATURE 0x0fffffff
+typedef struct {
+    float threshold;
+    int32_t feature;
+    uint32_t right;
+} SqmlNode32;
+typedef struct {
+    double threshold;
+    int32_t feature;
+    uint32_t right;
+} SqmlNode64;
+
+typedef struct {
+    uint32_t slot, n_nodes, leaf_width, n_leaves;
+    SqmlNode *nodes;
+    SqmlNode32 *nodes32; /* the walk's layout, when the tree has one (else nodes) */
+    SqmlNode64 *nodes64;
+    double *leaves; /* n_leaves x leaf_width */
+    /* boosters */
+    double weight;
+    uint32_t flags;
+    unsigned char *missing; /* per node (TREE_MISSING_TYPES), else every node MISSING_NAN */
+    int32_t *category_set;  /* per node (TREE_CATEGORICAL): -1 numeric, else its set */
+    uint32_t *bounds;       /* n_sets + 1: each set's words */
+    uint32_t *words;
+    uint32_t n_sets, n_words;
+} SqmlTree;
+
+struct SqmlModel {
+    SqmlText model_digest; /* the skops blob's SHA-256 the form was compiled from */
+    SqmlText schema_digest; /* the SHA-256 of the feature schema's JSON it was compiled with */
+    double model_size;      /* the skops blob's length (0: not recorded) */
+    int label_kind;
+    uint32_t n_features, width, n_classes;
+    SqmlFeature *features;
+    double *fill, *center, *scale;
+    SqmlText *text_labels;
+    double *number_labels;
+    uint32_t family;
+    /* linear */
+    uint32_t decision, outputs, probability;
+    double *coef, *intercept;
+    /* trees */
+    uint32_t input, compare, combine, link, n_trees;
+    double *init, divisor;
+    double samme_total, *samme_votes; /* hit, miss per tree */
+    double *median_weights;
+    SqmlTree *trees;
+    /* boosters */
+    uint32_t sum32, booster_link, average;
+    double sigmoid_scale, iterations_used;
+    /* nearest centroid */
+    uint32_t k;
+    double *centers, *norms;
+    uint32_t *name_slots; /* open addressing over feature names: index + 1, 0 empty */
+    uint32_t n_name_slots;
+    size_t work_size;
+    size_t leaves_at; /* where in the work space the trees' leaf numbers go */
+    void **allocations;
+    size_t n_allocations, allocations_capacity;
+};
+
+#endif

@@ -1,0 +1,802 @@
+/* Scoring a validated native model: feature values -> the encoded row (the feature
+ * schema's rules, as ml/features.py applies them) -> imputed and scaled -> the
+ * estimator, with scikit-learn's arithmetic in scikit-learn's order. Compiled with
+ * -ffp-contract=off: a fused multiply-add would round differently from numpy. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model.h"
+
+/* -- feature values ------------------------------------------------------------------- */
+
+enum { NUMBER = 0, MISSING = 1, BAD = 2, UNUSUAL = 3 };
+
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int same_word(const char *text, size_t size, const char *word) {
+    size_t n = strlen(word);
+    if (size != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        if (c != word[i]) return 0;
+    }
+    return 1;
+}
+
+/* Text as Python's float() after strip() reads it (as_number in ml/values.py): the
+ * number, MISSING for blank or NaN, BAD for anything float() refuses or infinity, and
+ * UNUSUAL for what only Python reads exactly (non-ASCII digits or spaces, underscores). */
+static int number_from_text(const char *text, size_t size, double *out) {
+    for (size_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x80 || (c >= 0x1c && c <= 0x1f) || c == '_') return UNUSUAL;
+    }
+    while (size && is_space(text[0])) text++, size--;
+    while (size && is_space(text[size - 1])) size--;
+    if (size == 0) return MISSING;
+    const char *body = text;
+    size_t rest = size;
+    if (*body == '+' || *body == '-') body++, rest--;
+    if (same_word(body, rest, "nan")) return MISSING;
+    if (same_word(body, rest, "inf") || same_word(body, rest, "infinity")) return BAD;
+    size_t i = 0, digits = 0;
+    while (i < rest && body[i] >= '0' && body[i] <= '9') i++, digits++;
+    if (i < rest && body[i] == '.') {
+        i++;
+        while (i < rest && body[i] >= '0' && body[i] <= '9') i++, digits++;
+    }
+    if (digits == 0) return BAD;
+    if (i < rest && (body[i] == 'e' || body[i] == 'E')) {
+        i++;
+        if (i < rest && (body[i] == '+' || body[i] == '-')) i++;
+        size_t exponent = 0;
+        while (i < rest && body[i] >= '0' && body[i] <= '9') i++, exponent++;
+        if (exponent == 0) return BAD;
+    }
+    if (i != rest) return BAD;
+    char small[128];
+    char *copy = size < sizeof small ? small : malloc(size + 1);
+    if (copy == NULL) return UNUSUAL;
+    memcpy(copy, text, size);
+    copy[size] = '\0';
+    *out = strtod(copy, NULL);
+    if (copy != small) free(copy);
+    return isinf(*out) ? BAD : NUMBER;
+}
+
+static int number_of(const SqmlCell *cell, double *out) {
+    switch (cell->type) {
+    case SQML_CELL_NULL:
+        return MISSING;
+    case SQML_CELL_REAL:
+        *out = cell->d;
+        return isfinite(cell->d) ? NUMBER : BAD;
+    case SQML_CELL_INTEGER:
+        *out = (double)cell->i;
+        return NUMBER;
+    case SQML_CELL_BIG_INTEGER:
+        *out = strtod(cell->text, NULL); /* the token: digits only, NUL-terminated */
+        return isfinite(*out) ? NUMBER : BAD;
+    case SQML_CELL_BOOL:
+        *out = cell->i ? 1.0 : 0.0;
+        return NUMBER;
+    case SQML_CELL_TEXT:
+        return number_from_text(cell->text, cell->size, out);
+    case SQML_CELL_BLOB:
+        return UNUSUAL;
+    default:
+        return BAD;
+    }
+}
+
+/* The category index of a value as category_of (ml/values.py) makes its text: integers
+ * (and whole REALs) as digits, other REALs by their numeric alias, text as it is. -1 for
+ * no category (unseen); -2 BAD (a nested JSON value); -3 UNUSUAL (a BLOB). */
+static int64_t category_of(const SqmlFeature *feature, const SqmlCell *cell) {
+    char digits[400];
+    switch (cell->type) {
+    case SQML_CELL_INTEGER:
+        if (cell->text != NULL) {
+            if (cell->size == 2 && memcmp(cell->text, "-0", 2) == 0)
+                return sqml_feature_category(feature, "0", 1);
+            return sqml_feature_category(feature, cell->text, cell->size);
+        }
+        snprintf(digits, sizeof digits, "%lld", (long long)cell->i);
+        return sqml_feature_category(feature, digits, strlen(digits));
+    case SQML_CELL_BIG_INTEGER:
+        return sqml_feature_category(feature, cell->text, cell->size);
+    case SQML_CELL_REAL: {
+        double v = cell->d;
+        if (isfinite(v) && v == floor(v)) {
+            if (v == 0) return sqml_feature_category(feature, "0", 1);
+            /* glibc prints a double's exact value: the digits of int(v) */
+            snprintf(digits, sizeof digits, "%.0f", v);
+            return sqml_feature_category(feature, digits, strlen(digits));
+        }
+        for (uint32_t c = 0; c < feature->n_categories; c++)
+            if (feature->aliases[c] == v) return c;
+        return -1;
+    }
+    case SQML_CELL_TEXT:
+        return sqml_feature_category(feature, cell->text, cell->size);
+    case SQML_CELL_BOOL:
+        return cell->i ? sqml_feature_category(feature, "True", 4)
+                       : sqml_feature_category(feature, "False", 5);
+    case SQML_CELL_BLOB:
+        return -3;
+    case SQML_CELL_NESTED:
+        return -2;
+    default:
+        return -1;
+    }
+}
+
+int sqml_encode_cells(const SqmlModel *m, const SqmlCell *cells, const char *where, double *x,
+                      char message[SQML_ERROR_SIZE]) {
+    for (uint32_t f = 0; f < m->n_features; f++) {
+        const SqmlFeature *feature = &m->features[f];
+        const SqmlCell *cell = &cells[f];
+        double *out = x + feature->offset;
+        if (cell->type == SQML_CELL_NULL && feature->required) {
+            snprintf(message, SQML_ERROR_SIZE,
+                     "feature '%s'%s is null, but the model was trained with preprocess "
+                     "impute 'error' for it: give it a value",
+                     feature->name.text, where);
+            return SQML_ENCODE_ERROR;
+        }
+        char shown[128];
+        if (feature->kind == SQML_FEATURE_NUMERIC) {
+            double value = NAN;
+            int kind = number_of(cell, &value);
+            if (kind == NUMBER) {
+                out[0] = value;
+                continue;
+            }
+            if (kind == MISSING) {
+                out[0] = NAN;
+                continue;
+            }
+            sqml_describe_cell(cell, shown, sizeof shown);
+            snprintf(message, SQML_ERROR_SIZE, "feature '%s'%s expects a number or null, got %s",
+                     feature->name.text, where, shown);
+            return kind == BAD ? SQML_ENCODE_ERROR : SQML_ENCODE_DEFER;
+        }
+        int64_t hit = cell->type == SQML_CELL_NULL ? -1 : category_of(feature, cell);
+        if (hit < -1) {
+            sqml_describe_cell(cell, shown, sizeof shown);
+            snprintf(message, SQML_ERROR_SIZE,
+                     "feature '%s'%s expects a text category or null, got %s",
+                     feature->name.text, where, shown);
+            return hit == -2 ? SQML_ENCODE_ERROR : SQML_ENCODE_DEFER;
+        }
+        switch (feature->kind) {
+        case SQML_FEATURE_ONE_HOT:
+            for (uint32_t c = 0; c < feature->width; c++) out[c] = 0.0;
+            if (hit >= 0) out[hit] = 1.0;
+            break;
+        case SQML_FEATURE_ORDINAL:
+            out[0] = hit >= 0 ? (double)hit : NAN;
+            break;
+        default: /* target */
+            for (uint32_t o = 0; o < feature->outputs; o++)
+                out[o] = hit >= 0 ? feature->target[(size_t)hit * feature->outputs + o] : NAN;
+        }
+    }
+    return SQML_ENCODED;
+}
+
+/* -- the estimators ------------------------------------------------------------------- */
+
+/* A bound on how far any summation order of n products can stray from another (with
+ * room to spare): (n + 2) units of roundoff, doubled twice. */
+static double roundoff(uint32_t n) { return 4.0 * (n + 2.0) * 0x1p-52; }
+
+static void preprocess(const SqmlModel *m, double *x) {
+    for (uint32_t i = 0; i < m->width; i++) {
+        double v = x[i];
+        if (v != v) v = m->fill[i];
+        v -= m->center[i];
+        v /= m->scale[i];
+        x[i] = v;
+    }
+}
+
+static uint32_t first_max(const double *values, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (values[i] > values[best]) best = i;
+    return best;
+}
+
+static double expit(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+static void softmax(double *values, uint32_t n) {
+    double top = values[0];
+    for (uint32_t i = 1; i < n; i++)
+        if (values[i] > top) top = values[i];
+    double total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        values[i] = exp(values[i] - top);
+        total += values[i];
+    }
+    for (uint32_t i = 0; i < n; i++) values[i] /= total;
+}
+
+/* The dot product of a and x in order, and the sum of its terms' magnitudes (which
+ * bounds its rounding error in any order). */
+static double dot(const double *a, const double *x, uint32_t n, double *magnitude) {
+    double sum = 0, size = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double term = a[i] * x[i];
+        sum += term;
+        size += fabs(term);
+    }
+    *magnitude = size;
+    return sum;
+}
+
+/* scores (outputs) and the magnitudes their rounding error is bounded by (outputs). */
+static void linear_scores(const SqmlModel *m, const double *x, double *scores, double *bounds) {
+    for (uint32_t k = 0; k < m->outputs; k++) {
+        double magnitude;
+        scores[k] = dot(m->coef + (size_t)k * m->width, x, m->width, &magnitude) + m->intercept[k];
+        bounds[k] = magnitude + fabs(m->intercept[k]);
+    }
+}
+
+static int linear_predict(const SqmlModel *m, const double *x, double *work, SqmlPrediction *out) {
+    double *scores = work, *bounds = work + m->outputs;
+    linear_scores(m, x, scores, bounds);
+    double eps = roundoff(m->width);
+    if (m->decision == LINEAR_VALUE) {
+        out->value = scores[0];
+        out->index = 0;
+        /* equal to 1e-9 relative whichever order scikit-learn's BLAS sums in */
+        return eps * bounds[0] < 0.5e-9 * fabs(scores[0]) ? SQML_SCORED : SQML_UNSURE;
+    }
+    if (m->decision == LINEAR_BINARY) {
+        out->index = scores[0] > 0 ? 1 : 0;
+        return fabs(scores[0]) > eps * bounds[0] ? SQML_SCORED : SQML_UNSURE;
+    }
+    uint32_t best = first_max(scores, m->outputs);
+    out->index = best;
+    for (uint32_t k = 0; k < m->outputs; k++) {
+        if (k == best) continue;
+        if (scores[best] - scores[k] <= eps * (bounds[best] + bounds[k])) return SQML_UNSURE;
+    }
+    return SQML_SCORED;
+}
+
+static void linear_probabilities(const SqmlModel *m, const double *x, double *work,
+                                 double *out) {
+    double *scores = work, *bounds = work + m->outputs;
+    linear_scores(m, x, scores, bounds);
+    if (m->probability == LINEAR_PROBA_SOFTMAX) {
+        memcpy(out, scores, sizeof(double) * m->outputs);
+        softmax(out, m->outputs);
+        return;
+    }
+    if (m->outputs == 1) { /* binary one-vs-rest: [1 - p, p] */
+        double p = expit(scores[0]);
+        out[0] = 1 - p;
+        out[1] = p;
+        return;
+    }
+    double total = 0;
+    for (uint32_t k = 0; k < m->outputs; k++) {
+        out[k] = expit(scores[k]);
+        total += out[k];
+    }
+    for (uint32_t k = 0; k < m->outputs; k++)
+        out[k] = total == 0 ? 1.0 / m->outputs : out[k] / total;
+}
+
+static int centroid_predict(const SqmlModel *m, const double *x, double *work,
+                            SqmlPrediction *out) {
+    double *distances = work, *bounds = work + m->k;
+    for (uint32_t j = 0; j < m->k; j++) {
+        double magnitude;
+        double product = dot(m->centers + (size_t)j * m->width, x, m->width, &magnitude);
+        /* k-means' predict: the centre's squared norm - 2 x.c (x's own norm is left out) */
+        distances[j] = -2.0 * product + m->norms[j];
+        bounds[j] = 2 * magnitude + fabs(m->norms[j]);
+    }
+    uint32_t best = 0;
+    for (uint32_t j = 1; j < m->k; j++)
+        if (distances[j] < distances[best]) best = j;
+    out->index = best;
+    out->value = (double)best;
+    double eps = roundoff(m->width);
+    for (uint32_t j = 0; j < m->k; j++) {
+        if (j == best) continue;
+        if (distances[j] - distances[best] <= eps * (bounds[best] + bounds[j])) return SQML_UNSURE;
+    }
+    return SQML_SCORED;
+}
+
+/* The walks of the compact layouts (model.h): the left child is the next node. A NaN
+ * (never after this pipeline's imputer, but the format allows it) goes the node's way. */
+/* The next node without a branch on the comparison (which a processor cannot predict). */
+static inline uint32_t step(uint32_t n, uint32_t right, int left) {
+    return right + ((n + 1 - right) & (0u - (uint32_t)left));
+}
+
+static uint32_t walk32(const SqmlNode32 *nodes, const float *x, int less_than) {
+    uint32_t n = 0;
+    for (;;) {
+        const SqmlNode32 *node = &nodes[n];
+        int32_t feature = node->feature;
+        if (feature < 0) return node->right;
+        float v = x[feature & COMPACT_FEATURE];
+        int left = less_than ? v < node->threshold : v <= node->threshold;
+        if (__builtin_expect(v != v, 0)) left = (feature & COMPACT_MISSING_LEFT) != 0;
+        n = step(n, node->right, left);
+    }
+}
+
+static uint32_t walk64(const SqmlNode64 *nodes, const double *x, int less_than) {
+    uint32_t n = 0;
+    for (;;) {
+        const SqmlNode64 *node = &nodes[n];
+        int32_t feature = node->feature;
+        if (feature < 0) return node->right;
+        double v = x[feature & COMPACT_FEATURE];
+        int left = less_than ? v < node->threshold : v <= node->threshold;
+        if (__builtin_expect(v != v || (feature & COMPACT_ZERO_MISSING), 0)) {
+            /* LightGBM's missing types: NaN read as 0.0, |x| <= 1e-35 as missing */
+            if (v != v && (feature & COMPACT_NAN_AS_ZERO)) v = 0.0;
+            left = less_than ? v < node->threshold : v <= node->threshold;
+            if (v != v || ((feature & COMPACT_ZERO_MISSING) && v >= -1e-35 && v <= 1e-35))
+                left = (feature & COMPACT_MISSING_LEFT) != 0;
+        }
+        n = step(n, node->right, left);
+    }
+}
+
+/* A row as the trees read it: float32 values (trees that round their inputs) or float64. */
+typedef struct {
+    const float *f;
+    const double *d;
+} TreeRow;
+
+static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x);
+
+/* The leaf number a row reaches in a tree. */
+static uint32_t walk(const SqmlTree *tree, TreeRow row, int less_than) {
+    if (tree->nodes32) return walk32(tree->nodes32, row.f, less_than);
+    if (tree->nodes64) return walk64(tree->nodes64, row.d, less_than);
+    return walk_lightgbm(tree, row.d);
+}
+
+#define LANES 4
+
+/* LANES walks side by side (LANES trees over one row, or one tree over LANES rows), each
+ * as walk32/walk64 walks: every walk is a chain of dependent loads, and independent chains
+ * let the processor overlap them. A lane at its leaf stays there (branch-free selects). */
+#define WALK_LANES(NAME, NODE, VALUE)                                                       \
+    static void NAME(const NODE *const base[LANES], const VALUE *const x[LANES],            \
+                     int less_than, uint32_t leaves[LANES]) {                               \
+        uint32_t n[LANES];                                                                  \
+        for (int j = 0; j < LANES; j++) n[j] = 0;                                           \
+        for (;;) {                                                                          \
+            uint32_t active = 0;                                                            \
+            for (int j = 0; j < LANES; j++) {                                               \
+                const NODE *node = &base[j][n[j]];                                          \
+                int32_t feature = node->feature;                                            \
+                uint32_t inner = feature >= 0;                                              \
+                VALUE v = x[j][(uint32_t)feature & COMPACT_FEATURE & (0u - inner)];         \
+                int left = less_than ? v < node->threshold : v <= node->threshold;          \
+                if (__builtin_expect(inner && (v != v || (feature & COMPACT_ZERO_MISSING)), 0)) \
+                    left = missing_left((double)v, feature, node->threshold, less_than);    \
+                uint32_t next = step(n[j], node->right, left);                              \
+                n[j] = inner ? next : n[j];                                                 \
+                active |= inner;                                                            \
+            }                                                                               \
+            if (!active) break;                                                             \
+        }                                                                                   \
+        for (int j = 0; j < LANES; j++) leaves[j] = base[j][n[j]].right;                    \
+    }
+
+/* A missing value's way at a node (NaN, or LightGBM's zero): as walk64 decides it. */
+static int missing_left(double v, int32_t feature, double threshold, int less_than) {
+    if (v != v && (feature & COMPACT_NAN_AS_ZERO)) v = 0.0;
+    if (v != v || ((feature & COMPACT_ZERO_MISSING) && v >= -1e-35 && v <= 1e-35))
+        return (feature & COMPACT_MISSING_LEFT) != 0;
+    return less_than ? v < threshold : v <= threshold;
+}
+
+WALK_LANES(walk32_lanes, SqmlNode32, float)
+WALK_LANES(walk64_lanes, SqmlNode64, double)
+
+/* Whether trees [t, t + LANES) all have the compact layout for rows of this kind. */
+static int compact_run(const SqmlModel *m, uint32_t t, int float32) {
+    if (t + LANES > m->n_trees) return 0;
+    for (int j = 0; j < LANES; j++)
+        if (float32 ? m->trees[t + j].nodes32 == NULL : m->trees[t + j].nodes64 == NULL) return 0;
+    return 1;
+}
+
+/* The leaf number every tree of the model reaches, in tree order: LANES trees at a time
+ * where they have the compact layout of the row's kind. */
+static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
+    int lt = m->compare == COMPARE_LT;
+    uint32_t t = 0;
+    while (t < m->n_trees) {
+        if (!compact_run(m, t, row.f != NULL)) {
+            leaves[t] = walk(&m->trees[t], row, lt);
+            t++;
+            continue;
+        }
+        if (row.f) {
+            const SqmlNode32 *base[LANES];
+            const float *x[LANES];
+            for (int j = 0; j < LANES; j++) base[j] = m->trees[t + j].nodes32, x[j] = row.f;
+            walk32_lanes(base, x, lt, &leaves[t]);
+        } else {
+            const SqmlNode64 *base[LANES];
+            const double *x[LANES];
+            for (int j = 0; j < LANES; j++) base[j] = m->trees[t + j].nodes64, x[j] = row.d;
+            walk64_lanes(base, x, lt, &leaves[t]);
+        }
+        t += LANES;
+    }
+}
+
+/* Every tree's leaf for n rows (leaves: n x n_trees, row by row), tree by tree: a tree is
+ * walked for every row while it is in the cache, LANES rows at a time. */
+static void walk_rows(const SqmlModel *m, const TreeRow *rows, size_t n, uint32_t *leaves) {
+    int lt = m->compare == COMPARE_LT;
+    uint32_t trees = m->n_trees;
+    for (uint32_t t = 0; t < trees; t++) {
+        const SqmlTree *tree = &m->trees[t];
+        int float32 = rows[0].f != NULL;
+        int compact = float32 ? tree->nodes32 != NULL : tree->nodes64 != NULL;
+        size_t r = 0;
+        for (; compact && r + LANES <= n; r += LANES) {
+            uint32_t found[LANES];
+            if (float32) {
+                const SqmlNode32 *base[LANES];
+                const float *x[LANES];
+                for (int j = 0; j < LANES; j++) base[j] = tree->nodes32, x[j] = rows[r + j].f;
+                walk32_lanes(base, x, lt, found);
+            } else {
+                const SqmlNode64 *base[LANES];
+                const double *x[LANES];
+                for (int j = 0; j < LANES; j++) base[j] = tree->nodes64, x[j] = rows[r + j].d;
+                walk64_lanes(base, x, lt, found);
+            }
+            for (int j = 0; j < LANES; j++) leaves[(r + j) * trees + t] = found[j];
+        }
+        for (; r < n; r++) leaves[r * trees + t] = walk(tree, rows[r], lt);
+    }
+}
+
+/* The row as the trees compare it: rounded to float32 into work (scikit-learn's trees,
+ * XGBoost), or as it is. */
+static TreeRow tree_input(const SqmlModel *m, const double *x, double *work) {
+    TreeRow row = {NULL, x};
+    if (m->input == INPUT_FLOAT32) {
+        float *rounded = (float *)work;
+        for (uint32_t i = 0; i < m->width; i++) rounded[i] = (float)x[i];
+        row.f = rounded;
+    }
+    return row;
+}
+
+/* SAMME's binary decision: scikit-learn negates the first column and sums the row. */
+static double samme_binary(const double *scores) { return -scores[0] + scores[1]; }
+
+/* The trees' combined raw output into acc (outputs doubles), from the leaf each tree
+ * reached. */
+static void trees_combine(const SqmlModel *m, const uint32_t *leaves, double *work, double *acc) {
+    uint32_t outputs = m->outputs;
+    switch (m->combine) {
+    case COMBINE_MEAN:
+        for (uint32_t j = 0; j < outputs; j++) acc[j] = 0.0;
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            const double *leaf = tree->leaves + (size_t)leaves[t] * outputs;
+            for (uint32_t j = 0; j < outputs; j++) acc[j] += leaf[j];
+        }
+        for (uint32_t j = 0; j < outputs; j++) acc[j] /= m->divisor;
+        return;
+    case COMBINE_SUM:
+        for (uint32_t j = 0; j < outputs; j++) acc[j] = m->init[j];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            acc[tree->slot] += tree->leaves[leaves[t]];
+        }
+        return;
+    case COMBINE_SAMME:
+        for (uint32_t j = 0; j < outputs; j++) acc[j] = 0.0;
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            uint32_t vote = (uint32_t)tree->leaves[leaves[t]];
+            double hit = m->samme_votes[2 * t], miss = m->samme_votes[2 * t + 1];
+            for (uint32_t j = 0; j < outputs; j++) acc[j] += j == vote ? hit : miss;
+        }
+        for (uint32_t j = 0; j < outputs; j++) acc[j] /= m->samme_total;
+        return;
+    default: { /* the weighted median of AdaBoost's regressor */
+        uint32_t n = m->n_trees;
+        double *predictions = work + m->width;
+        uint32_t *order = (uint32_t *)(predictions + n), *spare = order + n;
+        for (uint32_t t = 0; t < n; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            predictions[t] = tree->leaves[leaves[t]];
+            order[t] = t;
+        }
+        /* a stable merge sort of the trees by their prediction */
+        for (uint32_t width = 1; width < n; width *= 2) {
+            for (uint32_t start = 0; start < n; start += 2 * width) {
+                uint32_t middle = start + width < n ? start + width : n;
+                uint32_t end = start + 2 * width < n ? start + 2 * width : n;
+                uint32_t a = start, b = middle, k = start;
+                while (a < middle && b < end)
+                    spare[k++] = predictions[order[b]] < predictions[order[a]] ? order[b++]
+                                                                               : order[a++];
+                while (a < middle) spare[k++] = order[a++];
+                while (b < end) spare[k++] = order[b++];
+            }
+            uint32_t *swap = order;
+            order = spare;
+            spare = swap;
+        }
+        double total = 0;
+        for (uint32_t t = 0; t < n; t++) total += m->median_weights[order[t]];
+        double half = 0.5 * total, cdf = 0;
+        uint32_t chosen = order[0];
+        for (uint32_t t = 0; t < n; t++) {
+            cdf += m->median_weights[order[t]];
+            if (cdf >= half) {
+                chosen = order[t];
+                break;
+            }
+        }
+        acc[0] = predictions[chosen];
+        return;
+    }
+    }
+}
+
+/* The accumulators' place in the work space (after the row and a median's scratch). */
+static double *trees_acc(const SqmlModel *m, double *work) {
+    return work + m->width + (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
+}
+
+static void trees_predict(const SqmlModel *m, const uint32_t *leaves, double *work,
+                          SqmlPrediction *out) {
+    double *acc = trees_acc(m, work);
+    trees_combine(m, leaves, work, acc);
+    switch (m->decision) {
+    case TREES_VALUE:
+        out->value = m->link == LINK_EXP ? exp(acc[0]) : acc[0];
+        out->index = 0;
+        return;
+    case TREES_ARGMAX:
+        out->index = first_max(acc, m->outputs);
+        return;
+    case TREES_POSITIVE:
+        out->index = (m->combine == COMBINE_SAMME ? samme_binary(acc) : acc[0]) > 0;
+        return;
+    default:
+        out->index = acc[0] >= 0;
+    }
+}
+
+static void trees_probabilities(const SqmlModel *m, const uint32_t *leaves, double *work,
+                                double *out) {
+    double *acc = trees_acc(m, work);
+    trees_combine(m, leaves, work, acc);
+    uint32_t n = m->n_classes;
+    switch (m->probability) {
+    case TREES_PROBA_MEAN:
+        memcpy(out, acc, sizeof(double) * n);
+        return;
+    case TREES_PROBA_LOGISTIC:
+    case TREES_PROBA_LOGISTIC_2X: {
+        double p = expit(m->probability == TREES_PROBA_LOGISTIC ? acc[0] : 2 * acc[0]);
+        out[0] = 1 - p;
+        out[1] = p;
+        return;
+    }
+    case TREES_PROBA_SOFTMAX:
+        memcpy(out, acc, sizeof(double) * n);
+        softmax(out, n);
+        return;
+    default: /* SAMME: softmax of the decision, as _compute_proba_from_decision */
+        if (n == 2) {
+            double d = samme_binary(acc);
+            out[0] = -d / 2;
+            out[1] = d / 2;
+        } else {
+            for (uint32_t k = 0; k < n; k++) out[k] = acc[k] / (double)(n - 1);
+        }
+        softmax(out, n);
+    }
+}
+
+/* -- XGBoost and LightGBM (ml/boosters.py documents these semantics) ------------------- */
+
+/* LightGBM's walk: missing types, categorical bitsets, x <= threshold in float64. */
+static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x) {
+    const SqmlNode *nodes = tree->nodes;
+    uint32_t n = 0;
+    for (;;) {
+        const SqmlNode *node = &nodes[n];
+        if (node->feature < 0) return node->left;
+        double v = x[node->feature];
+        int32_t set = tree->category_set ? tree->category_set[n] : -1;
+        if (set >= 0) {
+            int left = 0;
+            if (v == v && v < 2147483648.0 && trunc(v) >= 0) {
+                uint32_t code = (uint32_t)trunc(v), word = code / 32;
+                uint32_t low = tree->bounds[set], high = tree->bounds[set + 1];
+                left = word < high - low && ((tree->words[low + word] >> (code % 32)) & 1u);
+            }
+            n = left ? node->left : node->right;
+            continue;
+        }
+        int missing = tree->missing ? tree->missing[n] : MISSING_NAN;
+        if (v != v && missing != MISSING_NAN) v = 0.0;
+        if ((missing == MISSING_ZERO && v >= -1e-35 && v <= 1e-35) || (missing == MISSING_NAN && v != v))
+            n = node->missing_left ? node->left : node->right;
+        else
+            n = v <= node->threshold ? node->left : node->right;
+    }
+}
+
+/* The booster's outputs (probabilities for a classifier, as predict_proba gives them:
+ * [1 - p, p] for a binary model) into out; n_classes or 1 values. */
+static void booster_outputs(const SqmlModel *m, const uint32_t *leaves, double *work, double *out) {
+    uint32_t k = m->outputs;
+    double *margin = work + m->width;
+    if (m->sum32) { /* XGBoost sums its leaves in float32 */
+        float sums[64];
+        float *acc = k <= 64 ? sums : (float *)(margin + k);
+        for (uint32_t j = 0; j < k; j++) acc[j] = (float)m->init[j];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            float leaf = (float)tree->leaves[leaves[t]];
+            float weight = (float)tree->weight;
+            acc[tree->slot] += weight == 1.0f ? leaf : weight * leaf;
+        }
+        for (uint32_t j = 0; j < k; j++) margin[j] = (double)acc[j];
+    } else {
+        for (uint32_t j = 0; j < k; j++) margin[j] = m->init[j];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            margin[tree->slot] += tree->weight * tree->leaves[leaves[t]];
+        }
+    }
+    if (m->average)
+        for (uint32_t j = 0; j < k; j++) margin[j] /= m->iterations_used;
+    double *output = k == 1 && m->n_classes == 2 ? out + 1 : out;
+    switch (m->booster_link) {
+    case LINK_B_SOFTMAX:
+        memcpy(output, margin, sizeof(double) * k);
+        softmax(output, k);
+        break;
+    default:
+        for (uint32_t j = 0; j < k; j++) {
+            double v = margin[j];
+            switch (m->booster_link) {
+            case LINK_B_SIGMOID:
+            case LINK_B_SIGMOID_EACH:
+                v = 1.0 / (1.0 + exp(-m->sigmoid_scale * v));
+                break;
+            case LINK_B_EXP:
+                v = exp(v);
+                break;
+            case LINK_B_HINGE:
+                v = v > 0 ? 1.0 : 0.0;
+                break;
+            case LINK_B_SIGNED_SQUARE:
+                v = (v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0) * v * v;
+                break;
+            case LINK_B_SOFTPLUS:
+                v = log1p(exp(v));
+                break;
+            default:
+                break;
+            }
+            output[j] = v;
+        }
+    }
+    if (k == 1 && m->n_classes == 2) out[0] = 1.0 - out[1];
+}
+
+static void booster_predict(const SqmlModel *m, const uint32_t *leaves, double *work,
+                            SqmlPrediction *out) {
+    double *outputs = work + m->width + m->outputs * 2 + 1;
+    booster_outputs(m, leaves, work, outputs);
+    if (m->n_classes == 0) {
+        out->value = outputs[0];
+        out->index = 0;
+    } else {
+        out->index = first_max(outputs, m->n_classes);
+    }
+}
+
+/* The leaves of every tree for a preprocessed row (in the work space). */
+static const uint32_t *row_leaves(const SqmlModel *m, const double *x, double *work) {
+    uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
+    walk_all(m, tree_input(m, x, work), leaves);
+    return leaves;
+}
+
+int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPrediction *out) {
+    preprocess(m, x);
+    out->value = 0;
+    out->index = 0;
+    switch (m->family) {
+    case FAMILY_LINEAR:
+        return linear_predict(m, x, work, out);
+    case FAMILY_CENTROIDS:
+        return centroid_predict(m, x, work, out);
+    default:
+        sqml_model_predict_leaves(m, row_leaves(m, x, work), work, out);
+        return SQML_SCORED;
+    }
+}
+
+void sqml_model_probabilities(const SqmlModel *m, double *x, double *work, double *out) {
+    preprocess(m, x);
+    if (m->family == FAMILY_LINEAR) linear_probabilities(m, x, work, out);
+    else sqml_model_probabilities_leaves(m, row_leaves(m, x, work), work, out);
+}
+
+int sqml_model_has_trees(const SqmlModel *m) {
+    return m->family == FAMILY_TREES || m->family == FAMILY_BOOSTER;
+}
+
+uint32_t sqml_model_n_trees(const SqmlModel *m) { return sqml_model_has_trees(m) ? m->n_trees : 0; }
+
+void sqml_model_leaves_rows(const SqmlModel *m, double *x, size_t n, float *rounded,
+                            uint32_t *leaves) {
+    TreeRow small[64];
+    TreeRow *rows = n <= 64 ? small : malloc(sizeof(TreeRow) * n);
+    if (rows == NULL) { /* no memory for the block: one row at a time */
+        for (size_t r = 0; r < n; r++) {
+            double *row = x + r * m->width;
+            preprocess(m, row);
+            TreeRow one = {NULL, row};
+            if (m->input == INPUT_FLOAT32) {
+                for (uint32_t i = 0; i < m->width; i++) rounded[r * m->width + i] = (float)row[i];
+                one.f = rounded + r * m->width;
+            }
+            walk_all(m, one, leaves + r * m->n_trees);
+        }
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        double *row = x + r * m->width;
+        preprocess(m, row);
+        rows[r].d = row;
+        rows[r].f = NULL;
+        if (m->input == INPUT_FLOAT32) {
+            float *f = rounded + r * m->width;
+            for (uint32_t i = 0; i < m->width; i++) f[i] = (float)row[i];
+            rows[r].f = f;
+        }
+    }
+    walk_rows(m, rows, n, leaves);
+    if (rows != small) free(rows);
+}
+
+void sqml_model_predict_leaves(const SqmlModel *m, const uint32_t *leaves, double *work,
+                               SqmlPrediction *out) {
+    out->value = 0;
+    out->index = 0;
+    if (m->family == FAMILY_BOOSTER) booster_predict(m, leaves, work, out);
+    else trees_predict(m, leaves, work, out);
+}
+
+void sqml_model_probabilities_leaves(const SqmlModel *m, const uint32_t *leaves, double *work,
+                                     double *out) {
+    if (m->family == FAMILY_BOOSTER) booster_outputs(m, leaves, work, out);
+    else trees_probabilities(m, leaves, work, out);
+}
