@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -100,6 +101,16 @@ def fuzz_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture()
+def fresh_db(fuzz_db: Path, tmp_path: Path) -> Path:
+    """A copy of the trained database for one test: the fuzz calls writers too
+    (sqml_delete_experiment('iris') among them), which must not change what the next
+    test starts from."""
+    copy = tmp_path / "fuzz.db"
+    shutil.copyfile(fuzz_db, copy)
+    return copy
+
+
 SCALARS = [f for f in FUNCTIONS if isinstance(f, SqlFunction)]
 
 
@@ -117,8 +128,8 @@ def call(conn: sqlite3.Connection, name: str, args: list[object]) -> None:
 
 
 @pytest.mark.parametrize("function", SCALARS, ids=[f.name for f in SCALARS])
-def test_any_arguments_give_a_value_or_a_clear_error(fuzz_db, function):
-    conn = sqlite3.connect(fuzz_db, timeout=5)
+def test_any_arguments_give_a_value_or_a_clear_error(fresh_db, function):
+    conn = sqlite3.connect(fresh_db, timeout=5)
     sqlite_ml.register(conn)
     most = len(function.arguments) + (6 if function.variadic else 2)
     examples = TRAIN_EXAMPLES if function.name == "sqml_train" else EXAMPLES
@@ -149,8 +160,8 @@ TABLES = [f for f in FUNCTIONS if not isinstance(f, SqlFunction)]
 
 @pytest.mark.skipif(expected_mode() != "native", reason="table functions need the native binding")
 @pytest.mark.parametrize("function", TABLES, ids=[f.name for f in TABLES])
-def test_the_table_functions_too(fuzz_db, function):
-    conn = sqlite3.connect(fuzz_db, timeout=5)
+def test_the_table_functions_too(fresh_db, function):
+    conn = sqlite3.connect(fresh_db, timeout=5)
     sqlite_ml.register(conn)
     count = len(function.arguments)
     placeholders = ", ".join("?" for _ in range(count))
@@ -183,8 +194,8 @@ def test_the_table_functions_too(fuzz_db, function):
         ),
     ],
 )
-def test_the_probe_findings_are_clear_errors(fuzz_db, sql, args, expected):
-    conn = sqlite3.connect(fuzz_db)
+def test_the_probe_findings_are_clear_errors(fresh_db, sql, args, expected):
+    conn = sqlite3.connect(fresh_db)
     sqlite_ml.register(conn)
     with pytest.raises(sqlite3.OperationalError, match=expected) as error:
         conn.execute(sql, args).fetchall()
