@@ -249,3 +249,23 @@ def test_streamed_training_refuses_embeddings_and_a_sample_embeds_them(topics: D
     assert result["train_rows"] + result["test_rows"] == 120 and result["score"] >= 0.8
     schema = json.loads(topics.value("SELECT feature_schema FROM sqml_models"))
     assert schema["features"][0]["kind"] == "embedding"
+
+
+def test_a_column_of_distinct_vectors_is_a_feature_not_an_identifier(db: Db) -> None:
+    # A distinct value on every row makes a TEXT column an identifier (left out); a
+    # vector on every row is what a vector column holds.
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(60, 4)).astype("<f4")
+    db.conn.execute("CREATE TABLE points(v BLOB, y REAL)")
+    db.conn.executemany(
+        "INSERT INTO points VALUES (?, ?)",
+        [(row.tobytes(), float(row @ [1.0, -2.0, 0.5, 3.0])) for row in vectors],
+    )
+    db.conn.commit()
+    db.value("SELECT sqml_train('points', 'regression', 'linear_regression', 'points', 'y')")
+    [(types, warnings)] = db.rows("SELECT feature_types, warnings FROM sqml_runs")
+    assert json.loads(types) == {"v": "vector"}
+    assert warnings is None or "'v'" not in warnings
+    assert db.value("SELECT sqml_predict('points', ?)", (vectors[0].tobytes(),)) == pytest.approx(
+        float(vectors[0] @ [1.0, -2.0, 0.5, 3.0]), abs=1e-4
+    )

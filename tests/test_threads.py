@@ -47,8 +47,10 @@ def spy(name, original):
 HistGradientBoostingRegressor.fit = spy("fit", HistGradientBoostingRegressor.fit)
 HistGradientBoostingRegressor._raw_predict = spy(
     "predict", HistGradientBoostingRegressor._raw_predict)
-if sys.argv[2] == "big":  # as if the data were large
+if sys.argv[2] in ("big", "busy"):  # as if the data were large
     threads.SMALL_FIT_CELLS = threads.SMALL_PREDICT_ROWS = 0
+# As if the machine were idle (the suite itself may be busy), or every CPU taken.
+threads.busy_cpus = lambda samples=1: 64 if sys.argv[2] == "busy" else 0
 conn = sqlite3.connect(":memory:")
 sqlite_ml.register(conn)
 conn.execute("SELECT sqml_load_dataset('diabetes')").fetchone()
@@ -112,6 +114,18 @@ def test_large_work_uses_the_physical_cores_and_no_more_than_omp_num_threads() -
     assert set(map(tuple, capped["fit"])) == {(1,)} and capped["predict"] == [[1]]
 
 
+def test_large_work_on_a_machine_whose_cpus_are_busy_runs_on_one_thread() -> None:
+    busy = probe({}, size="busy")
+    assert set(map(tuple, busy["fit"])) == {(1,)} and busy["answer"] == 1
+    assert busy["predict"] == [[1]]
+
+
+def test_busy_cpus_reads_the_running_tasks_of_this_machine() -> None:
+    # This test's own thread is running and not counted; the count is never negative.
+    assert 0 <= threads.busy_cpus() < 10_000
+    assert 0 <= threads.busy_cpus(3) < 10_000
+
+
 def test_the_environment_variable_and_the_option_override() -> None:
     env = probe({"SQLITE_ML_THREADS": "3"})
     assert set(map(tuple, env["fit"])) == {(3,)} and env["predict"] == [[3]]
@@ -145,6 +159,7 @@ def test_the_native_scorer_calls_no_library_to_predict() -> None:
 
 @pytest.mark.parametrize(("rows", "expected"), [(1, 1), (threads.SMALL_PREDICT_ROWS - 1, 1)])
 def test_prediction_choice(monkeypatch, rows: int, expected: int) -> None:
+    monkeypatch.setattr(threads, "busy_cpus", lambda samples=1: 0)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("SQLITE_ML_THREADS", raising=False)
     assert threads.for_prediction(rows) == expected

@@ -10,16 +10,40 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import zipfile
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
-
-import skops.io as skops_io
 
 from .. import jsontext
 from ..errors import SqmlError
 from . import boosters, validation
 from .catalogue import all_estimator_classes
+
+
+def _import_skops() -> ModuleType:
+    """``skops.io``, without the array libraries it would drag in. On import, skops lists
+    scikit-learn's estimators by walking every scikit-learn package, and the walk imports
+    scikit-learn's array-API shims for PyTorch, Dask and CuPy, which import those libraries
+    whenever they are installed (PyTorch comes with the sentence-transformers extra): 2 s
+    more on the first model load of a process, and PyTorch resets OpenMP's thread count.
+    The shims are hidden during that import only; scikit-learn imports them as usual
+    later, when an array-API computation asks for them."""
+    shims = [f"sklearn.externals.array_api_compat.{name}" for name in ("torch", "dask", "cupy")]
+    hidden = [name for name in shims if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # import of it: ImportError
+    try:
+        import skops.io
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+    return skops.io
+
+
+skops_io = _import_skops()
 
 FORMAT = "skops"
 
