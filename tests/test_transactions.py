@@ -134,3 +134,25 @@ def test_a_run_named_in_an_error_exists_even_inside_a_write_statement(iris):
     if named:
         run = iris.rows("SELECT status, error FROM sqml_runs WHERE id = ?", (int(named[1]),))
         assert run and run[0][0] == "failed" and run[0][1]
+
+
+def test_training_inside_a_write_statement_in_autocommit_mode(iris):
+    """As the sqlite3 shell runs it: no transaction around the INSERT, whose writes then
+    include the run's (SQLite accepts a BEGIN there but refuses its COMMIT)."""
+    iris.conn.commit()
+    iris.conn.isolation_level = None
+    iris.conn.execute("CREATE TABLE results (result TEXT)")
+    iris.conn.execute(
+        "INSERT INTO results SELECT sqml_train('e', 'classification', 'logistic_regression',"
+        " 'dataset_iris', 'target')"
+    )
+    assert not iris.conn.in_transaction
+    result = json.loads(iris.value("SELECT result FROM results"))
+    assert result["deployed"] is True and iris.predict("e", SETOSA) == 0.0
+    with pytest.raises(sqlite3.OperationalError, match="unknown algorithm 'nope'"):
+        iris.conn.execute(
+            "INSERT INTO results SELECT sqml_train('e', 'classification', 'nope',"
+            " 'dataset_iris', 'target')"
+        )
+    assert iris.value("SELECT count(*) FROM results") == 1
+    assert iris.value("SELECT count(*) FROM sqml_runs") == 1

@@ -47,6 +47,13 @@ def savepoint(conn: sqlite3.Connection, *, lock_first: bool = True) -> Iterator[
     its COMMIT then fail, and the ROLLBACK after it abort the caller's statement.
     """
     if not conn.in_transaction and lock_first:
+        # In autocommit mode a write statement of the caller may be running (the sqlite3
+        # shell's INSERT ... SELECT sqml_train(...)): SQLite accepts BEGIN there but then
+        # refuses its COMMIT. A savepoint is refused at once in that case, so it tells.
+        if not _opened(conn, "SAVEPOINT sqml_write_probe"):
+            yield False
+            return
+        conn.execute("RELEASE sqml_write_probe")
         if not _opened(conn, "BEGIN IMMEDIATE"):
             yield False
             return
