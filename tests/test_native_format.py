@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +311,28 @@ def test_a_100_tree_forest_is_no_larger_natively_than_its_skops_blob(db: Db) -> 
             (result["model_id"],),
         ).fetchone()
         assert native_size <= skops_size, (native_size, skops_size)
+
+
+SHA_CHECK = r"""
+import hashlib, random, sys
+from sqlite_ml import _native
+rng = random.Random(5)
+sizes = [*range(0, 300), 4095, 4096, 4097, 65_536 + 55, 1_000_003]
+for size in sizes:
+    data = rng.randbytes(size)
+    assert _native.sha256_hex(data) == hashlib.sha256(data).hexdigest(), size
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["this CPU's", "portable"])
+def test_the_native_sha256_is_sha256_on_every_path(portable):
+    # The SHA extensions where the CPU has them, else (and when forced) the portable code:
+    # every length around the block and padding boundaries, and larger inputs.
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_ML_PORTABLE_SHA256"}
+    if portable:
+        env["SQLITE_ML_PORTABLE_SHA256"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", SHA_CHECK], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
