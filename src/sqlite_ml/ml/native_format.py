@@ -689,35 +689,38 @@ def _ensemble(model: Any, width: int, n_classes: int) -> _Ensemble:
     raise NotNative(f"{kind.__name__} is not in the native format")
 
 
+def _mean_of_trees(
+    model: Any, n_classes: int, count: float, subsets: list[list[int]] | None = None
+) -> _Ensemble:
+    """The ensemble of a forest or a bagging of trees: the mean of its trees' class
+    probabilities or values (``subsets``: each tree's feature columns, for bagging)."""
+    classifier = hasattr(model, "classes_")
+    if classifier:
+        trees = [_sklearn_tree(e, _class_values(e, n_classes)) for e in model.estimators_]
+    else:
+        trees = [_sklearn_tree(e, _regression_values(e)) for e in model.estimators_]
+    if subsets is not None:
+        for one, subset in zip(trees, subsets, strict=True):
+            one.mapped = subset
+    outputs = n_classes if classifier else 1
+    return _Ensemble(
+        trees,
+        INPUT_FLOAT32,
+        COMBINE_MEAN,
+        outputs,
+        np.zeros(outputs),
+        count,
+        DECIDE_TREES_ARGMAX if classifier else DECIDE_TREES_VALUE,
+        TREE_PROBA_MEAN if classifier else TREE_PROBA_NONE,
+    )
+
+
 def _forest(model: Any, n_classes: int) -> _Ensemble:
     if model.n_outputs_ != 1:
         raise NotNative("a forest with several outputs")
     for member in model.estimators_:
         _single_tree_ready(member)
-    count = float(len(model.estimators_))
-    if hasattr(model, "classes_"):
-        trees = [_sklearn_tree(e, _class_values(e, n_classes)) for e in model.estimators_]
-        return _Ensemble(
-            trees,
-            INPUT_FLOAT32,
-            COMBINE_MEAN,
-            n_classes,
-            np.zeros(n_classes),
-            count,
-            DECIDE_TREES_ARGMAX,
-            TREE_PROBA_MEAN,
-        )
-    trees = [_sklearn_tree(e, _regression_values(e)) for e in model.estimators_]
-    return _Ensemble(
-        trees,
-        INPUT_FLOAT32,
-        COMBINE_MEAN,
-        1,
-        np.zeros(1),
-        count,
-        DECIDE_TREES_VALUE,
-        TREE_PROBA_NONE,
-    )
+    return _mean_of_trees(model, n_classes, float(len(model.estimators_)))
 
 
 def _bagging(model: Any, width: int, n_classes: int) -> _Ensemble:
@@ -728,36 +731,9 @@ def _bagging(model: Any, width: int, n_classes: int) -> _Ensemble:
     subsets = [np.asarray(f, dtype=np.int64).tolist() for f in model.estimators_features_]
     if any(len(s) == 0 or max(s) >= width for s in subsets):
         raise NotNative("a bagged tree's feature subset does not match the inputs")
-    count = float(model.n_estimators)
-    if hasattr(model, "classes_"):
-        if any(len(e.classes_) != n_classes for e in model.estimators_):
-            raise NotNative("a bagged tree saw fewer classes than the ensemble")
-        trees = [_sklearn_tree(e, _class_values(e, n_classes)) for e in model.estimators_]
-        for one, subset in zip(trees, subsets, strict=True):
-            one.mapped = subset
-        return _Ensemble(
-            trees,
-            INPUT_FLOAT32,
-            COMBINE_MEAN,
-            n_classes,
-            np.zeros(n_classes),
-            count,
-            DECIDE_TREES_ARGMAX,
-            TREE_PROBA_MEAN,
-        )
-    trees = [_sklearn_tree(e, _regression_values(e)) for e in model.estimators_]
-    for one, subset in zip(trees, subsets, strict=True):
-        one.mapped = subset
-    return _Ensemble(
-        trees,
-        INPUT_FLOAT32,
-        COMBINE_MEAN,
-        1,
-        np.zeros(1),
-        count,
-        DECIDE_TREES_VALUE,
-        TREE_PROBA_NONE,
-    )
+    if hasattr(model, "classes_") and any(len(e.classes_) != n_classes for e in model.estimators_):
+        raise NotNative("a bagged tree saw fewer classes than the ensemble")
+    return _mean_of_trees(model, n_classes, float(model.n_estimators), subsets)
 
 
 def _gradient_boosting(model: Any, n_classes: int) -> _Ensemble:
