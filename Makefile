@@ -3,8 +3,9 @@
 # `make demo` creates .venv with $(PYTHON) and installs the package in editable mode (the
 # library, its command, the built-in embedding model and sqlite-vec); `make test` adds the
 # test tools, and first installs the Debian packages the tests need when they are missing
-# (scripts/install-system-packages.sh: as root or through sudo). Each pip install is repeated when pyproject.toml, setup.py or
-# the C sources change (stamp files below). Only the installs need the network.
+# (scripts/install-system-packages.sh: as root or through sudo). Each pip install is
+# repeated when pyproject.toml, setup.py or the C sources change (stamp files below). Only
+# the installs need the network.
 
 PYTHON ?= python3
 VENV := .venv
