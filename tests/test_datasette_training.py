@@ -240,3 +240,31 @@ def test_the_dashboard_form_trains_for_allowed_actors(tmp_path: Path) -> None:
 
     serve([db], {"sqlite-ml": {"train": {"id": "alice"}}}, body)
     assert counts(db) == (1, 1)
+
+
+def test_a_permission_check_that_does_not_answer_is_a_clear_error(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from sqlite_ml.faces import datasette_writes
+
+    db = iris_db(tmp_path / "ml.db")
+    monkeypatch.setattr(datasette_writes, "PERMISSION_TIMEOUT", 0.2)
+
+    async def body(ds: Datasette) -> None:
+        checked = ds.permission_allowed
+
+        async def slow(actor: Any, action: str, resource: Any = None, default: bool = False) -> Any:
+            if action == "sqml-train":
+                await asyncio.sleep(2)
+            return await checked(actor, action, resource=resource, default=default)
+
+        ds.permission_allowed = slow  # type: ignore[method-assign]
+        answer = await query(ds, "ml", train_sql("e", "dummy"), cookies=actor(ds, "alice"))
+        assert not answer["ok"]
+        assert (
+            "Datasette did not answer whether this actor has the permission 'sqml-train'"
+            in (answer["error"])
+        )
+        assert counts(db) == (0, 0)
+
+    serve([db], {"sqlite-ml": {"train": {"id": "alice"}}}, body)

@@ -31,6 +31,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as NoAnswer
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ import sqlite_ml
 from ..errors import SqmlError
 
 PERMISSION = "sqml-train"
+PERMISSION_TIMEOUT = 60  # seconds a function that writes waits for Datasette's answer
 # How a refusal tells the reader to allow it.
 HOW_TO_ALLOW = (
     'allow actors under the plugin\'s settings, e.g. {"plugins": {"sqlite-ml": {"train": '
@@ -163,7 +165,16 @@ class DatabaseWriter:
         check = self.datasette.permission_allowed(
             actor, PERMISSION, resource=self.database, default=False
         )
-        return bool(asyncio.run_coroutine_threadsafe(check, loop).result(timeout=60))
+        pending = asyncio.run_coroutine_threadsafe(check, loop)
+        try:
+            return bool(pending.result(timeout=PERMISSION_TIMEOUT))
+        except NoAnswer:  # concurrent.futures' own before Python 3.11
+            pending.cancel()
+            raise SqmlError(
+                f"Datasette did not answer whether this actor has the permission "
+                f"'{PERMISSION}' within {PERMISSION_TIMEOUT} s (its event loop is busy); "
+                "nothing was written: try again"
+            ) from None
 
     def run(self, function: str, arguments: tuple[Any, ...]) -> Any:
         """Run ``function(arguments)`` on the write connection (the caller has checked
