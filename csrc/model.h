@@ -73,6 +73,17 @@ typedef struct {
     uint32_t n_sets, n_words;
 } SqmlTree;
 
+/* Trees walked side by side by the fast walks, a group of about the same depth at a time;
+ * the last group repeats its last tree in the lanes it lacks. */
+#define WALK_GROUP 8
+typedef struct {
+    const void *nodes[WALK_GROUP]; /* each lane's compact nodes (SqmlNode32 or SqmlNode64) */
+    uint32_t tree[WALK_GROUP];     /* the tree of each lane */
+    uint32_t lanes;                /* lanes with a tree of their own */
+    uint32_t shallowest, deepest;  /* over the group's leaves */
+    uint32_t compact;              /* every tree has the compact layout */
+} SqmlWalkGroup;
+
 struct SqmlModel {
     SqmlText model_digest; /* the skops blob's SHA-256 the form was compiled from */
     SqmlText schema_digest; /* the SHA-256 of the feature schema's JSON it was compiled with */
@@ -90,7 +101,8 @@ struct SqmlModel {
     /* trees */
     uint32_t input, compare, combine, link, n_trees;
     uint32_t zero_missing; /* a compact tree reads zero as missing (LightGBM): no fast walk */
-    uint32_t *walk_order;  /* the trees by compact depth, for fast walks in groups */
+    SqmlWalkGroup *groups; /* the trees by compact depth, for fast walks (model_score.c) */
+    uint32_t n_groups;
     double *init, divisor;
     double samme_total, *samme_votes; /* hit, miss per tree */
     double *median_weights;

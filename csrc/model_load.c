@@ -705,6 +705,7 @@ static int order_trees(Reader *r) {
     SqmlModel *m = r->model;
     uint32_t n = m->n_trees;
     uint32_t *order = model_alloc(m, sizeof(uint32_t) * ((size_t)n + 1));
+    /* (kept with the model: the groups below name trees through it) */
     uint32_t *spare = malloc(sizeof(uint32_t) * ((size_t)n + 1));
     if (order == NULL || spare == NULL) {
         free(spare);
@@ -725,7 +726,25 @@ static int order_trees(Reader *r) {
         memcpy(order, spare, sizeof(uint32_t) * n);
     }
     free(spare);
-    m->walk_order = order;
+    m->n_groups = (n + WALK_GROUP - 1) / WALK_GROUP;
+    m->groups = model_alloc(m, sizeof(SqmlWalkGroup) * ((size_t)m->n_groups + 1));
+    if (m->groups == NULL) return fail(r, "out of memory ordering trees");
+    for (uint32_t g = 0; g < m->n_groups; g++) {
+        SqmlWalkGroup *group = &m->groups[g];
+        uint32_t first = g * WALK_GROUP;
+        group->lanes = n - first < WALK_GROUP ? n - first : WALK_GROUP;
+        group->shallowest = UINT32_MAX;
+        group->deepest = 0;
+        group->compact = 1;
+        for (uint32_t j = 0; j < WALK_GROUP; j++) {
+            const SqmlTree *tree = &m->trees[order[first + (j < group->lanes ? j : group->lanes - 1)]];
+            group->tree[j] = order[first + (j < group->lanes ? j : group->lanes - 1)];
+            group->nodes[j] = tree->nodes32 ? (const void *)tree->nodes32 : (const void *)tree->nodes64;
+            group->compact &= group->nodes[j] != NULL;
+            if (tree->shallowest < group->shallowest) group->shallowest = tree->shallowest;
+            if (tree->depth > group->deepest) group->deepest = tree->depth;
+        }
+    }
     return 1;
 }
 

@@ -431,7 +431,7 @@ WALK_LANES(walk64_lanes, SqmlNode64, double, leaf64)
  * as many steps as the shallowest of their leaves is deep, then pairs of steps until every
  * lane is on a leaf (at most their deepest leaf's depth). The comparison is fixed per
  * function, and the lanes' positions live in registers. */
-#define FAST_LANES 8
+#define FAST_LANES WALK_GROUP
 #define FAST_STEP(NODE, LESS, ROW)                                                           \
     _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) {                          \
         const NODE *node = &base[j][n[j]];                                                  \
@@ -529,27 +529,27 @@ static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
     int lt = m->compare == COMPARE_LT;
     uint32_t t = 0;
     if (!m->zero_missing && row.complete) {
-        /* every tree, in groups of about the same depth (walk_order); a group with a tree
-         * of another layout is walked tree by tree */
-        int float32 = row.f != NULL;
-        const SqmlTree *trees[FAST_LANES];
-        TreeRow rows[FAST_LANES];
+        /* every tree, in groups of about the same depth (model.h); a group with a tree of
+         * another layout is walked tree by tree */
         uint32_t found[FAST_LANES];
-        for (int j = 0; j < FAST_LANES; j++) rows[j] = row;
-        for (uint32_t k = 0; k < m->n_trees; k += FAST_LANES) {
-            /* the last group repeats its last tree in the lanes it lacks */
-            uint32_t lanes = m->n_trees - k < FAST_LANES ? m->n_trees - k : FAST_LANES;
-            int compact = 1;
-            for (uint32_t j = 0; j < FAST_LANES; j++) {
-                trees[j] = &m->trees[m->walk_order[k + (j < lanes ? j : lanes - 1)]];
-                compact &= has_compact(trees[j], float32);
-            }
-            if (compact) {
-                fast_lanes(m, trees, rows, found);
-                for (uint32_t j = 0; j < lanes; j++) leaves[m->walk_order[k + j]] = found[j];
+        for (uint32_t g = 0; g < m->n_groups; g++) {
+            const SqmlWalkGroup *group = &m->groups[g];
+            if (group->compact) {
+                if (row.f) {
+                    const float *x[FAST_LANES] = {row.f};
+                    const SqmlNode32 *const *base = (const SqmlNode32 *const *)group->nodes;
+                    (lt ? fast32_lt_row : fast32_le_row)(base, x, group->shallowest,
+                                                         group->deepest, found);
+                } else {
+                    const double *x[FAST_LANES] = {row.d};
+                    const SqmlNode64 *const *base = (const SqmlNode64 *const *)group->nodes;
+                    (lt ? fast64_lt_row : fast64_le_row)(base, x, group->shallowest,
+                                                         group->deepest, found);
+                }
+                for (uint32_t j = 0; j < group->lanes; j++) leaves[group->tree[j]] = found[j];
             } else {
-                for (uint32_t j = 0; j < lanes; j++)
-                    leaves[m->walk_order[k + j]] = walk(trees[j], row, lt);
+                for (uint32_t j = 0; j < group->lanes; j++)
+                    leaves[group->tree[j]] = walk(&m->trees[group->tree[j]], row, lt);
             }
         }
         return;
