@@ -176,6 +176,31 @@ void sqml_cell_from_value(sqlite3_value *value, SqmlCell *cell) {
     }
 }
 
+int sqml_encode_numbers(const SqmlModel *model, sqlite3_value **values, double *x) {
+    uint32_t n = sqml_model_n_features(model);
+    for (uint32_t f = 0; f < n; f++) {
+        const SqmlFeature *feature = sqml_model_feature(model, f);
+        if (feature->kind != SQML_FEATURE_NUMERIC) return 0;
+        double *out = x + feature->offset;
+        switch (sqlite3_value_type(values[f])) {
+        case SQLITE_FLOAT:
+            *out = sqlite3_value_double(values[f]);
+            if (!isfinite(*out)) return 0;
+            break;
+        case SQLITE_INTEGER:
+            *out = (double)sqlite3_value_int64(values[f]);
+            break;
+        case SQLITE_NULL:
+            if (feature->required) return 0;
+            *out = NAN;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Cells from one JSON row given as a SQL value (the whole text must be that row). */
 static int cells_from_json(const SqmlModel *model, sqlite3_value *value, SqmlJsonScratch *scratch,
                            SqmlCell *cells, const char *what, char *message) {
