@@ -280,6 +280,19 @@ static int cells_from_arguments(const SqmlModel *model, const char *name, int ar
     return SQML_ENCODED;
 }
 
+/* The row of a function's arguments encoded into space->x: numbers straight from the
+ * values when they allow it, else through cells (cells_from_arguments). */
+static int encode_arguments(const SqmlModel *model, const char *name, int argc,
+                            sqlite3_value **argv, SqmlJsonScratch **scratch, Space *space,
+                            char *message) {
+    if ((uint32_t)(argc - 1) == sqml_model_n_features(model) &&
+        sqml_encode_numbers(model, argv + 1, space->x))
+        return SQML_ENCODED;
+    int status = cells_from_arguments(model, name, argc, argv, scratch, space->cells, message);
+    if (status == SQML_ENCODED) status = sqml_encode_cells(model, space->cells, "", space->x, message);
+    return status;
+}
+
 static void predict_function(sqlite3_context *context, int argc, sqlite3_value **argv) {
     SqmlConn *conn = (SqmlConn *)sqlite3_user_data(context);
     char message[SQML_ERROR_SIZE];
@@ -293,10 +306,7 @@ static void predict_function(sqlite3_context *context, int argc, sqlite3_value *
         sqlite3_result_error_nomem(context);
         return;
     }
-    int status = cells_from_arguments(model, "sqml_predict", argc, argv, &scratch, space.cells,
-                                      message);
-    if (status == SQML_ENCODED)
-        status = sqml_encode_cells(model, space.cells, "", space.x, message);
+    int status = encode_arguments(model, "sqml_predict", argc, argv, &scratch, &space, message);
     if (status != SQML_ENCODED) {
         sqml_to_python(conn, "sqml_predict", context, argc, argv, message);
     } else {
@@ -480,9 +490,8 @@ static void proba_function(sqlite3_context *context, int argc, sqlite3_value **a
         sqlite3_result_error_nomem(context);
         return;
     }
-    int status = cells_from_arguments(model, "sqml_predict_proba", argc, argv, &scratch,
-                                      space.cells, message);
-    if (status == SQML_ENCODED) status = sqml_encode_cells(model, space.cells, "", space.x, message);
+    int status =
+        encode_arguments(model, "sqml_predict_proba", argc, argv, &scratch, &space, message);
     SqmlBuffer out = {0};
     if (status == SQML_ENCODED) {
         sqml_model_probabilities(model, space.x, space.work, space.probabilities);
