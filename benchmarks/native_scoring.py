@@ -5,7 +5,9 @@ same run. Prints a Markdown table (and writes it with --out).
     .venv/bin/python benchmarks/native_scoring.py --quick     # seconds: small sizes
     .venv/bin/python benchmarks/native_scoring.py --out benchmarks/NATIVE_SCORING.md
 
-Rows (medians of the rounds; per-row times are the whole query divided by its rows):
+Rows (medians of the rounds; per-row times are the whole query divided by its rows; the
+per-row queries and their floor run interleaved, round by round, and their ratio is the
+median of the rounds' ratios):
 
 1. ``sqml_predict(exp, json_object(20 cols))`` per row for a random forest (100 trees),
    XGBoost, LightGBM and hist gradient boosting, against the no-op JSON UDF floor
@@ -137,6 +139,7 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, str, str]]:
     per_row = 2_000 if quick else 20_000
     join_rows = 10_000 if quick else 100_000
     rounds = 3 if quick else 5
+    per_row_rounds = 3 if quick else 9
     folder = tempfile.mkdtemp(prefix="sqml-native-bench-")
     path = os.path.join(folder, "bench.db")
     make_database(path, rows, 2_000 if quick else 20_000)
@@ -164,16 +167,28 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, str, str]]:
         ("f0, ..., f19", COLUMNS, f"noop20({COLUMNS})", "no-op 20-argument UDF", "≤ 3"),
     ]
     for form, arguments, floor_call, floor_name, goal in forms:
-        floor = median_time(query(conn, f"SELECT count({floor_call}) FROM {source}"), rounds)
-        for name in ("rf", "xgb", "lgbm", "hgb", "rf_deep"):
-            sql = f"SELECT count(sqml_predict('{name}', {arguments})) FROM {source}"
-            seconds = median_time(query(conn, sql), rounds)
+        # Floor and models interleaved round by round, so that a machine whose speed drifts
+        # during the run moves both sides of each ratio alike.
+        names = ("rf", "xgb", "lgbm", "hgb", "rf_deep")
+        queries = {"floor": f"SELECT count({floor_call}) FROM {source}"}
+        for name in names:
+            queries[name] = f"SELECT count(sqml_predict('{name}', {arguments})) FROM {source}"
+        times: dict[str, list[float]] = {key: [] for key in queries}
+        for _ in range(per_row_rounds):
+            for key, sql in queries.items():
+                times[key].append(median_time(query(conn, sql), 1))
+        floor = statistics.median(times["floor"])
+        for name in names:
+            seconds = statistics.median(times[name])
+            ratio = statistics.median(
+                t / f for t, f in zip(times[name], times["floor"], strict=True)
+            )
             results.append(
                 (
                     f"`sqml_predict(exp, {form})`, {NAMES[name]}",
                     f"{seconds * us:.2f} µs/row",
                     f"{floor * us:.2f} µs/row ({floor_name})",
-                    f"{seconds / floor:.2f}",
+                    f"{ratio:.2f}",
                     goal,
                 )
             )
