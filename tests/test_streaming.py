@@ -369,3 +369,5 @@ def test_option_cache_dir_is_checked_before_anything_is_written(iris, tmp_path):
     in_memory = error({"stream": False, "cache_dir": folder})
     assert "trains in memory" in in_memory
     assert "trains in memory" in error({"max_rows": 100, "cache_dir": folder})
+    on_dask = error({**STREAM, "cache_dir": folder, "dask": "tcp://127.0.0.1:9"})
+    assert "trains on the Dask cluster at tcp://127.0.0.1:9" in on_dask
