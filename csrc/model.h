@@ -35,7 +35,12 @@ typedef struct {
 /* Compact nodes for the walk, in preorder (a node's left child is the next node):
  * float32 thresholds where the trees compare float32 inputs (12 bytes), float64 where they
  * compare float64 ones (16 bytes). feature: the row index, | MISSING_LEFT when a missing
- * value goes left; -1 at a leaf, whose right holds its leaf number. */
+ * value goes left. A leaf is a loop onto itself: feature COMPACT_LEAF (negative; its
+ * index bits read the row's first value), right its own position and threshold a quiet
+ * NaN whose payload is the leaf number. No value compares true against NaN, so a walk
+ * that keeps stepping past a leaf stays on it: walks without a leaf test. */
+#define COMPACT_LEAF ((int32_t)0x80000000)
+#define COMPACT_MAX_LEAVES (1u << 22) /* leaf numbers a float32 NaN payload holds */
 #define COMPACT_MISSING_LEFT 0x40000000 /* a missing value takes the left branch */
 #define COMPACT_NAN_AS_ZERO 0x20000000  /* LightGBM: NaN is read as 0.0 */
 #define COMPACT_ZERO_MISSING 0x10000000 /* LightGBM: |x| <= 1e-35 is missing */
@@ -56,6 +61,7 @@ typedef struct {
     SqmlNode *nodes;
     SqmlNode32 *nodes32; /* the walk's layout, when the tree has one (else nodes) */
     SqmlNode64 *nodes64;
+    uint32_t depth, shallowest; /* the compact layout's deepest and shallowest leaf */
     double *leaves; /* n_leaves x leaf_width */
     /* boosters */
     double weight;
@@ -66,6 +72,17 @@ typedef struct {
     uint32_t *words;
     uint32_t n_sets, n_words;
 } SqmlTree;
+
+/* Trees walked side by side by the fast walks, a group of about the same depth at a time;
+ * the last group repeats its last tree in the lanes it lacks. */
+#define WALK_GROUP 8
+typedef struct {
+    const void *nodes[WALK_GROUP]; /* each lane's compact nodes (SqmlNode32 or SqmlNode64) */
+    uint32_t tree[WALK_GROUP];     /* the tree of each lane */
+    uint32_t lanes;                /* lanes with a tree of their own */
+    uint32_t shallowest, deepest;  /* over the group's leaves */
+    uint32_t compact;              /* every tree has the compact layout */
+} SqmlWalkGroup;
 
 struct SqmlModel {
     SqmlText model_digest; /* the skops blob's SHA-256 the form was compiled from */
@@ -83,6 +100,9 @@ struct SqmlModel {
     double *coef, *intercept;
     /* trees */
     uint32_t input, compare, combine, link, n_trees;
+    uint32_t zero_missing; /* a compact tree reads zero as missing (LightGBM): no fast walk */
+    SqmlWalkGroup *groups; /* the trees by compact depth, for fast walks (model_score.c) */
+    uint32_t n_groups;
     double *init, divisor;
     double samme_total, *samme_votes; /* hit, miss per tree */
     double *median_weights;

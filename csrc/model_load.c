@@ -578,16 +578,30 @@ static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
         free(order);
         return fail(r, "out of memory laying a tree out");
     }
+    if (tree->n_leaves > COMPACT_MAX_LEAVES) { /* the general walk serves it */
+        free(position);
+        free(stack);
+        free(order);
+        return 1;
+    }
+    /* level: each node's depth, kept in position until the node is placed */
     size_t depth = 0;
+    uint32_t deepest = 0, shallowest = UINT32_MAX;
     stack[depth++] = 0;
+    position[0] = 0;
     while (depth) { /* children after their node: each node is pushed once at most */
         uint32_t i = stack[--depth];
+        uint32_t level = position[i];
         position[i] = next;
         order[next++] = i;
         const SqmlNode *node = &tree->nodes[i];
         if (node->feature >= 0) {
+            position[node->right] = position[node->left] = level + 1;
             stack[depth++] = node->right;
             stack[depth++] = node->left;
+        } else {
+            if (level > deepest) deepest = level;
+            if (level < shallowest) shallowest = level;
         }
     }
     void *out = model_alloc(r->model, (size_t)next * (float32 ? sizeof(SqmlNode32) : sizeof(SqmlNode64)));
@@ -599,14 +613,29 @@ static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
     }
     for (uint32_t k = 0; k < next; k++) {
         const SqmlNode *node = &tree->nodes[order[k]];
-        int32_t feature = -1;
-        if (node->feature >= 0) {
-            int missing = tree->missing ? tree->missing[order[k]] : MISSING_NAN;
-            feature = node->feature | (node->missing_left ? COMPACT_MISSING_LEFT : 0) |
-                      (missing != MISSING_NAN ? COMPACT_NAN_AS_ZERO : 0) |
-                      (missing == MISSING_ZERO ? COMPACT_ZERO_MISSING : 0);
+        if (node->feature < 0) { /* a leaf: a loop onto itself (model.h) */
+            uint32_t leaf = node->left;
+            if (float32) {
+                SqmlNode32 *c = &((SqmlNode32 *)out)[k];
+                uint32_t bits = 0x7fc00000u | leaf;
+                memcpy(&c->threshold, &bits, sizeof bits);
+                c->feature = COMPACT_LEAF;
+                c->right = k;
+            } else {
+                SqmlNode64 *c = &((SqmlNode64 *)out)[k];
+                uint64_t bits = 0x7ff8000000000000ull | leaf;
+                memcpy(&c->threshold, &bits, sizeof bits);
+                c->feature = COMPACT_LEAF;
+                c->right = k;
+            }
+            continue;
         }
-        uint32_t right = node->feature < 0 ? node->left : position[node->right];
+        int missing = tree->missing ? tree->missing[order[k]] : MISSING_NAN;
+        if (missing == MISSING_ZERO) r->model->zero_missing = 1;
+        int32_t feature = node->feature | (node->missing_left ? COMPACT_MISSING_LEFT : 0) |
+                          (missing != MISSING_NAN ? COMPACT_NAN_AS_ZERO : 0) |
+                          (missing == MISSING_ZERO ? COMPACT_ZERO_MISSING : 0);
+        uint32_t right = position[node->right];
         if (float32) {
             SqmlNode32 *c = &((SqmlNode32 *)out)[k];
             c->threshold = less_than ? (float)node->threshold : float_at_or_below(node->threshold);
@@ -619,6 +648,8 @@ static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
             c->right = right;
         }
     }
+    tree->depth = deepest;
+    tree->shallowest = shallowest;
     if (float32) tree->nodes32 = out;
     else tree->nodes64 = out;
     free(position);
@@ -668,6 +699,55 @@ static int read_tree(Reader *r, SqmlTree *tree, uint32_t index) {
     return compact(r, tree, m->input == INPUT_FLOAT32, m->compare == COMPARE_LT);
 }
 
+/* The trees in order of their compact layout's depth (stable), so that the fast walks
+ * (model_score.c) step groups of trees of about the same depth together. */
+static int order_trees(Reader *r) {
+    SqmlModel *m = r->model;
+    uint32_t n = m->n_trees;
+    uint32_t *order = model_alloc(m, sizeof(uint32_t) * ((size_t)n + 1));
+    /* (kept with the model: the groups below name trees through it) */
+    uint32_t *spare = malloc(sizeof(uint32_t) * ((size_t)n + 1));
+    if (order == NULL || spare == NULL) {
+        free(spare);
+        return fail(r, "out of memory ordering trees");
+    }
+    for (uint32_t t = 0; t < n; t++) order[t] = t;
+    for (uint32_t width = 1; width < n; width *= 2) { /* a stable merge sort by depth */
+        for (uint32_t start = 0; start < n; start += 2 * width) {
+            uint32_t middle = start + width < n ? start + width : n;
+            uint32_t end = start + 2 * width < n ? start + 2 * width : n;
+            uint32_t a = start, b = middle, k = start;
+            while (a < middle && b < end)
+                spare[k++] = m->trees[order[b]].depth < m->trees[order[a]].depth ? order[b++]
+                                                                                 : order[a++];
+            while (a < middle) spare[k++] = order[a++];
+            while (b < end) spare[k++] = order[b++];
+        }
+        memcpy(order, spare, sizeof(uint32_t) * n);
+    }
+    free(spare);
+    m->n_groups = (n + WALK_GROUP - 1) / WALK_GROUP;
+    m->groups = model_alloc(m, sizeof(SqmlWalkGroup) * ((size_t)m->n_groups + 1));
+    if (m->groups == NULL) return fail(r, "out of memory ordering trees");
+    for (uint32_t g = 0; g < m->n_groups; g++) {
+        SqmlWalkGroup *group = &m->groups[g];
+        uint32_t first = g * WALK_GROUP;
+        group->lanes = n - first < WALK_GROUP ? n - first : WALK_GROUP;
+        group->shallowest = UINT32_MAX;
+        group->deepest = 0;
+        group->compact = 1;
+        for (uint32_t j = 0; j < WALK_GROUP; j++) {
+            const SqmlTree *tree = &m->trees[order[first + (j < group->lanes ? j : group->lanes - 1)]];
+            group->tree[j] = order[first + (j < group->lanes ? j : group->lanes - 1)];
+            group->nodes[j] = tree->nodes32 ? (const void *)tree->nodes32 : (const void *)tree->nodes64;
+            group->compact &= group->nodes[j] != NULL;
+            if (tree->shallowest < group->shallowest) group->shallowest = tree->shallowest;
+            if (tree->depth > group->deepest) group->deepest = tree->depth;
+        }
+    }
+    return 1;
+}
+
 static int read_trees(Reader *r) {
     SqmlModel *m = r->model;
     if (!read_u32(r, &m->input, "the trees' input") ||
@@ -704,6 +784,7 @@ static int read_trees(Reader *r) {
     if (m->trees == NULL) return fail(r, "out of memory reading trees");
     for (uint32_t t = 0; t < m->n_trees; t++)
         if (!read_tree(r, &m->trees[t], t)) return 0;
+    if (!order_trees(r)) return 0;
     /* the float32 row, the accumulators and (median) a prediction and order per tree */
     m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes +
                    (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
@@ -795,6 +876,7 @@ static int read_booster(Reader *r) {
     if (m->trees == NULL) return fail(r, "out of memory reading trees");
     for (uint32_t t = 0; t < m->n_trees; t++)
         if (!read_booster_tree(r, &m->trees[t], t)) return 0;
+    if (!order_trees(r)) return 0;
     m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes + 2;
     m->leaves_at = m->work_size;
     m->work_size += m->n_trees / 2 + 1; /* a leaf number (uint32) per tree */

@@ -324,12 +324,25 @@ static inline uint32_t step(uint32_t n, uint32_t right, int left) {
     return right + ((n + 1 - right) & (0u - (uint32_t)left));
 }
 
+/* A compact leaf's number: its threshold's NaN payload (model.h). */
+static inline uint32_t leaf32(const SqmlNode32 *node) {
+    uint32_t bits;
+    memcpy(&bits, &node->threshold, sizeof bits);
+    return bits & (COMPACT_MAX_LEAVES - 1);
+}
+
+static inline uint32_t leaf64(const SqmlNode64 *node) {
+    uint64_t bits;
+    memcpy(&bits, &node->threshold, sizeof bits);
+    return (uint32_t)(bits & (COMPACT_MAX_LEAVES - 1));
+}
+
 static uint32_t walk32(const SqmlNode32 *nodes, const float *x, int less_than) {
     uint32_t n = 0;
     for (;;) {
         const SqmlNode32 *node = &nodes[n];
         int32_t feature = node->feature;
-        if (feature < 0) return node->right;
+        if (feature < 0) return leaf32(node);
         float v = x[feature & COMPACT_FEATURE];
         int left = less_than ? v < node->threshold : v <= node->threshold;
         if (__builtin_expect(v != v, 0)) left = (feature & COMPACT_MISSING_LEFT) != 0;
@@ -342,7 +355,7 @@ static uint32_t walk64(const SqmlNode64 *nodes, const double *x, int less_than) 
     for (;;) {
         const SqmlNode64 *node = &nodes[n];
         int32_t feature = node->feature;
-        if (feature < 0) return node->right;
+        if (feature < 0) return leaf64(node);
         double v = x[feature & COMPACT_FEATURE];
         int left = less_than ? v < node->threshold : v <= node->threshold;
         if (__builtin_expect(v != v || (feature & COMPACT_ZERO_MISSING), 0)) {
@@ -360,6 +373,7 @@ static uint32_t walk64(const SqmlNode64 *nodes, const double *x, int less_than) 
 typedef struct {
     const float *f;
     const double *d;
+    int complete; /* no value is NaN (row_is_complete) */
 } TreeRow;
 
 static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x);
@@ -376,7 +390,7 @@ static uint32_t walk(const SqmlTree *tree, TreeRow row, int less_than) {
 /* LANES walks side by side (LANES trees over one row, or one tree over LANES rows), each
  * as walk32/walk64 walks: every walk is a chain of dependent loads, and independent chains
  * let the processor overlap them. A lane at its leaf stays there (branch-free selects). */
-#define WALK_LANES(NAME, NODE, VALUE)                                                       \
+#define WALK_LANES(NAME, NODE, VALUE, LEAF)                                                 \
     static void NAME(const NODE *const base[LANES], const VALUE *const x[LANES],            \
                      int less_than, uint32_t leaves[LANES]) {                               \
         uint32_t n[LANES];                                                                  \
@@ -397,7 +411,7 @@ static uint32_t walk(const SqmlTree *tree, TreeRow row, int less_than) {
             }                                                                               \
             if (!active) break;                                                             \
         }                                                                                   \
-        for (int j = 0; j < LANES; j++) leaves[j] = base[j][n[j]].right;                    \
+        for (int j = 0; j < LANES; j++) leaves[j] = LEAF(&base[j][n[j]]);                   \
     }
 
 /* A missing value's way at a node (NaN, or LightGBM's zero): as walk64 decides it. */
@@ -408,8 +422,98 @@ static int missing_left(double v, int32_t feature, double threshold, int less_th
     return less_than ? v < threshold : v <= threshold;
 }
 
-WALK_LANES(walk32_lanes, SqmlNode32, float)
-WALK_LANES(walk64_lanes, SqmlNode64, double)
+WALK_LANES(walk32_lanes, SqmlNode32, float, leaf32)
+WALK_LANES(walk64_lanes, SqmlNode64, double, leaf64)
+
+/* The fast walks: FAST_LANES walks side by side when no comparison can meet a missing
+ * value (the row has no NaN and no tree reads zero as missing), so that a step is one
+ * comparison and no leaf test (a leaf loops onto itself, model.h): the lanes first take
+ * as many steps as the shallowest of their leaves is deep, then pairs of steps until every
+ * lane is on a leaf (at most their deepest leaf's depth). The comparison is fixed per
+ * function, and the lanes' positions live in registers. */
+#define FAST_LANES WALK_GROUP
+#define FAST_STEP(NODE, LESS, ROW)                                                           \
+    _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) {                          \
+        const NODE *node = &base[j][n[j]];                                                  \
+        int left = LESS ? ROW[(uint32_t)node->feature & COMPACT_FEATURE] < node->threshold  \
+                        : ROW[(uint32_t)node->feature & COMPACT_FEATURE] <= node->threshold; \
+        n[j] = step(n[j], node->right, left);                                               \
+    }
+/* X: the lanes' rows (x[j], one per lane) or one row for them all (x[0]) */
+#define WALK_FAST(NAME, NODE, VALUE, LESS, LEAF, ROW)                                       \
+    static void NAME(const NODE *const base[FAST_LANES], const VALUE *const x[FAST_LANES], \
+                     uint32_t shallowest, uint32_t deepest, uint32_t leaves[FAST_LANES]) {  \
+        uint32_t n[FAST_LANES];                                                             \
+        const VALUE *row = x[0];                                                            \
+        (void)row;                                                                          \
+        _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) n[j] = 0;              \
+        uint32_t s = 0;                                                                     \
+        for (; s < shallowest; s++) {                                                       \
+            FAST_STEP(NODE, LESS, ROW)                                                      \
+        }                                                                                   \
+        while (s < deepest) {                                                               \
+            FAST_STEP(NODE, LESS, ROW)                                                      \
+            FAST_STEP(NODE, LESS, ROW)                                                      \
+            s += 2;                                                                         \
+            int32_t all = -1; /* the sign bit stays while every lane is on a leaf */        \
+            _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) all &=             \
+                base[j][n[j]].feature;                                                      \
+            if (all < 0) break;                                                             \
+        }                                                                                   \
+        _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) leaves[j] =            \
+            LEAF(&base[j][n[j]]);                                                           \
+    }
+
+WALK_FAST(fast32_le, SqmlNode32, float, 0, leaf32, x[j])
+WALK_FAST(fast32_lt, SqmlNode32, float, 1, leaf32, x[j])
+WALK_FAST(fast64_le, SqmlNode64, double, 0, leaf64, x[j])
+WALK_FAST(fast64_lt, SqmlNode64, double, 1, leaf64, x[j])
+WALK_FAST(fast32_le_row, SqmlNode32, float, 0, leaf32, row)
+WALK_FAST(fast32_lt_row, SqmlNode32, float, 1, leaf32, row)
+WALK_FAST(fast64_le_row, SqmlNode64, double, 0, leaf64, row)
+WALK_FAST(fast64_lt_row, SqmlNode64, double, 1, leaf64, row)
+
+/* Whether no value of the row is NaN (then no comparison meets a missing value, unless
+ * a tree reads zero as missing). */
+static int row_is_complete(TreeRow row, uint32_t width) {
+    uint32_t nan = 0;
+    if (row.f) {
+        for (uint32_t i = 0; i < width; i++) nan |= row.f[i] != row.f[i];
+    } else {
+        for (uint32_t i = 0; i < width; i++) nan |= row.d[i] != row.d[i];
+    }
+    return !nan;
+}
+
+/* FAST_LANES fast walks: trees[j] over rows[j] (the caller checked that every tree has the
+ * compact layout of the rows' kind, and that no comparison can meet a missing value). */
+static void fast_lanes(const SqmlModel *m, const SqmlTree *const trees[FAST_LANES],
+                       const TreeRow rows[FAST_LANES], uint32_t leaves[FAST_LANES]) {
+    uint32_t shallowest = UINT32_MAX, deepest = 0;
+    for (int j = 0; j < FAST_LANES; j++) {
+        if (trees[j]->shallowest < shallowest) shallowest = trees[j]->shallowest;
+        if (trees[j]->depth > deepest) deepest = trees[j]->depth;
+    }
+    int lt = m->compare == COMPARE_LT, one = 1;
+    for (int j = 1; j < FAST_LANES; j++) one &= rows[j].f == rows[0].f && rows[j].d == rows[0].d;
+    if (rows[0].f) {
+        const SqmlNode32 *base[FAST_LANES];
+        const float *x[FAST_LANES];
+        for (int j = 0; j < FAST_LANES; j++) base[j] = trees[j]->nodes32, x[j] = rows[j].f;
+        if (one) (lt ? fast32_lt_row : fast32_le_row)(base, x, shallowest, deepest, leaves);
+        else (lt ? fast32_lt : fast32_le)(base, x, shallowest, deepest, leaves);
+    } else {
+        const SqmlNode64 *base[FAST_LANES];
+        const double *x[FAST_LANES];
+        for (int j = 0; j < FAST_LANES; j++) base[j] = trees[j]->nodes64, x[j] = rows[j].d;
+        if (one) (lt ? fast64_lt_row : fast64_le_row)(base, x, shallowest, deepest, leaves);
+        else (lt ? fast64_lt : fast64_le)(base, x, shallowest, deepest, leaves);
+    }
+}
+
+static int has_compact(const SqmlTree *tree, int float32) {
+    return float32 ? tree->nodes32 != NULL : tree->nodes64 != NULL;
+}
 
 /* Whether trees [t, t + LANES) all have the compact layout for rows of this kind. */
 static int compact_run(const SqmlModel *m, uint32_t t, int float32) {
@@ -424,6 +528,32 @@ static int compact_run(const SqmlModel *m, uint32_t t, int float32) {
 static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
     int lt = m->compare == COMPARE_LT;
     uint32_t t = 0;
+    if (!m->zero_missing && row.complete) {
+        /* every tree, in groups of about the same depth (model.h); a group with a tree of
+         * another layout is walked tree by tree */
+        uint32_t found[FAST_LANES];
+        for (uint32_t g = 0; g < m->n_groups; g++) {
+            const SqmlWalkGroup *group = &m->groups[g];
+            if (group->compact) {
+                if (row.f) {
+                    const float *x[FAST_LANES] = {row.f};
+                    const SqmlNode32 *const *base = (const SqmlNode32 *const *)group->nodes;
+                    (lt ? fast32_lt_row : fast32_le_row)(base, x, group->shallowest,
+                                                         group->deepest, found);
+                } else {
+                    const double *x[FAST_LANES] = {row.d};
+                    const SqmlNode64 *const *base = (const SqmlNode64 *const *)group->nodes;
+                    (lt ? fast64_lt_row : fast64_le_row)(base, x, group->shallowest,
+                                                         group->deepest, found);
+                }
+                for (uint32_t j = 0; j < group->lanes; j++) leaves[group->tree[j]] = found[j];
+            } else {
+                for (uint32_t j = 0; j < group->lanes; j++)
+                    leaves[group->tree[j]] = walk(&m->trees[group->tree[j]], row, lt);
+            }
+        }
+        return;
+    }
     while (t < m->n_trees) {
         if (!compact_run(m, t, row.f != NULL)) {
             leaves[t] = walk(&m->trees[t], row, lt);
@@ -449,40 +579,52 @@ static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
  * walked for every row while it is in the cache, LANES rows at a time. */
 static void walk_rows(const SqmlModel *m, const TreeRow *rows, size_t n, uint32_t *leaves) {
     int lt = m->compare == COMPARE_LT;
-    uint32_t trees = m->n_trees;
-    for (uint32_t t = 0; t < trees; t++) {
+    uint32_t n_trees = m->n_trees;
+    int float32 = rows[0].f != NULL;
+    for (uint32_t t = 0; t < n_trees; t++) {
         const SqmlTree *tree = &m->trees[t];
-        int float32 = rows[0].f != NULL;
-        int compact = float32 ? tree->nodes32 != NULL : tree->nodes64 != NULL;
         size_t r = 0;
-        for (; compact && r + LANES <= n; r += LANES) {
-            uint32_t found[LANES];
-            if (float32) {
-                const SqmlNode32 *base[LANES];
-                const float *x[LANES];
-                for (int j = 0; j < LANES; j++) base[j] = tree->nodes32, x[j] = rows[r + j].f;
-                walk32_lanes(base, x, lt, found);
+        for (; has_compact(tree, float32) && r + FAST_LANES <= n; r += FAST_LANES) {
+            uint32_t found[FAST_LANES];
+            int complete = !m->zero_missing;
+            for (int j = 0; j < FAST_LANES; j++) complete &= rows[r + j].complete;
+            if (complete) {
+                const SqmlTree *trees[FAST_LANES];
+                for (int j = 0; j < FAST_LANES; j++) trees[j] = tree;
+                fast_lanes(m, trees, &rows[r], found);
             } else {
-                const SqmlNode64 *base[LANES];
-                const double *x[LANES];
-                for (int j = 0; j < LANES; j++) base[j] = tree->nodes64, x[j] = rows[r + j].d;
-                walk64_lanes(base, x, lt, found);
+                for (int half = 0; half < FAST_LANES; half += LANES) {
+                    if (float32) {
+                        const SqmlNode32 *base[LANES];
+                        const float *x[LANES];
+                        for (int j = 0; j < LANES; j++)
+                            base[j] = tree->nodes32, x[j] = rows[r + half + j].f;
+                        walk32_lanes(base, x, lt, &found[half]);
+                    } else {
+                        const SqmlNode64 *base[LANES];
+                        const double *x[LANES];
+                        for (int j = 0; j < LANES; j++)
+                            base[j] = tree->nodes64, x[j] = rows[r + half + j].d;
+                        walk64_lanes(base, x, lt, &found[half]);
+                    }
+                }
             }
-            for (int j = 0; j < LANES; j++) leaves[(r + j) * trees + t] = found[j];
+            for (int j = 0; j < FAST_LANES; j++) leaves[(r + j) * n_trees + t] = found[j];
         }
-        for (; r < n; r++) leaves[r * trees + t] = walk(tree, rows[r], lt);
+        for (; r < n; r++) leaves[r * n_trees + t] = walk(tree, rows[r], lt);
     }
 }
 
 /* The row as the trees compare it: rounded to float32 into work (scikit-learn's trees,
  * XGBoost), or as it is. */
 static TreeRow tree_input(const SqmlModel *m, const double *x, double *work) {
-    TreeRow row = {NULL, x};
+    TreeRow row = {NULL, x, 0};
     if (m->input == INPUT_FLOAT32) {
         float *rounded = (float *)work;
         for (uint32_t i = 0; i < m->width; i++) rounded[i] = (float)x[i];
         row.f = rounded;
     }
+    row.complete = row_is_complete(row, m->width);
     return row;
 }
 
@@ -757,17 +899,19 @@ uint32_t sqml_model_n_trees(const SqmlModel *m) { return sqml_model_has_trees(m)
 
 void sqml_model_leaves_rows(const SqmlModel *m, double *x, size_t n, float *rounded,
                             uint32_t *leaves) {
+    if (n == 0) return;
     TreeRow small[64];
     TreeRow *rows = n <= 64 ? small : malloc(sizeof(TreeRow) * n);
     if (rows == NULL) { /* no memory for the block: one row at a time */
         for (size_t r = 0; r < n; r++) {
             double *row = x + r * m->width;
             preprocess(m, row);
-            TreeRow one = {NULL, row};
+            TreeRow one = {NULL, row, 0};
             if (m->input == INPUT_FLOAT32) {
                 for (uint32_t i = 0; i < m->width; i++) rounded[r * m->width + i] = (float)row[i];
                 one.f = rounded + r * m->width;
             }
+            one.complete = row_is_complete(one, m->width);
             walk_all(m, one, leaves + r * m->n_trees);
         }
         return;
@@ -782,6 +926,7 @@ void sqml_model_leaves_rows(const SqmlModel *m, double *x, size_t n, float *roun
             for (uint32_t i = 0; i < m->width; i++) f[i] = (float)row[i];
             rows[r].f = f;
         }
+        rows[r].complete = row_is_complete(rows[r], m->width);
     }
     walk_rows(m, rows, n, leaves);
     if (rows != small) free(rows);

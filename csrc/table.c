@@ -265,9 +265,36 @@ typedef struct {
 } Table;
 
 typedef struct {
-    char *scan_sql, *lookup_sql, *what, *key_name;
+    /* read_sql: scan_sql with the features handed to the row reader in one call (below) */
+    char *scan_sql, *read_sql, *lookup_sql, *what, *key_name;
     int key_kind;
 } Source;
+
+/* The row reader: the scan hands each row's feature values to ROW_READER_FUNCTION, which
+ * encodes them straight from its arguments (sqlite3_column_value takes the connection's
+ * mutex once per column; the arguments of a function need nothing) into x, and, for
+ * models scored a row at a time, predicts. The reader reaches the function only through
+ * SQLite's pointer passing (sqlite3_bind_pointer), which SQL text cannot forge. calls
+ * counts the function's calls during one step: exactly one, or the rows are not read in
+ * step with the function (the source's ORDER BY moved into our scan evaluates every row
+ * before the first is returned), and the scan reads columns instead. */
+#define ROW_READER_FUNCTION "_sqml_read_row"
+#define ROW_READER_POINTER "sqml_row_reader"
+typedef struct {
+    const SqmlModel *model;
+    SqmlCell *cells;
+    double *x;       /* where the current row is encoded */
+    double *raw;     /* a copy of it before scoring (NULL: not wanted) */
+    double *work;
+    int predict;     /* score the row too (rows scored one at a time) */
+    int status;      /* sqml_encode_cells' answer */
+    int scored;      /* sqml_model_predict's answer */
+    SqmlPrediction prediction;
+    sqlite3_value **unsure; /* a near tie's feature values, for the Python side */
+    uint32_t n, n_unsure;
+    int calls;
+    char message[SQML_ERROR_SIZE];
+} RowReader;
 
 typedef struct {
     sqlite3_vtab_cursor base;
@@ -286,6 +313,8 @@ typedef struct {
     const SqmlModel *model;
     Source query;
     sqlite3_stmt *stmt, *lookup;
+    RowReader reader;
+    int reading; /* stmt hands rows to the reader (read_sql), else columns (scan_sql) */
     double *x, *raw, *work, *probabilities;
     SqmlCell *cells;
     SqmlPrediction prediction;
@@ -415,6 +444,7 @@ static int table_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
 
 static void source_free(Source *q) {
     sqlite3_free(q->scan_sql);
+    sqlite3_free(q->read_sql);
     sqlite3_free(q->lookup_sql);
     sqlite3_free(q->what);
     sqlite3_free(q->key_name);
@@ -439,9 +469,18 @@ static void clear_block(Cursor *cursor) {
     cursor->block.done = 0;
 }
 
+static void forget_unsure(RowReader *reader) {
+    for (uint32_t f = 0; f < reader->n_unsure; f++) sqlite3_value_free(reader->unsure[f]);
+    free(reader->unsure);
+    reader->unsure = NULL;
+    reader->n_unsure = 0;
+}
+
 static void close_rows(Cursor *cursor) {
     sqlite3_finalize(cursor->stmt);
     cursor->stmt = NULL;
+    cursor->reading = 0;
+    forget_unsure(&cursor->reader);
     clear_block(cursor);
     if (cursor->iterator) {
         SqmlBridge *bridge = sqml_conn_bridge(table_of(cursor)->conn, NULL);
@@ -707,6 +746,7 @@ static int resolve_source(sqlite3 *db, const SqmlModel *model, sqlite3_value *so
         sqml_buffer_text(&select, "NULL");
         q->key_kind = KEY_NONE;
     }
+    size_t key_end = select.size; /* the features follow, each after ", " */
     for (uint32_t f = 0; f < sqml_model_n_features(model); f++) {
         const char *name = sqml_model_feature(model, f)->name.text;
         int c = match_column(columns, name);
@@ -734,6 +774,11 @@ static int resolve_source(sqlite3 *db, const SqmlModel *model, sqlite3_value *so
     int status = n_missing ? SQML_ENCODE_DEFER : SQML_ENCODED;
     if (!n_missing && !select.failed) {
         q->scan_sql = sqlite3_mprintf("SELECT %s FROM %s", select.data, inner);
+        /* the key, then the features as the row reader's arguments */
+        if (select.size > key_end)
+            q->read_sql = sqlite3_mprintf("SELECT %.*s, " ROW_READER_FUNCTION
+                                          "($" ROW_READER_POINTER "%s) FROM %s",
+                                          (int)key_end, select.data, select.data + key_end, inner);
         if (rowid)
             q->lookup_sql = sqlite3_mprintf("SELECT %s FROM %s WHERE rowid = ?1", select.data, inner);
     }
@@ -840,30 +885,83 @@ static void row_name(Cursor *cursor, sqlite3_stmt *stmt, char *out, size_t size)
     }
 }
 
+/* ROW_READER_FUNCTION($reader, feature values...): encodes (and scores) one row for the
+ * reader; returns NULL. */
+static void read_row_function(sqlite3_context *context, int argc, sqlite3_value **argv) {
+    RowReader *reader = argc > 0 ? sqlite3_value_pointer(argv[0], ROW_READER_POINTER) : NULL;
+    if (reader == NULL || reader->model == NULL || (uint32_t)argc != reader->n + 1) {
+        sqlite3_result_error(context, ROW_READER_FUNCTION " is internal to sqml_predict_table",
+                             -1);
+        return;
+    }
+    reader->calls++;
+    for (uint32_t f = 0; f < reader->n; f++) sqml_cell_from_value(argv[f + 1], &reader->cells[f]);
+    reader->status = sqml_encode_cells(reader->model, reader->cells, "", reader->x, reader->message);
+    sqlite3_result_null(context);
+    if (reader->status != SQML_ENCODED || !reader->predict) return;
+    if (reader->raw) memcpy(reader->raw, reader->x, sizeof(double) * sqml_model_width(reader->model));
+    reader->scored = sqml_model_predict(reader->model, reader->x, reader->work, &reader->prediction);
+    if (reader->scored != SQML_UNSURE || reader->unsure) return;
+    /* a near tie: the values, for the Python side's exact answer (score_row) */
+    reader->unsure = calloc(reader->n, sizeof(sqlite3_value *));
+    if (reader->unsure == NULL) return;
+    for (uint32_t f = 0; f < reader->n; f++) {
+        reader->unsure[f] = sqlite3_value_dup(argv[f + 1]);
+        reader->n_unsure = f + 1;
+        if (reader->unsure[f] == NULL) {
+            reader->scored = SQML_SCORED; /* no memory to ask: the native answer stands */
+            break;
+        }
+    }
+}
+
+/* Whether the statement's current row came through the reader. */
+static int read_by_reader(Cursor *cursor, sqlite3_stmt *stmt) {
+    return cursor->reading && stmt == cursor->stmt;
+}
+
 /* Score the statement's current row. */
 static int score_row(Cursor *cursor, sqlite3_stmt *stmt) {
     const SqmlModel *model = cursor->model;
     uint32_t n = sqml_model_n_features(model);
-    for (uint32_t f = 0; f < n; f++) sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
+    int reader = read_by_reader(cursor, stmt);
     char where[256], message[SQML_ERROR_SIZE], full[SQML_ERROR_SIZE + 256];
     uint32_t width = sqml_model_width(model);
-    if (sqml_encode_cells(model, cursor->cells, "", cursor->x, message) != SQML_ENCODED) {
+    int status = SQML_ENCODED;
+    if (reader) {
+        status = cursor->reader.status;
+        if (status != SQML_ENCODED) memcpy(message, cursor->reader.message, sizeof message);
+    } else {
+        for (uint32_t f = 0; f < n; f++)
+            sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
+        status = sqml_encode_cells(model, cursor->cells, "", cursor->x, message);
+    }
+    if (status != SQML_ENCODED) {
         row_name(cursor, stmt, where, sizeof where);
         snprintf(full, sizeof full, "%s%s", where, message);
         return fail(cursor, full);
     }
-    if (cursor->plan & PLAN_PROBABILITIES) memcpy(cursor->raw, cursor->x, sizeof(double) * width);
     cursor->probabilities_ready = 0;
     sqml_value_clear(&cursor->exact);
     cursor->has_exact = 0;
-    if (sqml_model_predict(model, cursor->x, cursor->work, &cursor->prediction) == SQML_UNSURE &&
-        n < 4096 && cursor->experiment_value != NULL) {
+    int scored;
+    if (reader) {
+        scored = cursor->reader.scored;
+        cursor->prediction = cursor->reader.prediction;
+    } else {
+        if (cursor->plan & PLAN_PROBABILITIES) memcpy(cursor->raw, cursor->x, sizeof(double) * width);
+        scored = sqml_model_predict(model, cursor->x, cursor->work, &cursor->prediction);
+    }
+    if (reader && scored == SQML_UNSURE && cursor->reader.n_unsure != n) scored = SQML_SCORED;
+    if (scored == SQML_UNSURE && n < 4096 && cursor->experiment_value != NULL) {
         /* a near tie: scikit-learn's own arithmetic decides, when the Python side is here */
         SqmlBridge *bridge = sqml_conn_bridge(table_of(cursor)->conn, NULL);
         if (bridge != NULL) {
             sqlite3_value *argv[1 + 4096];
             argv[0] = cursor->experiment_value;
-            for (uint32_t f = 0; f < n; f++) argv[f + 1] = sqlite3_column_value(stmt, (int)f + 1);
+            for (uint32_t f = 0; f < n; f++)
+                argv[f + 1] = reader ? cursor->reader.unsure[f]
+                                     : sqlite3_column_value(stmt, (int)f + 1);
             char *error = NULL;
             sqml_count(0, 1);
             if (bridge->call_value(bridge->state, SQML_EXACT_ROW, (int)n + 1, argv,
@@ -878,8 +976,38 @@ static int score_row(Cursor *cursor, sqlite3_stmt *stmt) {
 
 /* The next row of stmt, scored; eof at the end. */
 /* The next source row: SQLITE_ROW (counted), SQLITE_DONE, or the error, reported. */
-static int step_source(Cursor *cursor, sqlite3_stmt *stmt) {
+static int step_source(Cursor *cursor, sqlite3_stmt *stmt, double *x) {
+    int reader = read_by_reader(cursor, stmt);
+    if (reader) {
+        forget_unsure(&cursor->reader);
+        cursor->reader.x = x;
+        cursor->reader.calls = 0;
+    }
     int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && reader && cursor->reader.calls != 1) {
+        if (cursor->row_number != 0) {
+            char message[SQML_ERROR_SIZE];
+            snprintf(message, sizeof message,
+                     "sqml_predict_table: the rows of %s were not read in step after row %lld "
+                     "(internal error); nothing is returned past it",
+                     cursor->query.what, (long long)cursor->row_number);
+            return fail(cursor, message);
+        }
+        /* the function ran for other rows than the one returned (a sorted source): read
+         * the columns instead, from the first row */
+        sqlite3 *db = sqlite3_db_handle(stmt);
+        sqlite3_finalize(cursor->stmt);
+        cursor->stmt = NULL;
+        cursor->reading = 0;
+        if (sqlite3_prepare_v2(db, cursor->query.scan_sql, -1, &cursor->stmt, NULL) != SQLITE_OK) {
+            char message[SQML_ERROR_SIZE];
+            snprintf(message, sizeof message, "sqml_predict_table: cannot read %s: %s",
+                     cursor->query.what, sqlite3_errmsg(db));
+            return fail(cursor, message);
+        }
+        stmt = cursor->stmt;
+        rc = sqlite3_step(stmt);
+    }
     if (rc == SQLITE_DONE) return rc;
     if (rc != SQLITE_ROW) {
         char message[SQML_ERROR_SIZE];
@@ -892,7 +1020,14 @@ static int step_source(Cursor *cursor, sqlite3_stmt *stmt) {
 }
 
 static int native_step(Cursor *cursor, sqlite3_stmt *stmt) {
-    int rc = step_source(cursor, stmt);
+    int scan = stmt == cursor->stmt;
+    if (read_by_reader(cursor, stmt)) {
+        cursor->reader.predict = 1;
+        cursor->reader.raw = (cursor->plan & PLAN_PROBABILITIES) ? cursor->raw : NULL;
+        cursor->reader.work = cursor->work;
+    }
+    int rc = step_source(cursor, stmt, cursor->x);
+    if (scan) stmt = cursor->stmt; /* step_source may have reopened it */
     if (rc == SQLITE_DONE) {
         cursor->eof = 1;
         return SQLITE_OK;
@@ -978,9 +1113,11 @@ static int fill_block(Cursor *cursor) {
     sqlite3_stmt *stmt = cursor->stmt;
     sqlite3_int64 last = cursor->row_number; /* the number of the last row read before */
     clear_block(cursor);
+    cursor->reader.predict = 0;
     size_t count = 0;
     while (count < SQML_BLOCK_ROWS) {
-        int rc = step_source(cursor, stmt);
+        int rc = step_source(cursor, stmt, cursor->block.x + count * width);
+        stmt = cursor->stmt; /* step_source may have reopened it */
         if (rc == SQLITE_DONE) {
             cursor->block.done = 1;
             break;
@@ -997,11 +1134,18 @@ static int fill_block(Cursor *cursor) {
             int checked = check_key(cursor, key);
             if (checked != SQLITE_OK) return checked;
         }
-        for (uint32_t f = 0; f < n; f++)
-            sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
         char where[256], message[SQML_ERROR_SIZE], full[SQML_ERROR_SIZE + 256];
-        if (sqml_encode_cells(model, cursor->cells, "", cursor->block.x + count * width,
-                              message) != SQML_ENCODED) {
+        int status;
+        if (read_by_reader(cursor, stmt)) {
+            status = cursor->reader.status;
+            if (status != SQML_ENCODED) memcpy(message, cursor->reader.message, sizeof message);
+        } else {
+            for (uint32_t f = 0; f < n; f++)
+                sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
+            status = sqml_encode_cells(model, cursor->cells, "", cursor->block.x + count * width,
+                                       message);
+        }
+        if (status != SQML_ENCODED) {
             row_name(cursor, stmt, where, sizeof where);
             snprintf(full, sizeof full, "%s%s", where, message);
             return fail(cursor, full);
@@ -1077,6 +1221,22 @@ static int open_rows(Cursor *cursor) {
     cursor->eof = 0;
     cursor->mode = ROWS;
     if (!cursor->python) {
+        RowReader *reader = &cursor->reader;
+        reader->model = cursor->model;
+        reader->cells = cursor->cells;
+        reader->n = sqml_model_n_features(cursor->model);
+        if (cursor->query.read_sql != NULL &&
+            sqlite3_prepare_v2(db, cursor->query.read_sql, -1, &cursor->stmt, NULL) == SQLITE_OK) {
+            int at = sqlite3_bind_parameter_index(cursor->stmt, "$" ROW_READER_POINTER);
+            if (at > 0 &&
+                sqlite3_bind_pointer(cursor->stmt, at, reader, ROW_READER_POINTER, NULL) == SQLITE_OK) {
+                cursor->reading = 1;
+                return SQLITE_OK;
+            }
+        }
+        /* no reader (a source whose text names the same parameter): columns */
+        sqlite3_finalize(cursor->stmt);
+        cursor->stmt = NULL;
         if (sqlite3_prepare_v2(db, cursor->query.scan_sql, -1, &cursor->stmt, NULL) != SQLITE_OK) {
             char message[SQML_ERROR_SIZE];
             snprintf(message, sizeof message, "sqml_predict_table: cannot read %s: %s",
@@ -1434,6 +1594,10 @@ static sqlite3_module predict_table_module = {
 };
 
 int sqml_attach_table(sqlite3 *db, SqmlConn *conn) {
+    int rc = sqlite3_create_function_v2(db, ROW_READER_FUNCTION, -1,
+                                        SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, read_row_function,
+                                        NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
     sqml_conn_retain(conn); /* SQLite releases it with the module (also on failure) */
     return sqlite3_create_module_v2(db, "sqml_predict_table", &predict_table_module, conn,
                                     sqml_conn_release);

@@ -188,10 +188,43 @@ def close(kind: str, algorithm: str) -> dict[str, float]:
     ids=[f"{k}-{a}-{d}" for k, a, d, _ in CASES],
 )
 def test_every_form_equals_the_library(tables, kind, algorithm, dataset, target):
-    db = tables
+    assert_every_form_equals_the_library(
+        tables, kind, algorithm, dataset, target, options(dataset, algorithm, kind)
+    )
+
+
+# Trees the fast walks (csrc/model_score.c) take in groups of 8: 13 trees make a full group
+# and one padded with a repeated tree; deep unlimited trees, float64 (LightGBM) and float32
+# comparisons. Some rows have NULLs (NaN for the boosters, which take the general walk), so
+# blocks of rows mix both walks.
+FAST_WALK_CASES = [
+    ("random_forest", {"n_estimators": 13}),
+    ("extra_trees", {"n_estimators": 13}),
+    ("xgboost", {"n_estimators": 13, "max_depth": 5}),
+    ("lightgbm", {"n_estimators": 13, "num_leaves": 12, "min_child_samples": 3}),
+    ("hist_gradient_boosting", {"max_iter": 13}),
+]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "hyperparams"),
+    FAST_WALK_CASES,
+    ids=[f"{a}-{i}" for i, (a, _) in enumerate(FAST_WALK_CASES)],
+)
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+def test_grouped_tree_walks_equal_the_library(tables, kind, algorithm, hyperparams):
+    target = "binary" if kind == "classification" else "amount"
+    assert_every_form_equals_the_library(
+        tables, kind, algorithm, "numbers", target, {"hyperparams": hyperparams}
+    )
+
+
+def assert_every_form_equals_the_library(
+    db: Db, kind: str, algorithm: str, dataset: str, target: str | None, chosen: dict
+) -> None:
     columns = NUMBERS if dataset == "numbers" else SHOP
     source = f"{dataset}_{target or 'none'}"
-    result = db.train_with("e", kind, algorithm, source, target, options(dataset, algorithm, kind))
+    result = db.train_with("e", kind, algorithm, source, target, chosen)
     model_id = result["model_id"]
     serving = db.rows("SELECT serving, serving_reason FROM sqml_models WHERE id = ?", (model_id,))
     assert serving == [("native", None)]

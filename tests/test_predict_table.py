@@ -224,3 +224,91 @@ def test_views_and_triggers_cannot_use_it(trained):
     with pytest.raises(sqlite3.OperationalError, match='unsafe use of virtual table "sqml_pre'):
         db.rows("SELECT * FROM sneaky")
     assert db.schema() == before
+
+
+# -- the row reader (csrc/table.c): features handed to one internal function per row ------
+
+
+def test_sorted_sources_pair_each_prediction_with_its_own_row(iris):
+    """A source whose ORDER BY SQLite moves into the scan evaluates every row before the
+    first is returned; the scan notices and reads columns instead. Every prediction must
+    still belong to its row, for row-at-a-time (linear) and block (tree) models."""
+    db = iris
+    db.conn.execute("ALTER TABLE dataset_iris ADD COLUMN id INTEGER")
+    db.conn.execute("UPDATE dataset_iris SET id = 1000 - rowid")
+    db.conn.execute(
+        'CREATE VIEW by_width AS SELECT * FROM dataset_iris ORDER BY "sepal width (cm)" DESC, id'
+    )
+    db.conn.commit()
+    db.train("lin", "classification", "logistic_regression", "dataset_iris", "target")
+    db.train("tree", "classification", "random_forest", "dataset_iris", "target")
+    listed = f"json_array({FEATURE_LIST})"
+    for experiment in ("lin", "tree"):
+        expected = dict(
+            db.rows(f"SELECT id, sqml_predict('{experiment}', {listed}) FROM dataset_iris")  # noqa: S608
+        )
+        for source in (
+            "by_width",
+            "SELECT * FROM dataset_iris ORDER BY id DESC",
+            'SELECT * FROM dataset_iris ORDER BY "petal length (cm)" LIMIT 40',
+            # text that closes the scan's parenthesis: an ORDER BY on the scan itself
+            "SELECT * FROM dataset_iris) ORDER BY (id % 7",
+        ):
+            rows = db.rows(
+                "SELECT row_id, prediction, probabilities FROM sqml_predict_table(?, ?, 'id')",
+                (experiment, source),
+            )
+            assert len(rows) == (40 if "LIMIT" in source else 150)
+            assert {key: prediction for key, prediction, _ in rows} == {
+                key: expected[key] for key, _, _ in rows
+            }, (experiment, source)
+            ordered = [row[0] for row in db.rows(f"SELECT id FROM ({source})")]  # noqa: S608
+            assert [row[0] for row in rows] == ordered
+
+
+def test_the_internal_row_reader_cannot_be_called_from_sql(trained):
+    with pytest.raises(sqlite3.OperationalError, match="internal to sqml_predict_table"):
+        trained.value("SELECT _sqml_read_row(1, 2, 3)")
+    with pytest.raises(sqlite3.OperationalError, match="internal to sqml_predict_table"):
+        trained.value("SELECT _sqml_read_row(NULL)")
+
+
+def test_a_near_tie_in_a_table_scan_is_decided_by_the_library(db):
+    """A row halfway between two k-means centres is a near tie: the scorer hands its values
+    to the Python side, whose answer is the library's own."""
+    import numpy as np
+
+    from sqlite_ml import _native
+
+    db.conn.execute("CREATE TABLE points (x REAL)")
+    values = [i / 10 for i in range(20)] + [9 + i / 10 for i in range(20)]
+    db.conn.executemany("INSERT INTO points VALUES (?)", [(v,) for v in values])
+    db.conn.commit()
+    result = db.train_with(
+        "k", "clustering", "kmeans", "points", None, {"hyperparams": {"n_clusters": 2, "n_init": 2}}
+    )
+    pipeline, schema = db.stored_model(result["model_id"])
+    # the raw value whose preprocessed form lies halfway between the two centres
+    low, high = sorted(float(c[0]) for c in pipeline[-1].cluster_centers_)
+
+    def moved(value: float) -> float:
+        return float(pipeline[:-1].transform(schema.encode_records([[value]], batch=True))[0, 0])
+
+    below, above = 0.0, 11.0  # bisection down to adjacent floats
+    while np.nextafter(below, above) < above:
+        middle = (below + above) / 2
+        if moved(middle) < (low + high) / 2:
+            below = middle
+        else:
+            above = middle
+    halfway = above
+    asked = [1.0, halfway, 9.5]
+    db.conn.execute("CREATE TABLE asked (x REAL)")
+    db.conn.executemany("INSERT INTO asked VALUES (?)", [(v,) for v in asked])
+    db.conn.commit()
+    before = _native.native_counts()
+    got = [row[0] for row in db.rows("SELECT prediction FROM sqml_predict_table('k', 'asked')")]
+    after = _native.native_counts()
+    expected = pipeline.predict(schema.encode_records([[v] for v in asked], batch=True))
+    assert got == [int(v) for v in expected]
+    assert after[1] > before[1], "the near tie was not handed to the Python side"
