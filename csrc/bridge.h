@@ -136,6 +136,11 @@ SQML_HIDDEN int sqml_attach_scoring(sqlite3 *db, SqmlConn *conn, char **error);
 SQML_HIDDEN int sqml_attach_host(sqlite3 *db, SqmlConn *conn, char **error);
 /* A SQL value as the encoder takes it (text points into the value). */
 SQML_HIDDEN void sqml_cell_from_value(sqlite3_value *value, SqmlCell *cell);
+/* The row straight from SQL values into x (width doubles) when every feature is numeric
+ * and every value an INTEGER, a finite REAL or a NULL the model imputes: what
+ * sqml_encode_cells makes of them. 0 (x partly written) when a value needs the general
+ * path (cells, then sqml_encode_cells). */
+SQML_HIDDEN int sqml_encode_numbers(const SqmlModel *model, sqlite3_value **values, double *x);
 /* Hand a call to Python, or fail with message when there is no Python side. */
 SQML_HIDDEN void sqml_to_python(SqmlConn *conn, const char *name, sqlite3_context *context,
                                 int argc, sqlite3_value **argv, const char *message);

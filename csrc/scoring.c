@@ -176,6 +176,31 @@ void sqml_cell_from_value(sqlite3_value *value, SqmlCell *cell) {
     }
 }
 
+int sqml_encode_numbers(const SqmlModel *model, sqlite3_value **values, double *x) {
+    uint32_t n = sqml_model_n_features(model);
+    for (uint32_t f = 0; f < n; f++) {
+        const SqmlFeature *feature = sqml_model_feature(model, f);
+        if (feature->kind != SQML_FEATURE_NUMERIC) return 0;
+        double *out = x + feature->offset;
+        switch (sqlite3_value_type(values[f])) {
+        case SQLITE_FLOAT:
+            *out = sqlite3_value_double(values[f]);
+            if (!isfinite(*out)) return 0;
+            break;
+        case SQLITE_INTEGER:
+            *out = (double)sqlite3_value_int64(values[f]);
+            break;
+        case SQLITE_NULL:
+            if (feature->required) return 0;
+            *out = NAN;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Cells from one JSON row given as a SQL value (the whole text must be that row). */
 static int cells_from_json(const SqmlModel *model, sqlite3_value *value, SqmlJsonScratch *scratch,
                            SqmlCell *cells, const char *what, char *message) {
@@ -255,6 +280,19 @@ static int cells_from_arguments(const SqmlModel *model, const char *name, int ar
     return SQML_ENCODED;
 }
 
+/* The row of a function's arguments encoded into space->x: numbers straight from the
+ * values when they allow it, else through cells (cells_from_arguments). */
+static int encode_arguments(const SqmlModel *model, const char *name, int argc,
+                            sqlite3_value **argv, SqmlJsonScratch **scratch, Space *space,
+                            char *message) {
+    if ((uint32_t)(argc - 1) == sqml_model_n_features(model) &&
+        sqml_encode_numbers(model, argv + 1, space->x))
+        return SQML_ENCODED;
+    int status = cells_from_arguments(model, name, argc, argv, scratch, space->cells, message);
+    if (status == SQML_ENCODED) status = sqml_encode_cells(model, space->cells, "", space->x, message);
+    return status;
+}
+
 static void predict_function(sqlite3_context *context, int argc, sqlite3_value **argv) {
     SqmlConn *conn = (SqmlConn *)sqlite3_user_data(context);
     char message[SQML_ERROR_SIZE];
@@ -268,10 +306,7 @@ static void predict_function(sqlite3_context *context, int argc, sqlite3_value *
         sqlite3_result_error_nomem(context);
         return;
     }
-    int status = cells_from_arguments(model, "sqml_predict", argc, argv, &scratch, space.cells,
-                                      message);
-    if (status == SQML_ENCODED)
-        status = sqml_encode_cells(model, space.cells, "", space.x, message);
+    int status = encode_arguments(model, "sqml_predict", argc, argv, &scratch, &space, message);
     if (status != SQML_ENCODED) {
         sqml_to_python(conn, "sqml_predict", context, argc, argv, message);
     } else {
@@ -455,9 +490,8 @@ static void proba_function(sqlite3_context *context, int argc, sqlite3_value **a
         sqlite3_result_error_nomem(context);
         return;
     }
-    int status = cells_from_arguments(model, "sqml_predict_proba", argc, argv, &scratch,
-                                      space.cells, message);
-    if (status == SQML_ENCODED) status = sqml_encode_cells(model, space.cells, "", space.x, message);
+    int status =
+        encode_arguments(model, "sqml_predict_proba", argc, argv, &scratch, &space, message);
     SqmlBuffer out = {0};
     if (status == SQML_ENCODED) {
         sqml_model_probabilities(model, space.x, space.work, space.probabilities);

@@ -895,8 +895,14 @@ static void read_row_function(sqlite3_context *context, int argc, sqlite3_value 
         return;
     }
     reader->calls++;
-    for (uint32_t f = 0; f < reader->n; f++) sqml_cell_from_value(argv[f + 1], &reader->cells[f]);
-    reader->status = sqml_encode_cells(reader->model, reader->cells, "", reader->x, reader->message);
+    if (sqml_encode_numbers(reader->model, argv + 1, reader->x)) {
+        reader->status = SQML_ENCODED;
+    } else {
+        for (uint32_t f = 0; f < reader->n; f++)
+            sqml_cell_from_value(argv[f + 1], &reader->cells[f]);
+        reader->status =
+            sqml_encode_cells(reader->model, reader->cells, "", reader->x, reader->message);
+    }
     sqlite3_result_null(context);
     if (reader->status != SQML_ENCODED || !reader->predict) return;
     if (reader->raw) memcpy(reader->raw, reader->x, sizeof(double) * sqml_model_width(reader->model));

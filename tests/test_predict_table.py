@@ -312,3 +312,34 @@ def test_a_near_tie_in_a_table_scan_is_decided_by_the_library(db):
     expected = pipeline.predict(schema.encode_records([[v] for v in asked], batch=True))
     assert got == [int(v) for v in expected]
     assert after[1] > before[1], "the near tie was not handed to the Python side"
+
+
+def test_numbers_read_straight_keep_every_refusal(db):
+    """The row reader's numeric shortcut (csrc/scoring.c sqml_encode_numbers) leaves every
+    value it does not take as is to the general path: a NULL the model may not impute,
+    an infinity and a text are refused with the row named, a number as text is read."""
+    db.conn.execute("CREATE TABLE t (a REAL, b REAL, y REAL)")
+    db.conn.executemany(
+        "INSERT INTO t VALUES (?, ?, ?)", [(i / 7, (i * 3) % 11, i * 0.5 + 1) for i in range(60)]
+    )
+    db.conn.commit()
+    db.train_with("e", "regression", "ridge", "t", "y", {"preprocess": {"a": {"impute": "error"}}})
+    reference = db.rows("SELECT sqml_predict('e', a, b) FROM t ORDER BY rowid")
+    got = db.rows("SELECT prediction FROM sqml_predict_table('e', 't') ORDER BY row_id")
+    assert got == reference
+    db.conn.execute("CREATE TABLE asked (id INTEGER PRIMARY KEY, a, b)")
+    cases = {
+        1: ((None, 1.0), "rowid 1: feature .a. is null"),
+        2: ((1e308 * 10, 1.0), "rowid 2: feature .a. expects a number or null, got Infinity"),
+        3: ((1.0, "many"), "rowid 3: feature .b. expects a number"),
+    }
+    for key, ((a, b), message) in cases.items():
+        db.conn.execute("DELETE FROM asked")
+        db.conn.execute("INSERT INTO asked VALUES (?, ?, ?)", (key, a, b))
+        with pytest.raises(sqlite3.OperationalError, match=message):
+            db.rows("SELECT * FROM sqml_predict_table('e', 'asked')")
+    db.conn.execute("DELETE FROM asked")
+    db.conn.execute("INSERT INTO asked VALUES (4, ' 2.5', 3)")
+    assert db.value("SELECT prediction FROM sqml_predict_table('e', 'asked')") == pytest.approx(
+        db.value("SELECT sqml_predict('e', 2.5, 3)")
+    )
