@@ -273,3 +273,101 @@ def test_a_version_2_database_gains_the_engine_columns(connect, tmp_path):
     assert conn.execute("SELECT count(*) FROM sqml_runs WHERE engine IS NOT NULL").fetchone() == (
         0,
     )
+
+
+def _watch_xgboost_training(monkeypatch, folder, fail=False):
+    """Wrap xgboost.train: record the matrix it trains on and the cache files under
+    ``folder`` at that moment; with ``fail``, fail as an XGBoost error would."""
+    import xgboost
+
+    seen = {}
+    train = xgboost.train
+
+    def watched(params, dtrain, *args, **kwargs):
+        seen["matrix"] = type(dtrain).__name__
+        seen["files"] = sorted(p.name for p in folder.rglob("*") if p.is_file())
+        seen["folders"] = sorted(p.name for p in folder.iterdir())
+        if fail:
+            raise xgboost.core.XGBoostError("simulated failure in the middle of training")
+        return train(params, dtrain, *args, **kwargs)
+
+    monkeypatch.setattr(xgboost, "train", watched)
+    return seen
+
+
+def test_streamed_xgboost_trains_from_a_cache_on_disk_then_removes_it(iris, tmp_path, monkeypatch):
+    from sqlite_ml.ml import boosted_streams
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    options = {**STREAM, "cache_dir": str(cache)}
+    one_page = iris.train_with(
+        "one", "classification", "xgboost", "dataset_iris", "target", options
+    )
+    # Pages of 30 rows (4 columns of float32): the train rows span several pages.
+    monkeypatch.setattr(boosted_streams, "XGBOOST_PAGE_BYTES", 30 * 4 * 4)
+    seen = _watch_xgboost_training(monkeypatch, cache)
+    paged = iris.train_with("paged", "classification", "xgboost", "dataset_iris", "target", options)
+    # XGBoost trained on its external-memory matrix, whose pages were files in a private
+    # folder under cache_dir while it trained; nothing is left there afterwards.
+    assert seen["matrix"] == "ExtMemQuantileDMatrix"
+    assert len(seen["folders"]) == 1 and seen["folders"][0].startswith("sqml-xgboost-")
+    assert any(name.endswith(".gradient_index.page") for name in seen["files"])
+    assert list(cache.iterdir()) == []
+    run = run_row(iris, paged["run_id"])
+    details = json.loads(run["engine_details"])
+    assert details["xgboost_matrix"] == "external_memory"
+    assert details["xgboost_page_rows"] == 30
+    assert details["xgboost_pages"] == math.ceil(run["train_rows"] / 30) > 1
+    assert details["xgboost_cache_bytes"] > 0
+    assert json.loads(run_row(iris, one_page["run_id"])["engine_details"])["xgboost_pages"] == 1
+    # No row lost or repeated across pages: the same rows, the same model.
+    flowers = [list(r) for r in iris.rows("SELECT * FROM dataset_iris")]
+    features = [r[:4] for r in flowers]
+    assert iris.predict_batch("paged", features) == iris.predict_batch("one", features)
+    assert paged["metrics"] == one_page["metrics"]
+    warnings = iris.value("SELECT warnings FROM sqml_runs WHERE id = ?", (paged["run_id"],))
+    assert "cache" not in (warnings or "")
+
+
+def test_the_xgboost_cache_goes_to_the_temporary_directory_by_default(iris, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = _watch_xgboost_training(monkeypatch, tmp_path)
+    iris.train_with("x", "classification", "xgboost", "dataset_iris", "target", STREAM)
+    assert [name for name in seen["folders"] if name.startswith("sqml-xgboost-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("sqml-xgboost-")]
+
+
+def test_the_xgboost_cache_is_removed_when_training_fails(iris, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    seen = _watch_xgboost_training(monkeypatch, cache, fail=True)
+    options = {**STREAM, "cache_dir": str(cache)}
+    with pytest.raises(sqlite3.OperationalError, match="simulated failure"):
+        iris.train_with("x", "classification", "xgboost", "dataset_iris", "target", options)
+    status, error = iris.rows("SELECT status, error FROM sqml_runs")[0]
+    assert status == "failed" and "simulated failure" in error
+    assert seen["files"]  # the cache was written before training failed
+    assert list(cache.iterdir()) == []
+
+
+def test_option_cache_dir_is_checked_before_anything_is_written(iris, tmp_path):
+    def error(options, algorithm="xgboost"):
+        return iris.train_error("x", "classification", algorithm, "dataset_iris", "target", options)
+
+    missing = tmp_path / "nowhere"
+    assert f"directory '{missing}' does not exist" in error({**STREAM, "cache_dir": str(missing)})
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert f"'{a_file}' is not a directory" in error({**STREAM, "cache_dir": str(a_file)})
+    assert "must be the path of a directory, got 3" in error({**STREAM, "cache_dir": 3})
+    folder = str(tmp_path)
+    sgd = error({**STREAM, "cache_dir": folder}, algorithm="sgd")
+    assert "streamed XGBoost" in sgd and "algorithm 'sgd' keeps none" in sgd
+    in_memory = error({"stream": False, "cache_dir": folder})
+    assert "trains in memory" in in_memory
+    assert "trains in memory" in error({"max_rows": 100, "cache_dir": folder})
+    on_dask = error({**STREAM, "cache_dir": folder, "dask": "tcp://127.0.0.1:9"})
+    assert "trains on the Dask cluster at tcp://127.0.0.1:9" in on_dask

@@ -24,6 +24,7 @@ BIG_DATA_KEYS = (
     "key_column",
     "dask",
     "dask_timeout",
+    "cache_dir",
 )
 SAMPLES = ("uniform", "stratified")
 DEFAULT_CHUNK_ROWS = 65_536
@@ -48,6 +49,7 @@ class BigDataOptions:
     dask: str | None = None  # a scheduler address
     dask_explicit: bool = False  # named by the options (not the environment variable)
     dask_timeout: float = DEFAULT_DASK_TIMEOUT
+    cache_dir: str | None = None  # streamed XGBoost's cache (None: tempfile's directory)
 
 
 def _positive_integer(name: str, value: object, minimum: int) -> int:
@@ -128,6 +130,7 @@ def validate_big_data_options(
         raise SqmlError(f"option dask_timeout must be a number of seconds > 0, got {timeout!r}")
     if "dask_timeout" in raw and dask is None:
         raise SqmlError("option dask_timeout needs option dask (a scheduler address)")
+    cache_dir = _cache_dir(raw.get("cache_dir"))
     return BigDataOptions(
         stream=stream,
         epochs=epochs,
@@ -138,4 +141,20 @@ def validate_big_data_options(
         dask=dask,
         dask_explicit=explicit,
         dask_timeout=float(timeout),
+        cache_dir=cache_dir,
     )
+
+
+def _cache_dir(value: object) -> str | None:
+    """An existing directory this process may write in, or None (left out)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise SqmlError(f"option cache_dir must be the path of a directory, got {describe(value)}")
+    if not os.path.exists(value):
+        raise SqmlError(f"option cache_dir: directory '{value}' does not exist")
+    if not os.path.isdir(value):
+        raise SqmlError(f"option cache_dir: '{value}' is not a directory")
+    if not os.access(value, os.W_OK | os.X_OK):
+        raise SqmlError(f"option cache_dir: directory '{value}' is not writable by this process")
+    return value

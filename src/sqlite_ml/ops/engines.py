@@ -71,8 +71,28 @@ def check(conn: sqlite3.Connection, request: TrainRequest) -> None:
             "not embed text (preprocess embed): leave dask out, or train on a sample with "
             "max_rows"
         )
+    if big.cache_dir is not None:
+        _check_cache_dir(request)
     if big.stream or big.max_rows is not None:
         require_key(conn, request.dataset, big.key_column)
+
+
+def _check_cache_dir(request: TrainRequest) -> None:
+    """Option cache_dir serves streamed XGBoost only: refuse it where it would go unused."""
+    big = request.options.big_data
+    purpose = "option cache_dir is where streamed XGBoost training keeps its cache"
+    if request.algorithm != "xgboost":
+        raise SqmlError(f"{purpose}; algorithm '{request.algorithm}' keeps none (leave it out)")
+    if big.stream is False or big.max_rows is not None or request.options.search is not None:
+        raise SqmlError(
+            f"{purpose}; this run trains in memory (option stream false, max_rows or a "
+            "search), so leave cache_dir out"
+        )
+    if big.dask is not None:
+        raise SqmlError(
+            f"{purpose}; this run trains on the Dask cluster at {big.dask}, so leave "
+            'cache_dir out (or dask, with "dask": false)'
+        )
 
 
 def choose(conn: sqlite3.Connection, request: TrainRequest) -> Engine:

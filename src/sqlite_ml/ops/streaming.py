@@ -10,7 +10,8 @@ The rows are read in chunks (``db.streams``) and never held whole:
    preprocessing statistics of the train rows and the digest of the data; medians,
    quartiles and most frequent values take a few more exact passes when asked for.
 3. The model learns from the train rows chunk by chunk: ``partial_fit`` (``epochs``
-   passes), XGBoost's data iterator, or LightGBM's ``Sequence``.
+   passes), XGBoost's external memory (a data iterator, a cache on disk), or LightGBM's
+   ``Sequence``.
 4. A last pass predicts the test rows and accumulates the metrics (``ml.streamed_metrics``)
    and a bounded sample for permutation importance (and clustering scores).
 """
@@ -323,7 +324,8 @@ def _fit_model(
     first: FirstPass,
     classes: np.ndarray | None,
     epochs: int,
-) -> None:
+) -> dict[str, Any]:
+    """Fit the model; returns what the run records about how (``engine_details``)."""
     request = stream.request
     model = pipeline.named_steps["model"]
     prepare = pipeline[:-1]
@@ -335,8 +337,15 @@ def _fit_model(
             for x, y in stream.train("fit"):
                 yield prepare.transform(x), (y if classes is None else class_codes(classes, y))
 
-        fit_xgboost(model, xgboost_batches, width, classes)
-        return
+        facts = fit_xgboost(
+            model,
+            xgboost_batches,
+            width,
+            classes,
+            first.train_rows,
+            request.options.big_data.cache_dir,
+        )
+        return facts.details()
     if method == "lightgbm":
         assert first.train_labels is not None
         labels = first.train_labels
@@ -356,7 +365,7 @@ def _fit_model(
             classes,
             request.options.big_data.chunk_rows,
         )
-        return
+        return {}
     classifier = is_classifier(model)
     clustering = request.prediction_type == "clustering"
     for epoch in range(epochs):
@@ -370,6 +379,7 @@ def _fit_model(
                 model.partial_fit(transformed, y)
     if hasattr(model, "end_partial_fit"):
         model.end_partial_fit()
+    return {}
 
 
 @dataclass
@@ -431,7 +441,7 @@ def train_streamed(
         _require_split(request, first)
         _fit_preprocessing(pipeline, stream, first)
         progress.report("fit", 0, 1)
-        _fit_model(pipeline, stream, first, classes, epochs)
+        fitted = _fit_model(pipeline, stream, first, classes, epochs)
         fit_time = time.perf_counter() - started
         started = time.perf_counter()
         tested = test_pass(pipeline, stream, classes, seed)
@@ -448,6 +458,7 @@ def train_streamed(
             "chunk_rows": big.chunk_rows,
             "method": method,
             "rows_read_per_pass": first.rows,
+            **fitted,
         }
     )
     if method == "partial_fit":
