@@ -699,36 +699,26 @@ static int read_tree(Reader *r, SqmlTree *tree, uint32_t index) {
     return compact(r, tree, m->input == INPUT_FLOAT32, m->compare == COMPARE_LT);
 }
 
-/* The trees in order of their compact layout's depth (stable), so that the fast walks
- * (model_score.c) step groups of trees of about the same depth together. */
-static int order_trees(Reader *r) {
+static int compare_keys(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The walk groups (model.h): the trees in order of their compact layout's depth (ties in
+ * tree order), WALK_GROUP at a time, so that the fast walks (model_score.c) step trees of
+ * about the same depth together. */
+static int group_trees(Reader *r) {
     SqmlModel *m = r->model;
     uint32_t n = m->n_trees;
-    uint32_t *order = model_alloc(m, sizeof(uint32_t) * ((size_t)n + 1));
-    /* (kept with the model: the groups below name trees through it) */
-    uint32_t *spare = malloc(sizeof(uint32_t) * ((size_t)n + 1));
-    if (order == NULL || spare == NULL) {
-        free(spare);
-        return fail(r, "out of memory ordering trees");
-    }
-    for (uint32_t t = 0; t < n; t++) order[t] = t;
-    for (uint32_t width = 1; width < n; width *= 2) { /* a stable merge sort by depth */
-        for (uint32_t start = 0; start < n; start += 2 * width) {
-            uint32_t middle = start + width < n ? start + width : n;
-            uint32_t end = start + 2 * width < n ? start + 2 * width : n;
-            uint32_t a = start, b = middle, k = start;
-            while (a < middle && b < end)
-                spare[k++] = m->trees[order[b]].depth < m->trees[order[a]].depth ? order[b++]
-                                                                                 : order[a++];
-            while (a < middle) spare[k++] = order[a++];
-            while (b < end) spare[k++] = order[b++];
-        }
-        memcpy(order, spare, sizeof(uint32_t) * n);
-    }
-    free(spare);
+    uint64_t *keys = malloc(sizeof(uint64_t) * ((size_t)n + 1)); /* depth, then tree */
     m->n_groups = (n + WALK_GROUP - 1) / WALK_GROUP;
     m->groups = model_alloc(m, sizeof(SqmlWalkGroup) * ((size_t)m->n_groups + 1));
-    if (m->groups == NULL) return fail(r, "out of memory ordering trees");
+    if (keys == NULL || m->groups == NULL) {
+        free(keys);
+        return fail(r, "out of memory ordering trees");
+    }
+    for (uint32_t t = 0; t < n; t++) keys[t] = (uint64_t)m->trees[t].depth << 32 | t;
+    qsort(keys, n, sizeof(uint64_t), compare_keys);
     for (uint32_t g = 0; g < m->n_groups; g++) {
         SqmlWalkGroup *group = &m->groups[g];
         uint32_t first = g * WALK_GROUP;
@@ -737,14 +727,16 @@ static int order_trees(Reader *r) {
         group->deepest = 0;
         group->compact = 1;
         for (uint32_t j = 0; j < WALK_GROUP; j++) {
-            const SqmlTree *tree = &m->trees[order[first + (j < group->lanes ? j : group->lanes - 1)]];
-            group->tree[j] = order[first + (j < group->lanes ? j : group->lanes - 1)];
+            uint32_t t = (uint32_t)keys[first + (j < group->lanes ? j : group->lanes - 1)];
+            const SqmlTree *tree = &m->trees[t];
+            group->tree[j] = t;
             group->nodes[j] = tree->nodes32 ? (const void *)tree->nodes32 : (const void *)tree->nodes64;
             group->compact &= group->nodes[j] != NULL;
             if (tree->shallowest < group->shallowest) group->shallowest = tree->shallowest;
             if (tree->depth > group->deepest) group->deepest = tree->depth;
         }
     }
+    free(keys);
     return 1;
 }
 
@@ -784,7 +776,7 @@ static int read_trees(Reader *r) {
     if (m->trees == NULL) return fail(r, "out of memory reading trees");
     for (uint32_t t = 0; t < m->n_trees; t++)
         if (!read_tree(r, &m->trees[t], t)) return 0;
-    if (!order_trees(r)) return 0;
+    if (!group_trees(r)) return 0;
     /* the float32 row, the accumulators and (median) a prediction and order per tree */
     m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes +
                    (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);
@@ -876,7 +868,7 @@ static int read_booster(Reader *r) {
     if (m->trees == NULL) return fail(r, "out of memory reading trees");
     for (uint32_t t = 0; t < m->n_trees; t++)
         if (!read_booster_tree(r, &m->trees[t], t)) return 0;
-    if (!order_trees(r)) return 0;
+    if (!group_trees(r)) return 0;
     m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes + 2;
     m->leaves_at = m->work_size;
     m->work_size += m->n_trees / 2 + 1; /* a leaf number (uint32) per tree */

@@ -485,29 +485,21 @@ static int row_is_complete(TreeRow row, uint32_t width) {
     return !nan;
 }
 
-/* FAST_LANES fast walks: trees[j] over rows[j] (the caller checked that every tree has the
- * compact layout of the rows' kind, and that no comparison can meet a missing value). */
-static void fast_lanes(const SqmlModel *m, const SqmlTree *const trees[FAST_LANES],
-                       const TreeRow rows[FAST_LANES], uint32_t leaves[FAST_LANES]) {
-    uint32_t shallowest = UINT32_MAX, deepest = 0;
-    for (int j = 0; j < FAST_LANES; j++) {
-        if (trees[j]->shallowest < shallowest) shallowest = trees[j]->shallowest;
-        if (trees[j]->depth > deepest) deepest = trees[j]->depth;
-    }
-    int lt = m->compare == COMPARE_LT, one = 1;
-    for (int j = 1; j < FAST_LANES; j++) one &= rows[j].f == rows[0].f && rows[j].d == rows[0].d;
+/* One tree's fast walk over FAST_LANES rows (the caller checked that the tree has the
+ * compact layout of the rows' kind and that no comparison can meet a missing value). */
+static void fast_rows(const SqmlModel *m, const SqmlTree *tree, const TreeRow rows[FAST_LANES],
+                      uint32_t leaves[FAST_LANES]) {
+    int lt = m->compare == COMPARE_LT;
     if (rows[0].f) {
         const SqmlNode32 *base[FAST_LANES];
         const float *x[FAST_LANES];
-        for (int j = 0; j < FAST_LANES; j++) base[j] = trees[j]->nodes32, x[j] = rows[j].f;
-        if (one) (lt ? fast32_lt_row : fast32_le_row)(base, x, shallowest, deepest, leaves);
-        else (lt ? fast32_lt : fast32_le)(base, x, shallowest, deepest, leaves);
+        for (int j = 0; j < FAST_LANES; j++) base[j] = tree->nodes32, x[j] = rows[j].f;
+        (lt ? fast32_lt : fast32_le)(base, x, tree->shallowest, tree->depth, leaves);
     } else {
         const SqmlNode64 *base[FAST_LANES];
         const double *x[FAST_LANES];
-        for (int j = 0; j < FAST_LANES; j++) base[j] = trees[j]->nodes64, x[j] = rows[j].d;
-        if (one) (lt ? fast64_lt_row : fast64_le_row)(base, x, shallowest, deepest, leaves);
-        else (lt ? fast64_lt : fast64_le)(base, x, shallowest, deepest, leaves);
+        for (int j = 0; j < FAST_LANES; j++) base[j] = tree->nodes64, x[j] = rows[j].d;
+        (lt ? fast64_lt : fast64_le)(base, x, tree->shallowest, tree->depth, leaves);
     }
 }
 
@@ -589,9 +581,7 @@ static void walk_rows(const SqmlModel *m, const TreeRow *rows, size_t n, uint32_
             int complete = !m->zero_missing;
             for (int j = 0; j < FAST_LANES; j++) complete &= rows[r + j].complete;
             if (complete) {
-                const SqmlTree *trees[FAST_LANES];
-                for (int j = 0; j < FAST_LANES; j++) trees[j] = tree;
-                fast_lanes(m, trees, &rows[r], found);
+                fast_rows(m, tree, &rows[r], found);
             } else {
                 for (int half = 0; half < FAST_LANES; half += LANES) {
                     if (float32) {
