@@ -926,6 +926,34 @@ static int read_by_reader(Cursor *cursor, sqlite3_stmt *stmt) {
     return cursor->reading && stmt == cursor->stmt;
 }
 
+/* The statement's current row encoded into x: by the reader already (it was handed x
+ * before the step), or from the statement's columns. sqml_encode_cells' answer. */
+static int encode_current(Cursor *cursor, sqlite3_stmt *stmt, double *x, char *message) {
+    if (read_by_reader(cursor, stmt)) {
+        if (cursor->reader.status != SQML_ENCODED)
+            memcpy(message, cursor->reader.message, SQML_ERROR_SIZE);
+        return cursor->reader.status;
+    }
+    uint32_t n = sqml_model_n_features(cursor->model);
+    for (uint32_t f = 0; f < n; f++)
+        sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
+    return sqml_encode_cells(cursor->model, cursor->cells, "", x, message);
+}
+
+/* The scan reading the source's columns (scan_sql) in place of the current statement. */
+static int open_by_columns(Cursor *cursor, sqlite3 *db) {
+    sqlite3_finalize(cursor->stmt);
+    cursor->stmt = NULL;
+    cursor->reading = 0;
+    if (sqlite3_prepare_v2(db, cursor->query.scan_sql, -1, &cursor->stmt, NULL) != SQLITE_OK) {
+        char message[SQML_ERROR_SIZE];
+        snprintf(message, sizeof message, "sqml_predict_table: cannot read %s: %s",
+                 cursor->query.what, sqlite3_errmsg(db));
+        return fail(cursor, message);
+    }
+    return SQLITE_OK;
+}
+
 /* Score the statement's current row. */
 static int score_row(Cursor *cursor, sqlite3_stmt *stmt) {
     const SqmlModel *model = cursor->model;
@@ -933,16 +961,7 @@ static int score_row(Cursor *cursor, sqlite3_stmt *stmt) {
     int reader = read_by_reader(cursor, stmt);
     char where[256], message[SQML_ERROR_SIZE], full[SQML_ERROR_SIZE + 256];
     uint32_t width = sqml_model_width(model);
-    int status = SQML_ENCODED;
-    if (reader) {
-        status = cursor->reader.status;
-        if (status != SQML_ENCODED) memcpy(message, cursor->reader.message, sizeof message);
-    } else {
-        for (uint32_t f = 0; f < n; f++)
-            sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
-        status = sqml_encode_cells(model, cursor->cells, "", cursor->x, message);
-    }
-    if (status != SQML_ENCODED) {
+    if (encode_current(cursor, stmt, cursor->x, message) != SQML_ENCODED) {
         row_name(cursor, stmt, where, sizeof where);
         snprintf(full, sizeof full, "%s%s", where, message);
         return fail(cursor, full);
@@ -1001,16 +1020,8 @@ static int step_source(Cursor *cursor, sqlite3_stmt *stmt, double *x) {
         }
         /* the function ran for other rows than the one returned (a sorted source): read
          * the columns instead, from the first row */
-        sqlite3 *db = sqlite3_db_handle(stmt);
-        sqlite3_finalize(cursor->stmt);
-        cursor->stmt = NULL;
-        cursor->reading = 0;
-        if (sqlite3_prepare_v2(db, cursor->query.scan_sql, -1, &cursor->stmt, NULL) != SQLITE_OK) {
-            char message[SQML_ERROR_SIZE];
-            snprintf(message, sizeof message, "sqml_predict_table: cannot read %s: %s",
-                     cursor->query.what, sqlite3_errmsg(db));
-            return fail(cursor, message);
-        }
+        int opened = open_by_columns(cursor, sqlite3_db_handle(stmt));
+        if (opened != SQLITE_OK) return opened;
         stmt = cursor->stmt;
         rc = sqlite3_step(stmt);
     }
@@ -1114,7 +1125,7 @@ static char *native_probabilities_json(Cursor *cursor, int *failed) {
  * cache (the same numbers as one row at a time). */
 static int fill_block(Cursor *cursor) {
     const SqmlModel *model = cursor->model;
-    uint32_t width = sqml_model_width(model), n = sqml_model_n_features(model);
+    uint32_t width = sqml_model_width(model);
     uint32_t trees = sqml_model_n_trees(model);
     sqlite3_stmt *stmt = cursor->stmt;
     sqlite3_int64 last = cursor->row_number; /* the number of the last row read before */
@@ -1141,17 +1152,8 @@ static int fill_block(Cursor *cursor) {
             if (checked != SQLITE_OK) return checked;
         }
         char where[256], message[SQML_ERROR_SIZE], full[SQML_ERROR_SIZE + 256];
-        int status;
-        if (read_by_reader(cursor, stmt)) {
-            status = cursor->reader.status;
-            if (status != SQML_ENCODED) memcpy(message, cursor->reader.message, sizeof message);
-        } else {
-            for (uint32_t f = 0; f < n; f++)
-                sqml_cell_from_value(sqlite3_column_value(stmt, (int)f + 1), &cursor->cells[f]);
-            status = sqml_encode_cells(model, cursor->cells, "", cursor->block.x + count * width,
-                                       message);
-        }
-        if (status != SQML_ENCODED) {
+        if (encode_current(cursor, stmt, cursor->block.x + count * width, message) !=
+            SQML_ENCODED) {
             row_name(cursor, stmt, where, sizeof where);
             snprintf(full, sizeof full, "%s%s", where, message);
             return fail(cursor, full);
@@ -1241,15 +1243,7 @@ static int open_rows(Cursor *cursor) {
             }
         }
         /* no reader (a source whose text names the same parameter): columns */
-        sqlite3_finalize(cursor->stmt);
-        cursor->stmt = NULL;
-        if (sqlite3_prepare_v2(db, cursor->query.scan_sql, -1, &cursor->stmt, NULL) != SQLITE_OK) {
-            char message[SQML_ERROR_SIZE];
-            snprintf(message, sizeof message, "sqml_predict_table: cannot read %s: %s",
-                     cursor->query.what, sqlite3_errmsg(db));
-            return fail(cursor, message);
-        }
-        return SQLITE_OK;
+        return open_by_columns(cursor, db);
     }
     SqmlBridge *bridge = sqml_conn_bridge(conn, NULL);
     char *error = NULL;
