@@ -18,6 +18,7 @@ A run made before this version (no pid, no heartbeat) cannot be judged and stays
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sqlite3
@@ -130,7 +131,20 @@ class Heartbeat:
             self._thread = threading.Thread(
                 target=self._beat, name=f"sqml-heartbeat-{self.run_id}", daemon=True
             )
-            self._thread.start()
+            # This thread holds its connection's SQLite mutex (it runs inside a SQL
+            # function) and waits for the new thread to start. A garbage collection in the
+            # new thread that finalizes a sqlite3 cursor of that connection would block on
+            # the mutex while holding the GIL: a deadlock (seen under Datasette). So the
+            # garbage is collected here, where the mutex is ours (it is recursive), and no
+            # automatic collection runs while the thread starts.
+            gc.collect()
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                self._thread.start()
+            finally:
+                if collecting:
+                    gc.enable()
         return self
 
     def _beat(self) -> None:
