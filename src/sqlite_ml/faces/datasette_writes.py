@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import json
 import sqlite3
 import threading
@@ -148,6 +149,15 @@ class DatabaseWriter:
                 f"{function} writes, and from Datasette only for a request whose actor may "
                 f"(permission '{PERMISSION}'); this call comes from no request"
             )
+        # This thread holds the read connection's SQLite mutex until the call returns (it
+        # runs inside the query's step) and now waits on the event loop, then on a
+        # training. Datasette leaves cursors of failed queries in reference cycles; a
+        # garbage collection elsewhere (the event loop's, a heartbeat thread's) that
+        # finalized one of this connection's would wait for that mutex: the event loop
+        # stalled for the whole training, or the permission check below answered late.
+        # Collected here, by the thread that holds the mutex, they are gone before the
+        # wait (and no query can make new ones on this connection meanwhile).
+        gc.collect()
         if not self._allowed(slot.loop, slot.actor):
             raise SqmlError(refusal(slot.actor, self.database, function))
         return self.run(function, arguments)
