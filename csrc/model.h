@@ -32,35 +32,40 @@ typedef struct {
     double threshold;
 } SqmlNode;
 
-/* Compact nodes for the walk, in preorder (a node's left child is the next node):
- * float32 thresholds where the trees compare float32 inputs (12 bytes), float64 where they
- * compare float64 ones (16 bytes). feature: the row index, | MISSING_LEFT when a missing
- * value goes left. A leaf is a loop onto itself: feature COMPACT_LEAF (negative; its
- * index bits read the row's first value), right its own position and threshold a quiet
- * NaN whose payload is the leaf number. No value compares true against NaN, so a walk
- * that keeps stepping past a leaf stays on it: walks without a leaf test. */
-#define COMPACT_LEAF ((int32_t)0x80000000)
+/* Compact nodes for the walk: every compact tree of a model in one pool (SqmlModel's
+ * pool), each tree in preorder (a node's left child is the next node), nodes found by
+ * their byte offset in the pool. float32 thresholds where the trees compare float32
+ * inputs (12 bytes), float64 where they compare float64 ones (16 bytes). feature: the
+ * byte offset of the node's value in the row (its index times the value's size). right:
+ * the right child's byte offset, with the node's missing-value flags in its low bits
+ * (offsets are multiples of 4 and 16). A leaf is a loop onto itself: right is its own
+ * offset, feature 0 and threshold a quiet NaN whose payload is the leaf number. No value
+ * compares true against NaN, so a walk that keeps stepping past a leaf stays on it:
+ * walks without a leaf test, whose every step is two dependent loads, a comparison and a
+ * select. */
 #define COMPACT_MAX_LEAVES (1u << 22) /* leaf numbers a float32 NaN payload holds */
-#define COMPACT_MISSING_LEFT 0x40000000 /* a missing value takes the left branch */
-#define COMPACT_NAN_AS_ZERO 0x20000000  /* LightGBM: NaN is read as 0.0 */
-#define COMPACT_ZERO_MISSING 0x10000000 /* LightGBM: |x| <= 1e-35 is missing */
-#define COMPACT_FEATURE 0x0fffffff
+#define COMPACT_MISSING_LEFT 1u        /* a missing value takes the left branch */
+#define COMPACT_NAN_AS_ZERO 2u         /* LightGBM (float64 only): NaN is read as 0.0 */
+#define COMPACT_ZERO_MISSING 4u        /* LightGBM (float64 only): |x| <= 1e-35 is missing */
+#define COMPACT_AT32 (~3u)             /* right's offset bits, float32 nodes */
+#define COMPACT_AT64 (~15u)            /* right's offset bits, float64 nodes */
+#define COMPACT_MAX_POOL 0xfffff000u   /* offsets are uint32 */
 typedef struct {
     float threshold;
-    int32_t feature;
+    uint32_t feature;
     uint32_t right;
 } SqmlNode32;
 typedef struct {
     double threshold;
-    int32_t feature;
+    uint32_t feature;
     uint32_t right;
 } SqmlNode64;
 
 typedef struct {
     uint32_t slot, n_nodes, leaf_width, n_leaves;
     SqmlNode *nodes;
-    SqmlNode32 *nodes32; /* the walk's layout, when the tree has one (else nodes) */
-    SqmlNode64 *nodes64;
+    uint32_t compact; /* the tree has the walk's layout, at root in the model's pool */
+    uint32_t root;
     uint32_t depth, shallowest; /* the compact layout's deepest and shallowest leaf */
     double *leaves; /* n_leaves x leaf_width */
     /* boosters */
@@ -77,7 +82,7 @@ typedef struct {
  * the last group repeats its last tree in the lanes it lacks. */
 #define WALK_GROUP 8
 typedef struct {
-    const void *nodes[WALK_GROUP]; /* each lane's compact nodes (SqmlNode32 or SqmlNode64) */
+    uint32_t root[WALK_GROUP];     /* each lane's root in the pool */
     uint32_t tree[WALK_GROUP];     /* the tree of each lane */
     uint32_t lanes;                /* lanes with a tree of their own */
     uint32_t shallowest, deepest;  /* over the group's leaves */
@@ -107,6 +112,8 @@ struct SqmlModel {
     double samme_total, *samme_votes; /* hit, miss per tree */
     double *median_weights;
     SqmlTree *trees;
+    unsigned char *pool; /* the compact trees' nodes (SqmlNode32 or SqmlNode64, model.h) */
+    size_t pool_size, pool_capacity;
     /* boosters */
     uint32_t sum32, booster_link, average;
     double sigmoid_scale, iterations_used;

@@ -53,6 +53,7 @@ void sqml_model_free(SqmlModel *model) {
     if (model == NULL) return;
     for (size_t i = 0; i < model->n_allocations; i++) free(model->allocations[i]);
     free(model->allocations);
+    free(model->pool);
     free(model);
 }
 
@@ -604,54 +605,84 @@ static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
             if (level < shallowest) shallowest = level;
         }
     }
-    void *out = model_alloc(r->model, (size_t)next * (float32 ? sizeof(SqmlNode32) : sizeof(SqmlNode64)));
-    if (out == NULL) {
+    for (uint32_t k = 0; k < next; k++) { /* LightGBM's missing types: float64 trees only */
+        const SqmlNode *node = &tree->nodes[order[k]];
+        int missing = tree->missing && node->feature >= 0 ? tree->missing[order[k]] : MISSING_NAN;
+        if (float32 && missing != MISSING_NAN) {
+            free(position);
+            free(stack);
+            free(order);
+            return 1; /* the general walk serves it */
+        }
+    }
+    /* the tree's place in the model's pool (model.h): byte offsets in uint32 */
+    SqmlModel *m = r->model;
+    size_t size = float32 ? sizeof(SqmlNode32) : sizeof(SqmlNode64);
+    size_t base = m->pool_size, bytes = (size_t)next * size;
+    if (bytes > COMPACT_MAX_POOL - base) { /* a pool this large: the general walk serves it */
         free(position);
         free(stack);
         free(order);
-        return fail(r, "out of memory laying a tree out");
+        return 1;
     }
+    if (base + bytes > m->pool_capacity) {
+        size_t capacity = m->pool_capacity ? m->pool_capacity : 4096;
+        while (capacity < base + bytes) capacity *= 2;
+        unsigned char *grown = realloc(m->pool, capacity);
+        if (grown == NULL) {
+            free(position);
+            free(stack);
+            free(order);
+            return fail(r, "out of memory laying a tree out");
+        }
+        m->pool = grown;
+        m->pool_capacity = capacity;
+    }
+    unsigned char *out = m->pool + base;
     for (uint32_t k = 0; k < next; k++) {
         const SqmlNode *node = &tree->nodes[order[k]];
+        uint32_t at = (uint32_t)(base + (size_t)k * size);
         if (node->feature < 0) { /* a leaf: a loop onto itself (model.h) */
             uint32_t leaf = node->left;
             if (float32) {
-                SqmlNode32 *c = &((SqmlNode32 *)out)[k];
+                SqmlNode32 *c = (SqmlNode32 *)out + k;
                 uint32_t bits = 0x7fc00000u | leaf;
                 memcpy(&c->threshold, &bits, sizeof bits);
-                c->feature = COMPACT_LEAF;
-                c->right = k;
+                c->feature = 0;
+                c->right = at;
             } else {
-                SqmlNode64 *c = &((SqmlNode64 *)out)[k];
+                SqmlNode64 *c = (SqmlNode64 *)out + k;
                 uint64_t bits = 0x7ff8000000000000ull | leaf;
                 memcpy(&c->threshold, &bits, sizeof bits);
-                c->feature = COMPACT_LEAF;
-                c->right = k;
+                c->feature = 0;
+                c->right = at;
             }
             continue;
         }
         int missing = tree->missing ? tree->missing[order[k]] : MISSING_NAN;
-        if (missing == MISSING_ZERO) r->model->zero_missing = 1;
-        int32_t feature = node->feature | (node->missing_left ? COMPACT_MISSING_LEFT : 0) |
-                          (missing != MISSING_NAN ? COMPACT_NAN_AS_ZERO : 0) |
-                          (missing == MISSING_ZERO ? COMPACT_ZERO_MISSING : 0);
-        uint32_t right = position[node->right];
+        if (missing == MISSING_ZERO) m->zero_missing = 1;
+        uint32_t flags = (node->missing_left ? COMPACT_MISSING_LEFT : 0) |
+                         (missing != MISSING_NAN ? COMPACT_NAN_AS_ZERO : 0) |
+                         (missing == MISSING_ZERO ? COMPACT_ZERO_MISSING : 0);
+        uint32_t right = (uint32_t)(base + (size_t)position[node->right] * size) | flags;
+        uint32_t feature = (uint32_t)node->feature * (uint32_t)(float32 ? sizeof(float) : sizeof(double));
         if (float32) {
-            SqmlNode32 *c = &((SqmlNode32 *)out)[k];
+            SqmlNode32 *c = (SqmlNode32 *)out + k;
             c->threshold = less_than ? (float)node->threshold : float_at_or_below(node->threshold);
             c->feature = feature;
             c->right = right;
         } else {
-            SqmlNode64 *c = &((SqmlNode64 *)out)[k];
+            SqmlNode64 *c = (SqmlNode64 *)out + k;
             c->threshold = node->threshold;
             c->feature = feature;
             c->right = right;
         }
     }
+    m->pool_size = base + bytes;
+    tree->compact = 1;
+    tree->root = (uint32_t)base;
     tree->depth = deepest;
     tree->shallowest = shallowest;
-    if (float32) tree->nodes32 = out;
-    else tree->nodes64 = out;
     free(position);
     free(stack);
     free(order);
@@ -717,6 +748,10 @@ static int group_trees(Reader *r) {
         free(keys);
         return fail(r, "out of memory ordering trees");
     }
+    if (m->pool_size && m->pool_size < m->pool_capacity) { /* the pool's final size */
+        unsigned char *trimmed = realloc(m->pool, m->pool_size);
+        if (trimmed != NULL) m->pool = trimmed, m->pool_capacity = m->pool_size;
+    }
     for (uint32_t t = 0; t < n; t++) keys[t] = (uint64_t)m->trees[t].depth << 32 | t;
     qsort(keys, n, sizeof(uint64_t), compare_keys);
     for (uint32_t g = 0; g < m->n_groups; g++) {
@@ -730,8 +765,8 @@ static int group_trees(Reader *r) {
             uint32_t t = (uint32_t)keys[first + (j < group->lanes ? j : group->lanes - 1)];
             const SqmlTree *tree = &m->trees[t];
             group->tree[j] = t;
-            group->nodes[j] = tree->nodes32 ? (const void *)tree->nodes32 : (const void *)tree->nodes64;
-            group->compact &= group->nodes[j] != NULL;
+            group->root[j] = tree->root;
+            group->compact &= tree->compact;
             if (tree->shallowest < group->shallowest) group->shallowest = tree->shallowest;
             if (tree->depth > group->deepest) group->deepest = tree->depth;
         }

@@ -317,12 +317,50 @@ static int centroid_predict(const SqmlModel *m, const double *x, double *work,
     return SQML_SCORED;
 }
 
-/* The walks of the compact layouts (model.h): the left child is the next node. A NaN
- * (never after this pipeline's imputer, but the format allows it) goes the node's way. */
-/* The next node without a branch on the comparison (which a processor cannot predict). */
-static inline uint32_t step(uint32_t n, uint32_t right, int left) {
-    return right + ((n + 1 - right) & (0u - (uint32_t)left));
+/* The walks of the compact layouts (model.h): nodes by their byte offset in the model's
+ * pool, the left child next. A NaN (never after this pipeline's imputer, but the format
+ * allows it) goes the node's way. */
+/* The next node without a branch on the comparison (which a processor cannot predict):
+ * a conditional move where the compiler is known to keep it one. */
+static inline uint32_t pick(int left, uint32_t if_left, uint32_t otherwise) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(SQML_PORTABLE_WALK)
+    __asm__("test %1, %1\n\tcmovnz %2, %0" : "+r"(otherwise) : "r"(left), "r"(if_left) : "cc");
+    return otherwise;
+#else
+    return otherwise + ((if_left - otherwise) & (0u - (uint32_t)(left != 0)));
+#endif
 }
+
+/* pick(v <= t, ...) and pick(v < t, ...) with the comparison's flags feeding the move
+ * (no setcc between them: two cycles less on the walk's chain of dependent steps). A NaN
+ * compares false, as in C. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__) && !defined(SQML_PORTABLE_WALK)
+#define PICK_COMPARED(NAME, TYPE, OPERATOR, COMPARE, CONDITION)                              \
+    static inline size_t NAME(TYPE v, TYPE t, size_t if_left, size_t otherwise) {          \
+        __asm__(COMPARE " %2, %3\n\t" CONDITION " %1, %0"                                     \
+                : "+r"(otherwise)                                                          \
+                : "r"(if_left), "xm"(v), "x"(t)                                             \
+                : "cc");                                                                   \
+        return otherwise;                                                                  \
+    }
+#else
+#define PICK_COMPARED(NAME, TYPE, OPERATOR, COMPARE, CONDITION)                              \
+    static inline size_t NAME(TYPE v, TYPE t, size_t if_left, size_t otherwise) {          \
+        return otherwise + ((if_left - otherwise) & ((size_t)0 - (size_t)(v OPERATOR t)));  \
+    }
+#endif
+PICK_COMPARED(pick_le32, float, <=, "ucomiss", "cmovae")
+PICK_COMPARED(pick_lt32, float, <, "ucomiss", "cmova")
+PICK_COMPARED(pick_le64, double, <=, "ucomisd", "cmovae")
+PICK_COMPARED(pick_lt64, double, <, "ucomisd", "cmova")
+#define PICK_LEFT(LESS, v, t, if_left, otherwise)                                           \
+    _Generic((t), float: (LESS ? pick_lt32 : pick_le32),                                     \
+             double: (LESS ? pick_lt64 : pick_le64))(v, t, if_left, otherwise)
+
+#define NODE32(pool, at) ((const SqmlNode32 *)((pool) + (at)))
+#define NODE64(pool, at) ((const SqmlNode64 *)((pool) + (at)))
+/* the value a node compares: its feature is a byte offset into the row */
+#define VALUE_AT(TYPE, row, feature) (*(const TYPE *)((const unsigned char *)(row) + (feature)))
 
 /* A compact leaf's number: its threshold's NaN payload (model.h). */
 static inline uint32_t leaf32(const SqmlNode32 *node) {
@@ -337,35 +375,36 @@ static inline uint32_t leaf64(const SqmlNode64 *node) {
     return (uint32_t)(bits & (COMPACT_MAX_LEAVES - 1));
 }
 
-static uint32_t walk32(const SqmlNode32 *nodes, const float *x, int less_than) {
-    uint32_t n = 0;
+static uint32_t walk32(const unsigned char *pool, uint32_t n, const float *x, int less_than) {
     for (;;) {
-        const SqmlNode32 *node = &nodes[n];
-        int32_t feature = node->feature;
-        if (feature < 0) return leaf32(node);
-        float v = x[feature & COMPACT_FEATURE];
+        const SqmlNode32 *node = NODE32(pool, n);
+        uint32_t right = node->right & COMPACT_AT32;
+        if (right == n) return leaf32(node);
+        float v = VALUE_AT(float, x, node->feature);
         int left = less_than ? v < node->threshold : v <= node->threshold;
-        if (__builtin_expect(v != v, 0)) left = (feature & COMPACT_MISSING_LEFT) != 0;
-        n = step(n, node->right, left);
+        if (__builtin_expect(v != v, 0)) left = (node->right & COMPACT_MISSING_LEFT) != 0;
+        n = pick(left, n + (uint32_t)sizeof(SqmlNode32), right);
     }
 }
 
-static uint32_t walk64(const SqmlNode64 *nodes, const double *x, int less_than) {
-    uint32_t n = 0;
+/* A missing value's way at a float64 node (NaN, or LightGBM's zero). */
+static int missing_left(double v, uint32_t flags, double threshold, int less_than) {
+    if (v != v && (flags & COMPACT_NAN_AS_ZERO)) v = 0.0;
+    if (v != v || ((flags & COMPACT_ZERO_MISSING) && v >= -1e-35 && v <= 1e-35))
+        return (flags & COMPACT_MISSING_LEFT) != 0;
+    return less_than ? v < threshold : v <= threshold;
+}
+
+static uint32_t walk64(const unsigned char *pool, uint32_t n, const double *x, int less_than) {
     for (;;) {
-        const SqmlNode64 *node = &nodes[n];
-        int32_t feature = node->feature;
-        if (feature < 0) return leaf64(node);
-        double v = x[feature & COMPACT_FEATURE];
+        const SqmlNode64 *node = NODE64(pool, n);
+        uint32_t right = node->right & COMPACT_AT64, flags = node->right & ~COMPACT_AT64;
+        if (right == n) return leaf64(node);
+        double v = VALUE_AT(double, x, node->feature);
         int left = less_than ? v < node->threshold : v <= node->threshold;
-        if (__builtin_expect(v != v || (feature & COMPACT_ZERO_MISSING), 0)) {
-            /* LightGBM's missing types: NaN read as 0.0, |x| <= 1e-35 as missing */
-            if (v != v && (feature & COMPACT_NAN_AS_ZERO)) v = 0.0;
-            left = less_than ? v < node->threshold : v <= node->threshold;
-            if (v != v || ((feature & COMPACT_ZERO_MISSING) && v >= -1e-35 && v <= 1e-35))
-                left = (feature & COMPACT_MISSING_LEFT) != 0;
-        }
-        n = step(n, node->right, left);
+        if (__builtin_expect(v != v || (flags & COMPACT_ZERO_MISSING), 0))
+            left = missing_left(v, flags, node->threshold, less_than);
+        n = pick(left, n + (uint32_t)sizeof(SqmlNode64), right);
     }
 }
 
@@ -379,9 +418,9 @@ typedef struct {
 static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x);
 
 /* The leaf number a row reaches in a tree. */
-static uint32_t walk(const SqmlTree *tree, TreeRow row, int less_than) {
-    if (tree->nodes32) return walk32(tree->nodes32, row.f, less_than);
-    if (tree->nodes64) return walk64(tree->nodes64, row.d, less_than);
+static uint32_t walk(const SqmlModel *m, const SqmlTree *tree, TreeRow row, int less_than) {
+    if (tree->compact && row.f) return walk32(m->pool, tree->root, row.f, less_than);
+    if (tree->compact) return walk64(m->pool, tree->root, row.d, less_than);
     return walk_lightgbm(tree, row.d);
 }
 
@@ -390,88 +429,80 @@ static uint32_t walk(const SqmlTree *tree, TreeRow row, int less_than) {
 /* LANES walks side by side (LANES trees over one row, or one tree over LANES rows), each
  * as walk32/walk64 walks: every walk is a chain of dependent loads, and independent chains
  * let the processor overlap them. A lane at its leaf stays there (branch-free selects). */
-#define WALK_LANES(NAME, NODE, VALUE, LEAF)                                                 \
-    static void NAME(const NODE *const base[LANES], const VALUE *const x[LANES],            \
-                     int less_than, uint32_t leaves[LANES]) {                               \
+#define WALK_LANES(NAME, NODE, VALUE, AT, LEAF)                                             \
+    static void NAME(const unsigned char *pool, const uint32_t root[LANES],                 \
+                     const VALUE *const x[LANES], int less_than, uint32_t leaves[LANES]) {  \
         uint32_t n[LANES];                                                                  \
-        for (int j = 0; j < LANES; j++) n[j] = 0;                                           \
+        for (int j = 0; j < LANES; j++) n[j] = root[j];                                     \
         for (;;) {                                                                          \
             uint32_t active = 0;                                                            \
             for (int j = 0; j < LANES; j++) {                                               \
-                const NODE *node = &base[j][n[j]];                                          \
-                int32_t feature = node->feature;                                            \
-                uint32_t inner = feature >= 0;                                              \
-                VALUE v = x[j][(uint32_t)feature & COMPACT_FEATURE & (0u - inner)];         \
+                const NODE *node = (const NODE *)(pool + n[j]);                             \
+                uint32_t right = node->right & AT, flags = node->right & ~AT;               \
+                uint32_t inner = right != n[j];                                             \
+                VALUE v = VALUE_AT(VALUE, x[j], node->feature);                             \
                 int left = less_than ? v < node->threshold : v <= node->threshold;          \
-                if (__builtin_expect(inner && (v != v || (feature & COMPACT_ZERO_MISSING)), 0)) \
-                    left = missing_left((double)v, feature, node->threshold, less_than);    \
-                uint32_t next = step(n[j], node->right, left);                              \
-                n[j] = inner ? next : n[j];                                                 \
+                if (__builtin_expect(inner && (v != v || (flags & COMPACT_ZERO_MISSING)), 0)) \
+                    left = missing_left((double)v, flags, node->threshold, less_than);      \
+                n[j] = pick(left, n[j] + (uint32_t)sizeof(NODE), right);                    \
                 active |= inner;                                                            \
             }                                                                               \
             if (!active) break;                                                             \
         }                                                                                   \
-        for (int j = 0; j < LANES; j++) leaves[j] = LEAF(&base[j][n[j]]);                   \
+        for (int j = 0; j < LANES; j++) leaves[j] = LEAF((const NODE *)(pool + n[j]));      \
     }
 
-/* A missing value's way at a node (NaN, or LightGBM's zero): as walk64 decides it. */
-static int missing_left(double v, int32_t feature, double threshold, int less_than) {
-    if (v != v && (feature & COMPACT_NAN_AS_ZERO)) v = 0.0;
-    if (v != v || ((feature & COMPACT_ZERO_MISSING) && v >= -1e-35 && v <= 1e-35))
-        return (feature & COMPACT_MISSING_LEFT) != 0;
-    return less_than ? v < threshold : v <= threshold;
-}
-
-WALK_LANES(walk32_lanes, SqmlNode32, float, leaf32)
-WALK_LANES(walk64_lanes, SqmlNode64, double, leaf64)
+WALK_LANES(walk32_lanes, SqmlNode32, float, COMPACT_AT32, leaf32)
+WALK_LANES(walk64_lanes, SqmlNode64, double, COMPACT_AT64, leaf64)
 
 /* The fast walks: FAST_LANES walks side by side when no comparison can meet a missing
  * value (the row has no NaN and no tree reads zero as missing), so that a step is one
  * comparison and no leaf test (a leaf loops onto itself, model.h): the lanes first take
  * as many steps as the shallowest of their leaves is deep, then pairs of steps until every
  * lane is on a leaf (at most their deepest leaf's depth). The comparison is fixed per
- * function, and the lanes' positions live in registers. */
+ * function: <= or < on float32 or float64. All lanes share the pool, so a lane is one
+ * register: its node's byte offset. */
 #define FAST_LANES WALK_GROUP
-#define FAST_STEP(NODE, LESS, ROW)                                                           \
+#define FAST_STEP(NODE, AT, LESS, ROW)                                                      \
     _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) {                          \
-        const NODE *node = &base[j][n[j]];                                                  \
-        int left = LESS ? ROW[(uint32_t)node->feature & COMPACT_FEATURE] < node->threshold  \
-                        : ROW[(uint32_t)node->feature & COMPACT_FEATURE] <= node->threshold; \
-        n[j] = step(n[j], node->right, left);                                               \
+        const NODE *node = (const NODE *)(pool + n[j]);                                     \
+        n[j] = PICK_LEFT(LESS, VALUE_AT(__typeof__(node->threshold), ROW, node->feature),    \
+                         node->threshold, n[j] + sizeof(NODE), node->right & AT);           \
     }
 /* X: the lanes' rows (x[j], one per lane) or one row for them all (x[0]) */
-#define WALK_FAST(NAME, NODE, VALUE, LESS, LEAF, ROW)                                       \
-    static void NAME(const NODE *const base[FAST_LANES], const VALUE *const x[FAST_LANES], \
-                     uint32_t shallowest, uint32_t deepest, uint32_t leaves[FAST_LANES]) {  \
-        uint32_t n[FAST_LANES];                                                             \
+#define WALK_FAST(NAME, NODE, VALUE, AT, LESS, LEAF, ROW)                                   \
+    static void NAME(const unsigned char *pool, const uint32_t root[FAST_LANES],            \
+                     const VALUE *const x[FAST_LANES], uint32_t shallowest,                 \
+                     uint32_t deepest, uint32_t leaves[FAST_LANES]) {                       \
+        size_t n[FAST_LANES]; /* size_t: an offset that indexes without a widening */       \
         const VALUE *row = x[0];                                                            \
         (void)row;                                                                          \
-        _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) n[j] = 0;              \
+        _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) n[j] = root[j];        \
         uint32_t s = 0;                                                                     \
         for (; s < shallowest; s++) {                                                       \
-            FAST_STEP(NODE, LESS, ROW)                                                      \
+            FAST_STEP(NODE, AT, LESS, ROW)                                                  \
         }                                                                                   \
         while (s < deepest) {                                                               \
-            FAST_STEP(NODE, LESS, ROW)                                                      \
-            FAST_STEP(NODE, LESS, ROW)                                                      \
+            FAST_STEP(NODE, AT, LESS, ROW)                                                  \
+            FAST_STEP(NODE, AT, LESS, ROW)                                                  \
             s += 2;                                                                         \
-            int32_t all = -1; /* the sign bit stays while every lane is on a leaf */        \
-            _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) all &=             \
-                base[j][n[j]].feature;                                                      \
-            if (all < 0) break;                                                             \
+            uint32_t moving = 0; /* stays 0 while every lane is on a leaf */                \
+            _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) moving |=          \
+                (((const NODE *)(pool + n[j]))->right & AT) ^ n[j];                         \
+            if (!moving) break;                                                             \
         }                                                                                   \
         _Pragma("GCC unroll 8") for (int j = 0; j < FAST_LANES; j++) leaves[j] =            \
-            LEAF(&base[j][n[j]]);                                                           \
+            LEAF((const NODE *)(pool + n[j]));                                              \
     }
 
-WALK_FAST(fast32_le, SqmlNode32, float, 0, leaf32, x[j])
-WALK_FAST(fast32_lt, SqmlNode32, float, 1, leaf32, x[j])
-WALK_FAST(fast64_le, SqmlNode64, double, 0, leaf64, x[j])
-WALK_FAST(fast64_lt, SqmlNode64, double, 1, leaf64, x[j])
-WALK_FAST(fast32_le_row, SqmlNode32, float, 0, leaf32, row)
-WALK_FAST(fast32_lt_row, SqmlNode32, float, 1, leaf32, row)
-WALK_FAST(fast64_le_row, SqmlNode64, double, 0, leaf64, row)
-WALK_FAST(fast64_lt_row, SqmlNode64, double, 1, leaf64, row)
+WALK_FAST(fast32_le, SqmlNode32, float, COMPACT_AT32, 0, leaf32, x[j])
+WALK_FAST(fast32_lt, SqmlNode32, float, COMPACT_AT32, 1, leaf32, x[j])
+WALK_FAST(fast64_le, SqmlNode64, double, COMPACT_AT64, 0, leaf64, x[j])
+WALK_FAST(fast64_lt, SqmlNode64, double, COMPACT_AT64, 1, leaf64, x[j])
+WALK_FAST(fast32_le_row, SqmlNode32, float, COMPACT_AT32, 0, leaf32, row)
+WALK_FAST(fast32_lt_row, SqmlNode32, float, COMPACT_AT32, 1, leaf32, row)
+WALK_FAST(fast64_le_row, SqmlNode64, double, COMPACT_AT64, 0, leaf64, row)
+WALK_FAST(fast64_lt_row, SqmlNode64, double, COMPACT_AT64, 1, leaf64, row)
 
 /* Whether no value of the row is NaN (then no comparison meets a missing value, unless
  * a tree reads zero as missing). */
@@ -490,33 +521,45 @@ static int row_is_complete(TreeRow row, uint32_t width) {
 static void fast_rows(const SqmlModel *m, const SqmlTree *tree, const TreeRow rows[FAST_LANES],
                       uint32_t leaves[FAST_LANES]) {
     int lt = m->compare == COMPARE_LT;
+    uint32_t root[FAST_LANES];
+    for (int j = 0; j < FAST_LANES; j++) root[j] = tree->root;
     if (rows[0].f) {
-        const SqmlNode32 *base[FAST_LANES];
         const float *x[FAST_LANES];
-        for (int j = 0; j < FAST_LANES; j++) base[j] = tree->nodes32, x[j] = rows[j].f;
-        (lt ? fast32_lt : fast32_le)(base, x, tree->shallowest, tree->depth, leaves);
+        for (int j = 0; j < FAST_LANES; j++) x[j] = rows[j].f;
+        (lt ? fast32_lt : fast32_le)(m->pool, root, x, tree->shallowest, tree->depth, leaves);
     } else {
-        const SqmlNode64 *base[FAST_LANES];
         const double *x[FAST_LANES];
-        for (int j = 0; j < FAST_LANES; j++) base[j] = tree->nodes64, x[j] = rows[j].d;
-        (lt ? fast64_lt : fast64_le)(base, x, tree->shallowest, tree->depth, leaves);
+        for (int j = 0; j < FAST_LANES; j++) x[j] = rows[j].d;
+        (lt ? fast64_lt : fast64_le)(m->pool, root, x, tree->shallowest, tree->depth, leaves);
     }
 }
 
-static int has_compact(const SqmlTree *tree, int float32) {
-    return float32 ? tree->nodes32 != NULL : tree->nodes64 != NULL;
+/* LANES general walks (walk32_lanes, walk64_lanes) of the compact trees roots over the
+ * rows x (the pool's kind is the rows' kind: float32 rows, float32 nodes). */
+static void lanes(const SqmlModel *m, const uint32_t root[LANES], const TreeRow *const x[LANES],
+                  uint32_t leaves[LANES]) {
+    int lt = m->compare == COMPARE_LT;
+    if (x[0]->f) {
+        const float *rows[LANES];
+        for (int j = 0; j < LANES; j++) rows[j] = x[j]->f;
+        walk32_lanes(m->pool, root, rows, lt, leaves);
+    } else {
+        const double *rows[LANES];
+        for (int j = 0; j < LANES; j++) rows[j] = x[j]->d;
+        walk64_lanes(m->pool, root, rows, lt, leaves);
+    }
 }
 
-/* Whether trees [t, t + LANES) all have the compact layout for rows of this kind. */
-static int compact_run(const SqmlModel *m, uint32_t t, int float32) {
+/* Whether trees [t, t + LANES) all have the compact layout. */
+static int compact_run(const SqmlModel *m, uint32_t t) {
     if (t + LANES > m->n_trees) return 0;
     for (int j = 0; j < LANES; j++)
-        if (float32 ? m->trees[t + j].nodes32 == NULL : m->trees[t + j].nodes64 == NULL) return 0;
+        if (!m->trees[t + j].compact) return 0;
     return 1;
 }
 
 /* The leaf number every tree of the model reaches, in tree order: LANES trees at a time
- * where they have the compact layout of the row's kind. */
+ * where they have the compact layout. */
 static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
     int lt = m->compare == COMPARE_LT;
     uint32_t t = 0;
@@ -529,40 +572,34 @@ static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
             if (group->compact) {
                 if (row.f) {
                     const float *x[FAST_LANES] = {row.f};
-                    const SqmlNode32 *const *base = (const SqmlNode32 *const *)group->nodes;
-                    (lt ? fast32_lt_row : fast32_le_row)(base, x, group->shallowest,
-                                                         group->deepest, found);
+                    (lt ? fast32_lt_row : fast32_le_row)(m->pool, group->root, x,
+                                                         group->shallowest, group->deepest,
+                                                         found);
                 } else {
                     const double *x[FAST_LANES] = {row.d};
-                    const SqmlNode64 *const *base = (const SqmlNode64 *const *)group->nodes;
-                    (lt ? fast64_lt_row : fast64_le_row)(base, x, group->shallowest,
-                                                         group->deepest, found);
+                    (lt ? fast64_lt_row : fast64_le_row)(m->pool, group->root, x,
+                                                         group->shallowest, group->deepest,
+                                                         found);
                 }
                 for (uint32_t j = 0; j < group->lanes; j++) leaves[group->tree[j]] = found[j];
             } else {
                 for (uint32_t j = 0; j < group->lanes; j++)
-                    leaves[group->tree[j]] = walk(&m->trees[group->tree[j]], row, lt);
+                    leaves[group->tree[j]] = walk(m, &m->trees[group->tree[j]], row, lt);
             }
         }
         return;
     }
+    const TreeRow *x[LANES];
+    for (int j = 0; j < LANES; j++) x[j] = &row;
     while (t < m->n_trees) {
-        if (!compact_run(m, t, row.f != NULL)) {
-            leaves[t] = walk(&m->trees[t], row, lt);
+        if (!compact_run(m, t)) {
+            leaves[t] = walk(m, &m->trees[t], row, lt);
             t++;
             continue;
         }
-        if (row.f) {
-            const SqmlNode32 *base[LANES];
-            const float *x[LANES];
-            for (int j = 0; j < LANES; j++) base[j] = m->trees[t + j].nodes32, x[j] = row.f;
-            walk32_lanes(base, x, lt, &leaves[t]);
-        } else {
-            const SqmlNode64 *base[LANES];
-            const double *x[LANES];
-            for (int j = 0; j < LANES; j++) base[j] = m->trees[t + j].nodes64, x[j] = row.d;
-            walk64_lanes(base, x, lt, &leaves[t]);
-        }
+        uint32_t root[LANES];
+        for (int j = 0; j < LANES; j++) root[j] = m->trees[t + j].root;
+        lanes(m, root, x, &leaves[t]);
         t += LANES;
     }
 }
@@ -572,36 +609,27 @@ static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
 static void walk_rows(const SqmlModel *m, const TreeRow *rows, size_t n, uint32_t *leaves) {
     int lt = m->compare == COMPARE_LT;
     uint32_t n_trees = m->n_trees;
-    int float32 = rows[0].f != NULL;
     for (uint32_t t = 0; t < n_trees; t++) {
         const SqmlTree *tree = &m->trees[t];
         size_t r = 0;
-        for (; has_compact(tree, float32) && r + FAST_LANES <= n; r += FAST_LANES) {
+        for (; tree->compact && r + FAST_LANES <= n; r += FAST_LANES) {
             uint32_t found[FAST_LANES];
             int complete = !m->zero_missing;
             for (int j = 0; j < FAST_LANES; j++) complete &= rows[r + j].complete;
             if (complete) {
                 fast_rows(m, tree, &rows[r], found);
             } else {
+                uint32_t root[LANES];
+                for (int j = 0; j < LANES; j++) root[j] = tree->root;
                 for (int half = 0; half < FAST_LANES; half += LANES) {
-                    if (float32) {
-                        const SqmlNode32 *base[LANES];
-                        const float *x[LANES];
-                        for (int j = 0; j < LANES; j++)
-                            base[j] = tree->nodes32, x[j] = rows[r + half + j].f;
-                        walk32_lanes(base, x, lt, &found[half]);
-                    } else {
-                        const SqmlNode64 *base[LANES];
-                        const double *x[LANES];
-                        for (int j = 0; j < LANES; j++)
-                            base[j] = tree->nodes64, x[j] = rows[r + half + j].d;
-                        walk64_lanes(base, x, lt, &found[half]);
-                    }
+                    const TreeRow *x[LANES];
+                    for (int j = 0; j < LANES; j++) x[j] = &rows[r + half + j];
+                    lanes(m, root, x, &found[half]);
                 }
             }
             for (int j = 0; j < FAST_LANES; j++) leaves[(r + j) * n_trees + t] = found[j];
         }
-        for (; r < n; r++) leaves[r * n_trees + t] = walk(tree, rows[r], lt);
+        for (; r < n; r++) leaves[r * n_trees + t] = walk(m, tree, rows[r], lt);
     }
 }
 
