@@ -99,6 +99,8 @@ SQML_HIDDEN SqmlConn *sqml_conn_new(sqlite3 *db, const SqmlBridge *bridge,
 SQML_HIDDEN void sqml_conn_retain(SqmlConn *conn);
 SQML_HIDDEN void sqml_conn_release(void *conn);
 SQML_HIDDEN sqlite3 *sqml_conn_db(SqmlConn *conn);
+SQML_HIDDEN SqmlJsonScratch *sqml_conn_scratch(SqmlConn *conn);
+SQML_HIDDEN void sqml_conn_scratch_done(SqmlConn *conn, SqmlJsonScratch *scratch);
 /* The bridge, started if it must be: NULL with *why (the connection's recorded reason). */
 SQML_HIDDEN SqmlBridge *sqml_conn_bridge(SqmlConn *conn, const char **why);
 

@@ -192,6 +192,8 @@ SQML_HIDDEN void sqml_buffer_json_string(SqmlBuffer *buffer, const char *text, s
 typedef struct SqmlJsonScratch SqmlJsonScratch;
 SQML_HIDDEN SqmlJsonScratch *sqml_json_scratch_new(void);
 SQML_HIDDEN void sqml_json_scratch_free(SqmlJsonScratch *scratch);
+/* Empty a scratch for another row; 0 when it grew too large to be worth keeping. */
+SQML_HIDDEN int sqml_json_scratch_recycle(SqmlJsonScratch *scratch);
 SQML_HIDDEN int sqml_json_row(const SqmlModel *model, const char *text, size_t size,
                               size_t *position, SqmlJsonScratch *scratch, SqmlCell *cells,
                               const char *what, const char *where,

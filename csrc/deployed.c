@@ -140,6 +140,7 @@ struct SqmlConn {
     Compiled *compiled;
     size_t n_compiled;
     pthread_mutex_t lock; /* one connection may be used from several threads */
+    SqmlJsonScratch *scratch; /* a JSON row's scratch, kept between calls (sqml_conn_scratch) */
 };
 
 SqmlConn *sqml_conn_new(sqlite3 *db, const SqmlBridge *bridge, SqmlBridgeStarter starter) {
@@ -189,6 +190,7 @@ void sqml_conn_release(void *data) {
         free(conn->compiled[i].python);
     }
     free(conn->compiled);
+    sqml_json_scratch_free(conn->scratch);
     if (conn->bridge_state == 1 && conn->bridge.release) conn->bridge.release(conn->bridge.state);
     sqlite3_free(conn->bridge_error);
     pthread_mutex_destroy(&conn->lock);
@@ -196,6 +198,25 @@ void sqml_conn_release(void *data) {
 }
 
 sqlite3 *sqml_conn_db(SqmlConn *conn) { return conn->db; }
+
+/* The scratch a call reads its JSON row with: the one the connection keeps (taken, so a
+ * call nested in another's arguments gets its own), else a new one; NULL when out of
+ * memory. */
+SqmlJsonScratch *sqml_conn_scratch(SqmlConn *conn) {
+    SqmlJsonScratch *kept = __atomic_exchange_n(&conn->scratch, NULL, __ATOMIC_ACQ_REL);
+    return kept ? kept : sqml_json_scratch_new();
+}
+
+/* Give a call's scratch back: kept for the next call when it is small (emptied), else
+ * freed. NULL is allowed. */
+void sqml_conn_scratch_done(SqmlConn *conn, SqmlJsonScratch *scratch) {
+    if (scratch == NULL) return;
+    SqmlJsonScratch *empty = NULL;
+    if (!sqml_json_scratch_recycle(scratch) ||
+        !__atomic_compare_exchange_n(&conn->scratch, &empty, scratch, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        sqml_json_scratch_free(scratch);
+}
 
 SqmlBridge *sqml_conn_bridge(SqmlConn *conn, const char **why) {
     if (conn->bridge_state == 0) {

@@ -345,6 +345,11 @@ static void scratch_reset(SqmlJsonScratch *s) {
     s->n_pairs = 0;
 }
 
+int sqml_json_scratch_recycle(SqmlJsonScratch *s) {
+    scratch_reset(s);
+    return (s->blocks == NULL || s->blocks->size <= 65536) && s->pairs_capacity <= 4096;
+}
+
 void sqml_json_scratch_free(SqmlJsonScratch *s) {
     if (s == NULL) return;
     scratch_reset(s);
@@ -614,17 +619,22 @@ static int parse_number(Parser *p, SqmlCell *cell) {
         }
     }
     size_t length = i - start;
+    p->at = i;
+    if (!integer && exact_decimal(t + start, length, &cell->d)) { /* no copy needed */
+        cell->type = SQML_CELL_REAL;
+        cell->text = NULL;
+        cell->size = 0;
+        return 1;
+    }
     char *copy = scratch_alloc(p->scratch, length + 1);
     if (copy == NULL) return unusual(p, "out of memory");
     memcpy(copy, t + start, length);
     copy[length] = '\0';
-    p->at = i;
     cell->text = copy;
     cell->size = length;
-    if (!integer) {
+    if (!integer) { /* correctly rounded, as Python's float(): beyond exact_decimal, strtod */
         cell->type = SQML_CELL_REAL;
-        /* correctly rounded, as Python's float(): exactly, or by strtod */
-        if (!exact_decimal(copy, length, &cell->d)) cell->d = strtod(copy, NULL);
+        cell->d = strtod(copy, NULL);
         cell->text = NULL;
         cell->size = 0;
         return 1;

@@ -252,7 +252,7 @@ static void quoted_feature_names(const SqmlModel *model, SqmlBuffer *out) {
 /* The cells of name(experiment_name, ...)'s features (argc >= 2): one JSON row, a
  * one-feature model's value alone (a number or NULL), or the values one by one in
  * training order, as the Python side takes them (*scratch: made for JSON, to be freed). */
-static int cells_from_arguments(const SqmlModel *model, const char *name, int argc,
+static int cells_from_arguments(SqmlConn *conn, const SqmlModel *model, const char *name, int argc,
                                 sqlite3_value **argv, SqmlJsonScratch **scratch, SqmlCell *cells,
                                 char *message) {
     uint32_t n = sqml_model_n_features(model);
@@ -260,7 +260,7 @@ static int cells_from_arguments(const SqmlModel *model, const char *name, int ar
     int alone = argc == 2 && n == 1 &&
                 (type == SQLITE_NULL || type == SQLITE_INTEGER || type == SQLITE_FLOAT);
     if (argc == 2 && !alone) {
-        *scratch = sqml_json_scratch_new();
+        *scratch = sqml_conn_scratch(conn);
         return *scratch ? cells_from_json(model, argv[1], *scratch, cells, "features", message)
                         : SQML_ENCODE_DEFER;
     }
@@ -282,13 +282,14 @@ static int cells_from_arguments(const SqmlModel *model, const char *name, int ar
 
 /* The row of a function's arguments encoded into space->x: numbers straight from the
  * values when they allow it, else through cells (cells_from_arguments). */
-static int encode_arguments(const SqmlModel *model, const char *name, int argc,
+static int encode_arguments(SqmlConn *conn, const SqmlModel *model, const char *name, int argc,
                             sqlite3_value **argv, SqmlJsonScratch **scratch, Space *space,
                             char *message) {
     if ((uint32_t)(argc - 1) == sqml_model_n_features(model) &&
         sqml_encode_numbers(model, argv + 1, space->x))
         return SQML_ENCODED;
-    int status = cells_from_arguments(model, name, argc, argv, scratch, space->cells, message);
+    int status =
+        cells_from_arguments(conn, model, name, argc, argv, scratch, space->cells, message);
     if (status == SQML_ENCODED) status = sqml_encode_cells(model, space->cells, "", space->x, message);
     return status;
 }
@@ -306,7 +307,7 @@ static void predict_function(sqlite3_context *context, int argc, sqlite3_value *
         sqlite3_result_error_nomem(context);
         return;
     }
-    int status = encode_arguments(model, "sqml_predict", argc, argv, &scratch, &space, message);
+    int status = encode_arguments(conn, model, "sqml_predict", argc, argv, &scratch, &space, message);
     if (status != SQML_ENCODED) {
         sqml_to_python(conn, "sqml_predict", context, argc, argv, message);
     } else {
@@ -319,7 +320,7 @@ static void predict_function(sqlite3_context *context, int argc, sqlite3_value *
             sqml_result_prediction(context, model, &prediction);
         }
     }
-    sqml_json_scratch_free(scratch);
+    sqml_conn_scratch_done(conn, scratch);
     space_free(&space);
     sqml_served_release(served);
 }
@@ -349,12 +350,12 @@ static void batch_function(sqlite3_context *context, int argc, sqlite3_value **a
     if (served == NULL) return;
     const SqmlModel *model = sqml_served_model(served);
     Space space;
-    SqmlJsonScratch *scratch = sqml_json_scratch_new();
+    SqmlJsonScratch *scratch = sqml_conn_scratch(conn);
     SqmlBuffer out = {0};
     int status = SQML_ENCODED, unsure = 0;
     long rows = 0;
     if (scratch == NULL || !space_for(model, &space)) {
-        sqml_json_scratch_free(scratch);
+        sqml_conn_scratch_done(conn, scratch);
         sqml_served_release(served);
         sqlite3_result_error_nomem(context);
         return;
@@ -430,7 +431,7 @@ static void batch_function(sqlite3_context *context, int argc, sqlite3_value **a
         sqlite3_result_text(context, out.data, (int)out.size, SQLITE_TRANSIENT);
     }
     sqml_buffer_free(&out);
-    sqml_json_scratch_free(scratch);
+    sqml_conn_scratch_done(conn, scratch);
     space_free(&space);
     sqml_served_release(served);
 }
@@ -491,7 +492,7 @@ static void proba_function(sqlite3_context *context, int argc, sqlite3_value **a
         return;
     }
     int status =
-        encode_arguments(model, "sqml_predict_proba", argc, argv, &scratch, &space, message);
+        encode_arguments(conn, model, "sqml_predict_proba", argc, argv, &scratch, &space, message);
     SqmlBuffer out = {0};
     if (status == SQML_ENCODED) {
         sqml_model_probabilities(model, space.x, space.work, space.probabilities);
@@ -511,7 +512,7 @@ static void proba_function(sqlite3_context *context, int argc, sqlite3_value **a
         sqlite3_result_text(context, out.data, (int)out.size, SQLITE_TRANSIENT);
     }
     sqml_buffer_free(&out);
-    sqml_json_scratch_free(scratch);
+    sqml_conn_scratch_done(conn, scratch);
     space_free(&space);
     sqml_served_release(served);
 }

@@ -423,3 +423,35 @@ def test_a_one_feature_model_takes_its_value_alone_natively(db):
     assert got == [float(v) for v in pipeline.predict(matrix)]
     for row, reference in zip(proba, pipeline.predict_proba(matrix), strict=True):
         assert list(row.values()) == pytest.approx(list(reference), rel=1e-9, abs=1e-15)
+
+
+def test_json_rows_reuse_a_scratch_safely_whatever_their_size_or_nesting(db):
+    """A connection keeps the scratch its JSON rows are read with between calls (csrc/
+    deployed.c): rows read after a huge one (an escaped text of 120 KB, numbers of 30
+    digits that go through strtod), and a call nested in another's arguments, still
+    answer what the values one by one answer."""
+    rng = np.random.default_rng(5)
+    rows = [(float(a), float(b), int(a + b > 1)) for a, b in rng.random(size=(200, 2))]
+    db.conn.execute("CREATE TABLE t (a REAL, b REAL, y INTEGER)")
+    db.conn.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    db.conn.commit()
+    db.train_with("e", "classification", "random_forest", "t", "y", {"hyperparams": SMALL})
+    before = counts()
+    huge = json.dumps({"a": 0.25, "note": "x\n" * 60_000, "b": 0.75})
+    long_digits = '{"a": 0.123456789012345678901234567890, "b": 1.00000000000000000000000000001}'
+    asked = [huge, long_digits, *(json.dumps({"a": a, "b": b}) for a, b, _ in rows[:50]), huge]
+    got = [db.value("SELECT sqml_predict('e', ?)", (text,)) for text in asked]
+    one_by_one = [
+        db.value("SELECT sqml_predict('e', ?, ?)", (row["a"], row["b"]))
+        for row in map(json.loads, asked)
+    ]
+    assert got == one_by_one
+    nested = db.value(
+        "SELECT sqml_predict('e', json_object('a', sqml_predict('e', json_object('a', 0.9,"
+        " 'b', 0.8)), 'b', sqml_predict('e', '{\"a\": 0.1, \"b\": 0.05}')))"
+    )
+    inner = db.value("SELECT sqml_predict('e', 0.9, 0.8)"), db.value(
+        "SELECT sqml_predict('e', 0.1, 0.05)"
+    )
+    assert nested == db.value("SELECT sqml_predict('e', ?, ?)", inner)
+    assert counts()[1] == before[1], "a row was handed to the Python side"
