@@ -655,6 +655,18 @@ static void trees_combine(const SqmlModel *m, const uint32_t *leaves, double *wo
     uint32_t outputs = m->outputs;
     switch (m->combine) {
     case COMBINE_MEAN:
+        if (outputs <= 2) { /* in registers (acc may alias nothing, the compiler cannot tell) */
+            double first = 0.0, second = 0.0;
+            for (uint32_t t = 0; t < m->n_trees; t++) {
+                const SqmlTree *tree = &m->trees[t];
+                const double *leaf = tree->leaves + (size_t)leaves[t] * outputs;
+                first += leaf[0];
+                if (outputs == 2) second += leaf[1];
+            }
+            acc[0] = first / m->divisor;
+            if (outputs == 2) acc[1] = second / m->divisor;
+            return;
+        }
         for (uint32_t j = 0; j < outputs; j++) acc[j] = 0.0;
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const SqmlTree *tree = &m->trees[t];
@@ -664,6 +676,12 @@ static void trees_combine(const SqmlModel *m, const uint32_t *leaves, double *wo
         for (uint32_t j = 0; j < outputs; j++) acc[j] /= m->divisor;
         return;
     case COMBINE_SUM:
+        if (outputs == 1) { /* in a register */
+            double sum = m->init[0];
+            for (uint32_t t = 0; t < m->n_trees; t++) sum += m->trees[t].leaves[leaves[t]];
+            acc[0] = sum;
+            return;
+        }
         for (uint32_t j = 0; j < outputs; j++) acc[j] = m->init[j];
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const SqmlTree *tree = &m->trees[t];
@@ -814,7 +832,23 @@ static uint32_t walk_lightgbm(const SqmlTree *tree, const double *x) {
 static void booster_outputs(const SqmlModel *m, const uint32_t *leaves, double *work, double *out) {
     uint32_t k = m->outputs;
     double *margin = work + m->width;
-    if (m->sum32) { /* XGBoost sums its leaves in float32 */
+    if (k == 1 && m->sum32) { /* one output: in a register */
+        float sum = (float)m->init[0];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            float leaf = (float)tree->leaves[leaves[t]];
+            float weight = (float)tree->weight;
+            sum += weight == 1.0f ? leaf : weight * leaf;
+        }
+        margin[0] = (double)sum;
+    } else if (k == 1) {
+        double sum = m->init[0];
+        for (uint32_t t = 0; t < m->n_trees; t++) {
+            const SqmlTree *tree = &m->trees[t];
+            sum += tree->weight * tree->leaves[leaves[t]];
+        }
+        margin[0] = sum;
+    } else if (m->sum32) { /* XGBoost sums its leaves in float32 */
         float sums[64];
         float *acc = k <= 64 ? sums : (float *)(margin + k);
         for (uint32_t j = 0; j < k; j++) acc[j] = (float)m->init[j];
