@@ -210,6 +210,13 @@ static int index_grow(Index *index) {
     return 1;
 }
 
+/* Room for n keys without growing (a made table's size is known before it is indexed). */
+static int index_reserve(Index *index, size_t n) {
+    while ((n + 1) * 2 > index->n_slots)
+        if (!index_grow(index)) return 0;
+    return 1;
+}
+
 static int index_put(Index *index, const Key *key, uint32_t row) {
     if ((index->used + 1) * 2 > index->n_slots && !index_grow(index)) return 0;
     size_t slot = key_hash(key) & (index->n_slots - 1);
@@ -241,7 +248,9 @@ typedef struct {
     SqmlValue *keys, *predictions;
     char **probabilities;
     size_t n, capacity;
-    Index index;
+    Index index;   /* made at the first lookup that needs it */
+    int indexed;
+    int ascending; /* every key an integer, each above the last: found by position */
 } Store;
 
 static void store_free(Store *store) {
@@ -320,6 +329,7 @@ typedef struct {
     SqmlPrediction prediction;
     SqmlValue exact; /* the Python side's answer for a near tie */
     int has_exact;
+    long long counted; /* rows scored natively not yet added to sqml_count's total */
     int probabilities_ready;
     /* natively, tree models: rows read and scored a block at a time */
     struct {
@@ -347,6 +357,8 @@ typedef struct {
     size_t slot;
     int64_t current;
     int second_try; /* a text lookup also tried as a number */
+    int found_one;  /* the one row with an ascending table's key is current (no next) */
+    size_t hint;    /* an ascending table's row after the one last found */
     Key wanted_key, number_key;
 } Cursor;
 
@@ -524,8 +536,19 @@ static void forget_arguments(Cursor *cursor) {
     cursor->prepared = 0;
 }
 
+/* Rows scored natively, added to the process's total a batch at a time (its atomic add is
+ * a full memory barrier: once per row it waited for the row's lookups). */
+static void count_native(Cursor *cursor, long long rows) {
+    cursor->counted += rows;
+    if (cursor->counted >= 65536) {
+        sqml_count((int)cursor->counted, 0);
+        cursor->counted = 0;
+    }
+}
+
 static int table_close(sqlite3_vtab_cursor *base) {
     Cursor *cursor = (Cursor *)base;
+    if (cursor->counted) sqml_count((int)cursor->counted, 0);
     forget_arguments(cursor);
     sqml_value_clear(&cursor->wanted);
     free(cursor);
@@ -995,7 +1018,7 @@ static int score_row(Cursor *cursor, sqlite3_stmt *stmt) {
             cursor->has_exact = 1;
         }
     }
-    sqml_count(1, 0);
+    count_native(cursor, 1);
     return SQLITE_OK;
 }
 
@@ -1171,7 +1194,7 @@ static int fill_block(Cursor *cursor) {
     for (size_t r = 0; r < count; r++)
         sqml_model_predict_leaves(model, cursor->block.leaves + r * trees, cursor->work,
                                   &cursor->block.predictions[r]);
-    sqml_count((int)count, 0);
+    count_native(cursor, (long long)count);
     cursor->row_number = last + 1; /* the block's first row is the current one */
     cursor->prediction = cursor->block.predictions[0];
     cursor->probabilities_ready = 0;
@@ -1307,17 +1330,46 @@ static int make_store(Cursor *cursor) {
         rc = next_row(cursor);
     }
     if (rc != SQLITE_OK) return rc;
+    store->ascending = 1;
+    for (size_t i = 0; i < store->n && store->ascending; i++) {
+        const SqmlValue *v = &store->keys[i];
+        store->ascending = v->type == SQLITE_INTEGER && (i == 0 || v->i > store->keys[i - 1].i);
+    }
+    close_rows(cursor);
+    cursor->store_ready = 1;
+    cursor->hint = 0;
+    return SQLITE_OK;
+}
+
+/* The made table's hash index over its keys (and over text keys' numbers). */
+static int index_store(Store *store) {
+    if (!index_reserve(&store->index, store->n)) return 0;
     for (size_t i = 0; i < store->n; i++) {
         Key k, number;
         const SqmlValue *v = &store->keys[i];
         if (!key_of(v->type, v->i, v->d, v->bytes, (size_t)v->size, &k)) continue;
-        if (!index_put(&store->index, &k, (uint32_t)i)) return SQLITE_NOMEM;
+        if (!index_put(&store->index, &k, (uint32_t)i)) return 0;
         if (v->type == SQLITE_TEXT && numeric_key_of_text(v->bytes, (size_t)v->size, &number))
-            if (!index_put(&store->index, &number, (uint32_t)i)) return SQLITE_NOMEM;
+            if (!index_put(&store->index, &number, (uint32_t)i)) return 0;
     }
-    close_rows(cursor);
-    cursor->store_ready = 1;
-    return SQLITE_OK;
+    store->indexed = 1;
+    return 1;
+}
+
+/* A whole-number key in a made table of ascending integer keys: the row after the last
+ * one found first (a join in the source's own order asks for them in turn), else by
+ * bisection; -1 when none has it. */
+static int64_t find_ascending(Cursor *cursor, int64_t wanted) {
+    const Store *store = &cursor->store;
+    size_t at = cursor->hint;
+    if (at < store->n && store->keys[at].i == wanted) return (int64_t)at;
+    size_t low = 0, high = store->n;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (store->keys[middle].i < wanted) low = middle + 1;
+        else high = middle;
+    }
+    return low < store->n && store->keys[low].i == wanted ? (int64_t)low : -1;
 }
 
 /* The next row of the made table with the wanted key. */
@@ -1512,11 +1564,25 @@ static int table_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_te
     if (w->type == SQLITE_TEXT) numeric_key_of_text(w->bytes, (size_t)w->size, &cursor->number_key);
     cursor->second_try = 0;
     cursor->slot = (size_t)-1;
+    cursor->found_one = 0;
+    if (cursor->store.ascending && cursor->wanted_key.kind == 1 && !cursor->number_key.kind) {
+        /* keys are unique here, so one row at most */
+        int64_t row = find_ascending(cursor, cursor->wanted_key.i);
+        cursor->found_one = 1;
+        cursor->eof = row < 0;
+        if (row >= 0) cursor->current = row, cursor->hint = (size_t)row + 1;
+        return SQLITE_OK;
+    }
+    if (!cursor->store.indexed && !index_store(&cursor->store)) return SQLITE_NOMEM;
     return next_stored(cursor);
 }
 
 static int table_next(sqlite3_vtab_cursor *base) {
     Cursor *cursor = (Cursor *)base;
+    if (cursor->mode == STORE && cursor->found_one) {
+        cursor->eof = 1;
+        return SQLITE_OK;
+    }
     if (cursor->mode == STORE) return next_stored(cursor);
     if (cursor->mode == LOOKUP_ROW) { /* a rowid names one row */
         cursor->eof = 1;

@@ -152,6 +152,39 @@ def test_keys_must_be_unique_and_present(holdout: Db) -> None:
         db.rows("SELECT * FROM sqml_predict_table('e', 'holdout', 'nope')")
 
 
+def test_ascending_integer_keys_are_found_in_any_order_and_any_form(holdout: Db) -> None:
+    """A made table whose keys are ascending integers (the usual view of a table) is
+    searched by position, not hashed: joins in the source's order, in reverse, with gaps
+    and absent keys, and keys asked as REAL (20.0), pair exactly as SQL's own join does;
+    a source whose keys are not ascending takes the hash index and agrees."""
+    db = holdout
+    db.conn.execute("CREATE TABLE asked (k)")
+    asked = [10, 5, 15, 15, 3000, 2995, 7, 12.0, 20.0, 20.5, 99999, -5, 0, 10]
+    db.conn.executemany("INSERT INTO asked VALUES (?)", [(k,) for k in asked])
+    db.conn.execute("CREATE VIEW shuffled AS SELECT * FROM holdout ORDER BY (id * 7919) % 601")
+    expected = one_by_one(db, list(range(5, 3001, 5)))
+    for source in ("holdout", "shuffled"):
+        for order in ("h.id", "h.id DESC"):
+            rows = db.rows(
+                f"SELECT h.id, p.prediction FROM holdout h JOIN sqml_predict_table('e',"  # noqa: S608
+                f" '{source}', 'id') p ON p.row_id = h.id ORDER BY {order}"
+            )
+            assert len(rows) == 600, (source, order)
+            assert all(prediction == expected[i] for i, prediction in rows), (source, order)
+        pairs = db.rows(
+            f"SELECT a.k, p.row_id FROM asked a JOIN sqml_predict_table('e', '{source}', 'id')"  # noqa: S608
+            " p ON p.row_id = a.k ORDER BY a.rowid"
+        )
+        sql_pairs = db.rows(
+            "SELECT a.k, h.id FROM asked a JOIN holdout h ON h.id = a.k ORDER BY a.rowid"
+        )
+        assert pairs == sql_pairs, source
+        assert db.rows(
+            f"SELECT row_id FROM sqml_predict_table('e', '{source}', 'id')"  # noqa: S608
+            " WHERE row_id IN (3000, 5, 4, 2500) ORDER BY row_id"
+        ) == [(5,), (2500,), (3000,)]
+
+
 def test_text_keys_join_whatever_the_other_side_stores(holdout: Db) -> None:
     db = holdout
     db.conn.execute("CREATE TABLE codes (code TEXT PRIMARY KEY, a REAL, b REAL, c REAL)")
