@@ -450,8 +450,9 @@ def test_json_rows_reuse_a_scratch_safely_whatever_their_size_or_nesting(db):
         "SELECT sqml_predict('e', json_object('a', sqml_predict('e', json_object('a', 0.9,"
         " 'b', 0.8)), 'b', sqml_predict('e', '{\"a\": 0.1, \"b\": 0.05}')))"
     )
-    inner = db.value("SELECT sqml_predict('e', 0.9, 0.8)"), db.value(
-        "SELECT sqml_predict('e', 0.1, 0.05)"
+    inner = (
+        db.value("SELECT sqml_predict('e', 0.9, 0.8)"),
+        db.value("SELECT sqml_predict('e', 0.1, 0.05)"),
     )
     assert nested == db.value("SELECT sqml_predict('e', ?, ?)", inner)
     assert counts()[1] == before[1], "a row was handed to the Python side"
