@@ -571,19 +571,17 @@ static float float_at_or_below(double t) {
  * down for x <= t (exact when x < t compares float32 thresholds, XGBoost's). */
 static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
     uint32_t n = tree->n_nodes, next = 0;
+    /* Trees the general walk serves instead: more leaves than a NaN payload numbers, and
+     * LightGBM's missing types in float32 nodes (whose flags have no room for them). */
+    if (tree->n_leaves > COMPACT_MAX_LEAVES) return 1;
+    for (uint32_t i = 0; float32 && tree->missing && i < n; i++)
+        if (tree->nodes[i].feature >= 0 && tree->missing[i] != MISSING_NAN) return 1;
     uint32_t *position = malloc(sizeof(uint32_t) * n), *stack = malloc(sizeof(uint32_t) * n);
     uint32_t *order = malloc(sizeof(uint32_t) * n);
+    int ok = 1;
     if (!position || !stack || !order) {
-        free(position);
-        free(stack);
-        free(order);
-        return fail(r, "out of memory laying a tree out");
-    }
-    if (tree->n_leaves > COMPACT_MAX_LEAVES) { /* the general walk serves it */
-        free(position);
-        free(stack);
-        free(order);
-        return 1;
+        ok = fail(r, "out of memory laying a tree out");
+        goto done;
     }
     /* level: each node's depth, kept in position until the node is placed */
     size_t depth = 0;
@@ -605,35 +603,18 @@ static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
             if (level < shallowest) shallowest = level;
         }
     }
-    for (uint32_t k = 0; k < next; k++) { /* LightGBM's missing types: float64 trees only */
-        const SqmlNode *node = &tree->nodes[order[k]];
-        int missing = tree->missing && node->feature >= 0 ? tree->missing[order[k]] : MISSING_NAN;
-        if (float32 && missing != MISSING_NAN) {
-            free(position);
-            free(stack);
-            free(order);
-            return 1; /* the general walk serves it */
-        }
-    }
     /* the tree's place in the model's pool (model.h): byte offsets in uint32 */
     SqmlModel *m = r->model;
     size_t size = float32 ? sizeof(SqmlNode32) : sizeof(SqmlNode64);
     size_t base = m->pool_size, bytes = (size_t)next * size;
-    if (bytes > COMPACT_MAX_POOL - base) { /* a pool this large: the general walk serves it */
-        free(position);
-        free(stack);
-        free(order);
-        return 1;
-    }
+    if (bytes > COMPACT_MAX_POOL - base) goto done; /* a pool this large: the general walk */
     if (base + bytes > m->pool_capacity) {
         size_t capacity = m->pool_capacity ? m->pool_capacity : 4096;
         while (capacity < base + bytes) capacity *= 2;
         unsigned char *grown = realloc(m->pool, capacity);
         if (grown == NULL) {
-            free(position);
-            free(stack);
-            free(order);
-            return fail(r, "out of memory laying a tree out");
+            ok = fail(r, "out of memory laying a tree out");
+            goto done;
         }
         m->pool = grown;
         m->pool_capacity = capacity;
@@ -683,10 +664,11 @@ static int compact(Reader *r, SqmlTree *tree, int float32, int less_than) {
     tree->root = (uint32_t)base;
     tree->depth = deepest;
     tree->shallowest = shallowest;
+done:
     free(position);
     free(stack);
     free(order);
-    return 1;
+    return ok;
 }
 
 static int read_tree(Reader *r, SqmlTree *tree, uint32_t index) {
