@@ -84,6 +84,7 @@ typedef struct {
 typedef struct {
     uint32_t root[WALK_GROUP];     /* each lane's root in the pool */
     uint32_t tree[WALK_GROUP];     /* the tree of each lane */
+    const double *leaves[WALK_GROUP]; /* each lane's tree's leaf values */
     uint32_t lanes;                /* lanes with a tree of their own */
     uint32_t shallowest, deepest;  /* over the group's leaves */
     uint32_t compact;              /* every tree has the compact layout */
@@ -108,6 +109,11 @@ struct SqmlModel {
     uint32_t zero_missing; /* a compact tree reads zero as missing (LightGBM): no fast walk */
     SqmlWalkGroup *groups; /* the trees by compact depth, for fast walks (model_score.c) */
     uint32_t n_groups;
+    /* A forest's class decided before its last tree (model_score.c), or NULL: for each
+     * group g (0 to n_groups) and class c, the least and the most the trees of groups g
+     * onwards can add to c's sum ((g * outputs + c) * 2, then + 1), and the margin that
+     * covers the sums' rounding. */
+    double *bounds, bound_margin;
     double *init, divisor;
     double samme_total, *samme_votes; /* hit, miss per tree */
     double *median_weights;

@@ -747,6 +747,7 @@ static int group_trees(Reader *r) {
             uint32_t t = (uint32_t)keys[first + (j < group->lanes ? j : group->lanes - 1)];
             const SqmlTree *tree = &m->trees[t];
             group->tree[j] = t;
+            group->leaves[j] = tree->leaves;
             group->root[j] = tree->root;
             group->compact &= tree->compact;
             if (tree->shallowest < group->shallowest) group->shallowest = tree->shallowest;
@@ -754,6 +755,53 @@ static int group_trees(Reader *r) {
         }
     }
     free(keys);
+    return 1;
+}
+
+/* A forest that votes for a class (the mean of its trees' class values, then the first
+ * largest): what the trees after each walk group can still add to each class (model.h),
+ * so that a prediction can stop once no remaining tree could change the class. */
+static int bound_groups(Reader *r) {
+    SqmlModel *m = r->model;
+    if (m->family != FAMILY_TREES || m->combine != COMBINE_MEAN || m->decision != TREES_ARGMAX ||
+        m->outputs < 2 || m->outputs > 64 || !(m->divisor > 0) || m->n_groups < 2)
+        return 1; /* (more classes: bounds too large to keep for each group) */
+    for (uint32_t g = 0; g < m->n_groups; g++)
+        if (!m->groups[g].compact) return 1;
+    uint32_t k = m->outputs;
+    double *bounds = model_alloc(m, sizeof(double) * ((size_t)m->n_groups + 1) * k * 2);
+    if (bounds == NULL) return fail(r, "out of memory bounding trees");
+    double total = 0.0;
+    for (uint32_t c = 0; c < k; c++) bounds[((size_t)m->n_groups * k + c) * 2] = 0.0,
+                                     bounds[((size_t)m->n_groups * k + c) * 2 + 1] = 0.0;
+    for (uint32_t g = m->n_groups; g-- > 0;) {
+        const SqmlWalkGroup *group = &m->groups[g];
+        double *here = bounds + (size_t)g * k * 2, *after = here + (size_t)k * 2;
+        for (uint32_t c = 0; c < k; c++) here[2 * c] = after[2 * c], here[2 * c + 1] = after[2 * c + 1];
+        for (uint32_t j = 0; j < group->lanes; j++) {
+            const SqmlTree *tree = &m->trees[group->tree[j]];
+            double most_anywhere = 0.0;
+            for (uint32_t c = 0; c < k; c++) {
+                double least = INFINITY, most = -INFINITY;
+                for (uint32_t l = 0; l < tree->n_leaves; l++) {
+                    double v = tree->leaves[(size_t)l * k + c];
+                    if (v < least) least = v;
+                    if (v > most) most = v;
+                }
+                if (tree->n_leaves == 0) least = most = 0.0;
+                here[2 * c] += least;
+                here[2 * c + 1] += most;
+                if (fabs(least) > most_anywhere) most_anywhere = fabs(least);
+                if (fabs(most) > most_anywhere) most_anywhere = fabs(most);
+            }
+            total += most_anywhere;
+        }
+    }
+    if (!isfinite(total)) return 1;
+    m->bounds = bounds;
+    /* far above the rounding of sums of n_trees values of at most total (about n_trees
+     * ulps of total), far below any difference a vote can make */
+    m->bound_margin = 1e-9 * (total > 1.0 ? total : 1.0);
     return 1;
 }
 
@@ -793,7 +841,7 @@ static int read_trees(Reader *r) {
     if (m->trees == NULL) return fail(r, "out of memory reading trees");
     for (uint32_t t = 0; t < m->n_trees; t++)
         if (!read_tree(r, &m->trees[t], t)) return 0;
-    if (!group_trees(r)) return 0;
+    if (!group_trees(r) || !bound_groups(r)) return 0;
     /* the float32 row, the accumulators and (median) a prediction and order per tree */
     m->work_size = (size_t)m->width + (size_t)m->outputs * 2 + m->n_classes +
                    (m->combine == COMBINE_MEDIAN ? (size_t)m->n_trees * 3 : 0);

@@ -558,6 +558,21 @@ static int compact_run(const SqmlModel *m, uint32_t t) {
     return 1;
 }
 
+/* One group's fast walk over a complete row: each lane's leaf in found. */
+static void group_leaves(const SqmlModel *m, const SqmlWalkGroup *group, TreeRow row,
+                         uint32_t found[FAST_LANES]) {
+    int lt = m->compare == COMPARE_LT;
+    if (row.f) {
+        const float *x[FAST_LANES] = {row.f};
+        (lt ? fast32_lt_row : fast32_le_row)(m->pool, group->root, x, group->shallowest,
+                                             group->deepest, found);
+    } else {
+        const double *x[FAST_LANES] = {row.d};
+        (lt ? fast64_lt_row : fast64_le_row)(m->pool, group->root, x, group->shallowest,
+                                             group->deepest, found);
+    }
+}
+
 /* The leaf number every tree of the model reaches, in tree order: LANES trees at a time
  * where they have the compact layout. */
 static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
@@ -570,17 +585,7 @@ static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
         for (uint32_t g = 0; g < m->n_groups; g++) {
             const SqmlWalkGroup *group = &m->groups[g];
             if (group->compact) {
-                if (row.f) {
-                    const float *x[FAST_LANES] = {row.f};
-                    (lt ? fast32_lt_row : fast32_le_row)(m->pool, group->root, x,
-                                                         group->shallowest, group->deepest,
-                                                         found);
-                } else {
-                    const double *x[FAST_LANES] = {row.d};
-                    (lt ? fast64_lt_row : fast64_le_row)(m->pool, group->root, x,
-                                                         group->shallowest, group->deepest,
-                                                         found);
-                }
+                group_leaves(m, group, row, found);
                 for (uint32_t j = 0; j < group->lanes; j++) leaves[group->tree[j]] = found[j];
             } else {
                 for (uint32_t j = 0; j < group->lanes; j++)
@@ -602,6 +607,53 @@ static void walk_all(const SqmlModel *m, TreeRow row, uint32_t *leaves) {
         lanes(m, root, x, &leaves[t]);
         t += LANES;
     }
+}
+
+/* A forest's vote decided early (model.h's bounds): the groups are walked in turn, their
+ * trees' class values summed, and the walk stops once the leading class stays ahead
+ * whatever the remaining trees add, by more than the margin that covers the sums'
+ * rounding: then no tree left can change the class the full mean picks, and it is
+ * returned. Else every leaf is in leaves and -1 is returned (the caller combines them in
+ * tree order, exactly). The row must be complete. */
+static int64_t early_class(const SqmlModel *m, TreeRow row, uint32_t *leaves, double *sums) {
+    uint32_t k = m->outputs, found[FAST_LANES];
+    const double *rest = m->bounds, margin = m->bound_margin;
+    if (k == 2) { /* the sums in registers */
+        double first = 0.0, second = 0.0;
+        for (uint32_t g = 0; g < m->n_groups; g++) {
+            const SqmlWalkGroup *group = &m->groups[g];
+            group_leaves(m, group, row, found);
+            for (uint32_t j = 0; j < group->lanes; j++) {
+                const double *leaf = group->leaves[j] + (size_t)found[j] * 2;
+                leaves[group->tree[j]] = found[j];
+                first += leaf[0];
+                second += leaf[1];
+            }
+            rest += 4; /* the groups after g: least and most for each class */
+            if (second > first ? first + rest[1] < second + rest[2] - margin
+                               : second + rest[3] < first + rest[0] - margin)
+                return second > first;
+        }
+        return -1;
+    }
+    for (uint32_t c = 0; c < k; c++) sums[c] = 0.0;
+    for (uint32_t g = 0; g < m->n_groups; g++) {
+        const SqmlWalkGroup *group = &m->groups[g];
+        group_leaves(m, group, row, found);
+        for (uint32_t j = 0; j < group->lanes; j++) {
+            const double *leaf = group->leaves[j] + (size_t)found[j] * k;
+            leaves[group->tree[j]] = found[j];
+            for (uint32_t c = 0; c < k; c++) sums[c] += leaf[c];
+        }
+        /* the leader, and whether every other class stays behind it */
+        rest += (size_t)k * 2;
+        uint32_t lead = first_max(sums, k);
+        double floor = sums[lead] + rest[2 * lead] - margin;
+        uint32_t c = 0;
+        while (c < k && (c == lead || sums[c] + rest[2 * c + 1] < floor)) c++;
+        if (c == k) return lead;
+    }
+    return -1;
 }
 
 /* Every tree's leaf for n rows (leaves: n x n_trees, row by row), tree by tree: a tree is
@@ -932,6 +984,16 @@ int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPredicti
     case FAMILY_CENTROIDS:
         return centroid_predict(m, x, work, out);
     default:
+        if (m->bounds) { /* a forest's vote, perhaps decided before its last tree */
+            TreeRow row = tree_input(m, x, work);
+            if (row.complete) {
+                uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
+                int64_t decided = early_class(m, row, leaves, trees_acc(m, work) + m->outputs);
+                if (decided >= 0) out->index = (uint32_t)decided;
+                else trees_predict(m, leaves, work, out);
+                return SQML_SCORED;
+            }
+        }
         sqml_model_predict_leaves(m, row_leaves(m, x, work), work, out);
         return SQML_SCORED;
     }

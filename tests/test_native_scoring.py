@@ -456,3 +456,46 @@ def test_json_rows_reuse_a_scratch_safely_whatever_their_size_or_nesting(db):
     )
     assert nested == db.value("SELECT sqml_predict('e', ?, ?)", inner)
     assert counts()[1] == before[1], "a row was handed to the Python side"
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_forest_stops_early_only_when_no_tree_left_can_change_its_class(db, classes):
+    """A forest's sqml_predict stops walking once the leading class stays ahead whatever
+    the remaining trees add (csrc/model_score.c, early_class). Labels drawn at random make
+    close votes, exact ties (an even number of trees voting half and half, which
+    scikit-learn gives to the first class) and clear ones: every row's class must be the
+    library's, in every form; a bound that let a tree too few count would differ."""
+    rng = np.random.default_rng(11)
+    columns = [f"x{i}" for i in range(4)]
+    db.conn.execute(f"CREATE TABLE noise ({', '.join(columns)}, label TEXT)")
+    rows = [
+        [*(float(v) for v in rng.normal(size=4)), "abc"[int(rng.integers(classes))]]
+        for _ in range(160)
+    ]
+    db.conn.executemany("INSERT INTO noise VALUES (?, ?, ?, ?, ?)", rows)
+    db.conn.execute(f"CREATE TABLE asked ({', '.join(columns)})")
+    asked = [[float(v) for v in rng.normal(size=4)] for _ in range(240)]
+    db.conn.executemany("INSERT INTO asked VALUES (?, ?, ?, ?)", [*asked, *(r[:4] for r in rows)])
+    db.conn.commit()
+    chosen = {"hyperparams": {"n_estimators": 24, "random_state": 3}}
+    result = db.train_with("votes", "classification", "random_forest", "noise", "label", chosen)
+    model_id = result["model_id"]
+    assert db.value("SELECT serving FROM sqml_models WHERE id = ?", (model_id,)) == "native"
+    pipeline, schema = db.stored_model(model_id)
+    records = [list(r) for r in db.rows("SELECT * FROM asked ORDER BY rowid")]
+    matrix = schema.encode_records(records, batch=True)
+    expected = [str(v) for v in pipeline.predict(matrix)]
+    # The data has both kinds of rows: votes decided before the last group of 8 trees
+    # (24 trees: after 16, a lead over what 8 more trees can add) and votes that are not.
+    votes = np.array([tree.predict_proba(matrix) for tree in pipeline[-1].estimators_])
+    leads = np.sort(votes[:16].sum(axis=0), axis=1)
+    decided = (leads[:, -1] - leads[:, -2]) > 8
+    assert 0 < decided.sum() < len(records)
+    totals = np.sort(votes.sum(axis=0), axis=1)
+    assert (totals[:, -1] == totals[:, -2]).any()  # exact ties
+    object_ = json_object(tuple(columns))
+    for sql in (
+        "SELECT sqml_predict('votes', x0, x1, x2, x3) FROM asked ORDER BY rowid",
+        f"SELECT sqml_predict('votes', {object_}) FROM asked ORDER BY rowid",
+    ):
+        assert [row[0] for row in db.rows(sql)] == expected, sql
