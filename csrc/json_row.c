@@ -527,100 +527,123 @@ static int parse_string(Parser *p, const char **out, size_t *out_size) {
     return 1;
 }
 
+/* Where a JSON number's parts are in its text, from scan_number. */
+typedef struct {
+    size_t end;                  /* after the number (or where it stops being one) */
+    size_t whole, whole_end;     /* the integer digits */
+    size_t fraction, fraction_end; /* the digits after '.', if any (else empty) */
+    size_t exponent, exponent_end; /* the exponent's digits, if any (else empty) */
+    int negative, exponent_negative, integer; /* integer: no fraction and no exponent */
+} NumberParts;
+
+/* Scans the JSON number at text[at] (RFC 8259's grammar): NULL, or why it is not one,
+ * with parts->end where it stops being one. */
+static const char *scan_number(const char *t, size_t size, size_t at, NumberParts *parts) {
+    size_t i = at;
+    memset(parts, 0, sizeof *parts);
+    parts->integer = 1;
+    if (i < size && t[i] == '-') parts->negative = 1, i++;
+    parts->whole = i;
+    if (i >= size || t[i] < '0' || t[i] > '9') {
+        parts->end = i;
+        return "features is not valid JSON (expecting a value)";
+    }
+    if (t[i] == '0') i++;
+    else while (i < size && t[i] >= '0' && t[i] <= '9') i++;
+    parts->whole_end = parts->fraction = parts->fraction_end = i;
+    if (i < size && t[i] == '.') {
+        parts->integer = 0;
+        parts->fraction = ++i;
+        while (i < size && t[i] >= '0' && t[i] <= '9') i++;
+        parts->fraction_end = i;
+        if (i == parts->fraction) {
+            parts->end = i;
+            return "features is not valid JSON (a number without fraction digits)";
+        }
+    }
+    parts->exponent = parts->exponent_end = i;
+    if (i < size && (t[i] == 'e' || t[i] == 'E')) {
+        parts->integer = 0;
+        i++;
+        if (i < size && (t[i] == '+' || t[i] == '-')) parts->exponent_negative = t[i++] == '-';
+        parts->exponent = i;
+        while (i < size && t[i] >= '0' && t[i] <= '9') i++;
+        parts->exponent_end = i;
+        if (i == parts->exponent) {
+            parts->end = i;
+            return "features is not valid JSON (a number without exponent digits)";
+        }
+    }
+    parts->end = i;
+    return NULL;
+}
+
+/* Eight ASCII digits (already checked to be digits) as their value: pairs, then fours,
+ * then the eight, each step one multiplication on a little-endian word. */
+static uint64_t eight_digits(const char *text) {
+    uint64_t v;
+    memcpy(&v, text, sizeof v);
+    v -= 0x3030303030303030ull;
+    v = (v * 10 + (v >> 8)) & 0x00ff00ff00ff00ffull;
+    v = (v * 100 + (v >> 16)) & 0x0000ffff0000ffffull;
+    return (v * 10000 + (v >> 32)) & 0xffffffffull;
+}
+
+static uint64_t add_digits(const char *t, size_t from, size_t to, uint64_t digits) {
+    for (; to - from >= 8; from += 8) digits = digits * 100000000u + eight_digits(t + from);
+    for (; from < to; from++) digits = digits * 10 + (uint64_t)(t[from] - '0');
+    return digits;
+}
+
 static const double POWERS_OF_TEN[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                           1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                           1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* A JSON number whose digits fit 2^53 and whose power of ten is at most 22 (what SQLite's
- * json_object writes, 15 significant digits): the digits and the power are both exact
- * doubles, so one multiplication or division rounds correctly (Clinger's fast path).
- * 0 for any other number (strtod reads it). */
-static int exact_decimal(const char *text, size_t size, double *out) {
-    size_t i = 0;
-    int negative = text[0] == '-';
-    if (negative) i++;
-    uint64_t digits = 0;
-    int significant = 0, exponent = 0;
-    for (; i < size && text[i] != 'e' && text[i] != 'E'; i++) {
-        char c = text[i];
-        if (c == '.') {
-            for (i++; i < size && text[i] >= '0' && text[i] <= '9'; i++) {
-                if (digits == 0 && text[i] == '0') {
-                    exponent--;
-                    continue;
-                }
-                if (++significant > 19) return 0;
-                digits = digits * 10 + (uint64_t)(text[i] - '0');
-                exponent--;
-            }
-            break;
-        }
-        if (digits == 0 && c == '0') continue;
-        if (++significant > 19) return 0;
-        digits = digits * 10 + (uint64_t)(c - '0');
-    }
-    if (i < size && (text[i] == 'e' || text[i] == 'E')) {
-        i++;
-        int sign = 1, value = 0;
-        if (i < size && (text[i] == '+' || text[i] == '-')) sign = text[i++] == '-' ? -1 : 1;
-        for (; i < size; i++) {
-            if (value > 1000) return 0;
-            value = value * 10 + (text[i] - '0');
-        }
-        exponent += sign * value;
-    }
+/* A scanned number whose digits (leading zeros aside) fit 2^53 and whose power of ten is
+ * at most 22 (what SQLite's json_object writes, 15 significant digits): the digits and
+ * the power are both exact doubles, so one multiplication or division rounds correctly
+ * (Clinger's fast path). 0 for any other number (strtod reads it). */
+static int exact_decimal(const char *t, const NumberParts *n, double *out) {
+    size_t whole = n->whole, fraction = n->fraction;
+    while (whole < n->whole_end && t[whole] == '0') whole++;
+    if (whole == n->whole_end)
+        while (fraction < n->fraction_end && t[fraction] == '0') fraction++;
+    if ((n->whole_end - whole) + (n->fraction_end - fraction) > 19) return 0; /* uint64 */
+    if (n->exponent_end - n->exponent > 4) return 0;
+    uint64_t digits = add_digits(t, fraction, n->fraction_end, add_digits(t, whole, n->whole_end, 0));
+    int exponent = (int)add_digits(t, n->exponent, n->exponent_end, 0);
+    exponent = (n->exponent_negative ? -exponent : exponent) - (int)(n->fraction_end - n->fraction);
     if (digits > (1ull << 53)) return 0;
     double value = (double)digits;
     if (digits == 0) value = 0.0;
     else if (exponent >= 0 && exponent <= 22) value *= POWERS_OF_TEN[exponent];
     else if (exponent < 0 && exponent >= -22) value /= POWERS_OF_TEN[-exponent];
     else return 0;
-    *out = negative ? -value : value;
+    *out = n->negative ? -value : value;
     return 1;
 }
 
 double sqml_json_number(const char *text, size_t size) {
+    NumberParts parts;
     double value;
-    if (!exact_decimal(text, size, &value)) value = strtod(text, NULL);
+    if (scan_number(text, size, 0, &parts) != NULL || parts.end != size ||
+        !exact_decimal(text, &parts, &value))
+        value = strtod(text, NULL);
     return value;
 }
 
 static int parse_number(Parser *p, SqmlCell *cell) {
-    size_t start = p->at, i = start;
+    size_t start = p->at;
     const char *t = p->text;
-    if (i < p->size && t[i] == '-') i++;
-    if (i < p->size && t[i] == 'I') return unusual(p, "-Infinity is not standard JSON");
-    if (i >= p->size || t[i] < '0' || t[i] > '9') {
-        p->at = i;
-        return invalid(p, "features is not valid JSON (expecting a value)");
-    }
-    if (t[i] == '0') i++;
-    else while (i < p->size && t[i] >= '0' && t[i] <= '9') i++;
-    int integer = 1;
-    if (i < p->size && t[i] == '.') {
-        integer = 0;
-        i++;
-        size_t digits = i;
-        while (i < p->size && t[i] >= '0' && t[i] <= '9') i++;
-        if (i == digits) {
-            p->at = i;
-            return invalid(p, "features is not valid JSON (a number without fraction digits)");
-        }
-    }
-    if (i < p->size && (t[i] == 'e' || t[i] == 'E')) {
-        integer = 0;
-        i++;
-        if (i < p->size && (t[i] == '+' || t[i] == '-')) i++;
-        size_t digits = i;
-        while (i < p->size && t[i] >= '0' && t[i] <= '9') i++;
-        if (i == digits) {
-            p->at = i;
-            return invalid(p, "features is not valid JSON (a number without exponent digits)");
-        }
-    }
-    size_t length = i - start;
-    p->at = i;
-    if (!integer && exact_decimal(t + start, length, &cell->d)) { /* no copy needed */
+    if (start + 1 < p->size && t[start] == '-' && t[start + 1] == 'I')
+        return unusual(p, "-Infinity is not standard JSON");
+    NumberParts parts;
+    const char *error = scan_number(t, p->size, start, &parts);
+    p->at = parts.end;
+    if (error != NULL) return invalid(p, error);
+    size_t length = parts.end - start;
+    int integer = parts.integer;
+    if (!integer && exact_decimal(t, &parts, &cell->d)) { /* no copy needed */
         cell->type = SQML_CELL_REAL;
         cell->text = NULL;
         cell->size = 0;
