@@ -85,16 +85,25 @@ static int sqml_value_copy(SqmlValue *to, const SqmlValue *from) {
     return 1;
 }
 
-static int values_equal(const SqmlValue *a, const SqmlValue *b) {
-    if (a->type != b->type) return 0;
-    switch (a->type) {
+/* Whether an SQL value is the kept one (a copy sqml_value_set made of an equal value). */
+static int value_is(const SqmlValue *kept, sqlite3_value *value) {
+    int type = sqlite3_value_type(value);
+    if (type != SQLITE_INTEGER && type != SQLITE_FLOAT && type != SQLITE_TEXT &&
+        type != SQLITE_BLOB)
+        type = SQLITE_NULL;
+    if (kept->type != type) return 0;
+    switch (type) {
     case SQLITE_INTEGER:
-        return a->i == b->i;
+        return kept->i == sqlite3_value_int64(value);
     case SQLITE_FLOAT:
-        return a->d == b->d;
+        return kept->d == sqlite3_value_double(value);
     case SQLITE_TEXT:
-    case SQLITE_BLOB:
-        return a->size == b->size && memcmp(a->bytes, b->bytes, (size_t)a->size) == 0;
+    case SQLITE_BLOB: {
+        const void *data = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(value)
+                                               : sqlite3_value_blob(value);
+        int size = sqlite3_value_bytes(value);
+        return kept->size == size && (size == 0 || (data && memcmp(kept->bytes, data, (size_t)size) == 0));
+    }
     default:
         return 1;
     }
@@ -350,6 +359,7 @@ typedef struct {
     Index seen;
     SqmlValue *seen_keys;
     size_t n_seen, seen_capacity;
+    int seen_hashed; /* the keys are in seen (else they are integers, each above the last) */
     /* lookups through the made table */
     Store store;
     int store_ready;
@@ -471,6 +481,7 @@ static void forget_seen(Cursor *cursor) {
     free(cursor->seen_keys);
     cursor->seen_keys = NULL;
     cursor->n_seen = cursor->seen_capacity = 0;
+    cursor->seen_hashed = 0;
 }
 
 /* Stop reading rows (the statement, the Python side's iterator). */
@@ -868,6 +879,20 @@ static int check_key(Cursor *cursor, const SqmlValue *key) {
         memcpy(copy->bytes, key->bytes, (size_t)key->size + 1);
     }
     cursor->n_seen++;
+    /* Integer keys each above the last are unique without a hash (a view of a table in
+     * its own order); the first key that is not has every key before it hashed. */
+    if (!cursor->seen_hashed) {
+        if (copy->type == SQLITE_INTEGER &&
+            (cursor->n_seen == 1 || copy->i > cursor->seen_keys[cursor->n_seen - 2].i))
+            return SQLITE_OK;
+        for (size_t i = 0; i + 1 < cursor->n_seen; i++) {
+            const SqmlValue *v = &cursor->seen_keys[i];
+            Key earlier;
+            key_of(v->type, v->i, v->d, v->bytes, (size_t)v->size, &earlier);
+            if (!index_put(&cursor->seen, &earlier, (uint32_t)i)) return SQLITE_NOMEM;
+        }
+        cursor->seen_hashed = 1;
+    }
     Key k;
     key_of(copy->type, copy->i, copy->d, copy->bytes, (size_t)copy->size, &k);
     size_t from = (size_t)-1;
@@ -1399,16 +1424,10 @@ static int same_arguments(Cursor *cursor, sqlite3_value *experiment, sqlite3_val
     if (!cursor->prepared) return 0;
     if ((cursor->plan & (PLAN_PROBABILITIES | PLAN_ROW_ID)) != (plan & (PLAN_PROBABILITIES | PLAN_ROW_ID)))
         return 0;
-    SqmlValue a = {0}, b = {0}, c = {0};
-    a.type = b.type = c.type = SQLITE_NULL;
-    int same = sqml_value_set(&a, experiment) && sqml_value_set(&b, source);
-    if (same && key_column) same = sqml_value_set(&c, key_column);
-    same = same && values_equal(&a, &cursor->experiment) && values_equal(&b, &cursor->source) &&
-           values_equal(&c, &cursor->key_column);
-    sqml_value_clear(&a);
-    sqml_value_clear(&b);
-    sqml_value_clear(&c);
-    return same;
+    /* (no copies: a join filters once per outer row) */
+    return value_is(&cursor->experiment, experiment) && value_is(&cursor->source, source) &&
+           (key_column ? value_is(&cursor->key_column, key_column)
+                       : cursor->key_column.type == SQLITE_NULL);
 }
 
 /* Decide how rows are made for these arguments: natively, else by the Python side. */

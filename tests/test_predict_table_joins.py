@@ -148,6 +148,23 @@ def test_keys_must_be_unique_and_present(holdout: Db) -> None:
     )
     with pytest.raises(sqlite3.OperationalError, match="key column 'k' of view 'holes' is NULL"):
         db.rows("SELECT * FROM sqml_predict_table('e', 'holes', 'k')")
+    # Ascending integer keys are checked without a hash until one is not above the last:
+    # a repeat after a long ascending run, of the last key, or as a REAL, is still found.
+    for late, shown in (("3", "3"), ("2999", "2999"), ("3000", "3000"), ("17.0", "17.0")):
+        view = (
+            f"CREATE VIEW late AS SELECT id AS k, a, b, c FROM t UNION ALL SELECT {late}, 0, 0, 0"  # noqa: S608
+        )
+        db.conn.execute(view)  # (late: one of the literals above)
+        for sql in (
+            "SELECT count(*) FROM sqml_predict_table('e', 'late', 'k')",
+            "SELECT count(*) FROM t JOIN sqml_predict_table('e', 'late', 'k') p ON p.row_id = t.id",
+        ):
+            with pytest.raises(sqlite3.OperationalError) as error:
+                db.rows(sql)
+            assert f"key column 'k' of view 'late' is not unique ({shown} appears" in str(
+                error.value
+            ), (late, sql, str(error.value))
+        db.conn.execute("DROP VIEW late")
     with pytest.raises(sqlite3.OperationalError, match="key column 'nope' is not a column of"):
         db.rows("SELECT * FROM sqml_predict_table('e', 'holdout', 'nope')")
 
