@@ -579,10 +579,14 @@ static const char *scan_number(const char *t, size_t size, size_t at, NumberPart
 }
 
 /* Eight ASCII digits (already checked to be digits) as their value: pairs, then fours,
- * then the eight, each step one multiplication on a little-endian word. */
+ * then the eight, each step one multiplication on a word whose first digit is its low
+ * byte (byte-swapped on a big-endian machine). */
 static uint64_t eight_digits(const char *text) {
     uint64_t v;
     memcpy(&v, text, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     v -= 0x3030303030303030ull;
     v = (v * 10 + (v >> 8)) & 0x00ff00ff00ff00ffull;
     v = (v * 100 + (v >> 16)) & 0x0000ffff0000ffffull;
@@ -609,7 +613,7 @@ static int exact_decimal(const char *t, const NumberParts *n, double *out) {
     if (whole == n->whole_end)
         while (fraction < n->fraction_end && t[fraction] == '0') fraction++;
     if ((n->whole_end - whole) + (n->fraction_end - fraction) > 19) return 0; /* uint64 */
-    if (n->exponent_end - n->exponent > 4) return 0;
+    if (n->exponent_end - n->exponent > 4 || n->fraction_end - n->fraction > 100000) return 0;
     uint64_t digits = add_digits(t, fraction, n->fraction_end, add_digits(t, whole, n->whole_end, 0));
     int exponent = (int)add_digits(t, n->exponent, n->exponent_end, 0);
     exponent = (n->exponent_negative ? -exponent : exponent) - (int)(n->fraction_end - n->fraction);

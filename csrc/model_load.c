@@ -2,6 +2,7 @@
  * validated. A blob from a database is untrusted: every count is checked against the
  * bytes present before anything is allocated, every index before anything follows it,
  * and the first failed check refuses the whole model with a message naming it. */
+#include <float.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -764,8 +765,12 @@ static int group_trees(Reader *r) {
 static int bound_groups(Reader *r) {
     SqmlModel *m = r->model;
     if (m->family != FAMILY_TREES || m->combine != COMBINE_MEAN || m->decision != TREES_ARGMAX ||
-        m->outputs < 2 || m->outputs > 64 || !(m->divisor > 0) || m->n_groups < 2)
+        m->outputs < 2 || m->outputs > 64 || m->n_groups < 2)
         return 1; /* (more classes: bounds too large to keep for each group) */
+    /* the mean divides the sums by at least 1 and at most the tree count (scikit-learn:
+     * the tree count), which keeps sums a margin apart in the same order: a divisor far
+     * outside could make two different sums equal means (infinite, or rounded together) */
+    if (!(m->divisor >= 1.0 && m->divisor <= (double)m->n_trees)) return 1;
     for (uint32_t g = 0; g < m->n_groups; g++)
         if (!m->groups[g].compact) return 1;
     uint32_t k = m->outputs;
@@ -799,9 +804,10 @@ static int bound_groups(Reader *r) {
     }
     if (!isfinite(total)) return 1;
     m->bounds = bounds;
-    /* far above the rounding of sums of n_trees values of at most total (about n_trees
-     * ulps of total), far below any difference a vote can make */
-    m->bound_margin = 1e-9 * (total > 1.0 ? total : 1.0);
+    /* above the rounding of the sums compared (each within about n_trees ulps of total,
+     * four of them), far below any difference a vote can make */
+    double ulps = 4.0 * ((double)m->n_trees + 2.0) * DBL_EPSILON;
+    m->bound_margin = (ulps > 1e-9 ? ulps : 1e-9) * (total > 1.0 ? total : 1.0);
     return 1;
 }
 

@@ -889,7 +889,10 @@ static int check_key(Cursor *cursor, const SqmlValue *key) {
             const SqmlValue *v = &cursor->seen_keys[i];
             Key earlier;
             key_of(v->type, v->i, v->d, v->bytes, (size_t)v->size, &earlier);
-            if (!index_put(&cursor->seen, &earlier, (uint32_t)i)) return SQLITE_NOMEM;
+            if (!index_put(&cursor->seen, &earlier, (uint32_t)i)) {
+                index_free(&cursor->seen); /* (a later call starts the catch-up again) */
+                return SQLITE_NOMEM;
+            }
         }
         cursor->seen_hashed = 1;
     }
