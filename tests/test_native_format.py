@@ -198,6 +198,48 @@ print(accepted, refused)
 """
 
 
+@native_only
+def test_a_forest_with_a_crafted_divisor_predicts_alike_row_by_row_and_in_blocks(iris: Db) -> None:
+    """A forest's class decided before its last tree (csrc/model_score.c) must be the one
+    the mean of every tree gives. A form whose mean divides by the smallest double makes
+    every class's mean infinite, a tie that goes to the first class: one row at a time
+    (which may stop early) and sqml_predict_table (blocks, every tree) must agree."""
+    result = iris.train_with(
+        "e", "classification", "random_forest", "dataset_iris", "target",
+        {"hyperparams": {"n_estimators": 16}},
+    )  # fmt: skip
+    model_id = result["model_id"]
+    blob = native_row(iris, model_id)[0]
+    mean = struct.pack("<dddd", 0.0, 0.0, 0.0, 16.0)  # three starting values, the divisor
+    assert blob.count(mean) == 1
+    at = blob.index(mean) + 24
+    store_form(iris, model_id, blob[:at] + struct.pack("<d", 5e-324) + blob[at + 8 :])
+    asked = "FROM dataset_iris ORDER BY rowid"
+    columns = ", ".join(f'"{part} (cm)"' for part in ("sepal length", "sepal width",
+                                                        "petal length", "petal width"))  # fmt: skip
+    one = [r[0] for r in iris.rows(f"SELECT sqml_predict('e', {columns}) {asked}")]  # noqa: S608
+    table = [
+        r[0]
+        for r in iris.rows(
+            "SELECT p.prediction FROM dataset_iris AS t JOIN sqml_predict_table('e',"
+            " 'dataset_iris') AS p ON p.row_id = t.rowid ORDER BY t.rowid"
+        )
+    ]
+    assert one == table
+    # what the mean gives: sums in tree order over the tiny divisor (infinite unless 0),
+    # then the first largest
+    pipeline, schema = iris.stored_model(model_id)
+    records = [list(r)[:4] for r in iris.rows(f"SELECT * {asked}")]  # noqa: S608
+    matrix = pipeline[:-1].transform(schema.encode_records(records, batch=True))
+    sums = np.zeros((len(records), 3))
+    for tree in pipeline[-1].estimators_:
+        sums += tree.predict_proba(matrix.astype(np.float32))
+    with np.errstate(over="ignore"):
+        means = sums / 5e-324
+    assert one == [float(c) for c in pipeline[-1].classes_[np.argmax(means, axis=1)]]
+    assert len(set(one)) > 1 and any(np.isinf(means).sum(axis=1) > 1)  # ties among infinities
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_damage_is_refused_or_harmless(db: Db, python, tmp_path, seed) -> None:
     """Random byte changes in real forms of every family, in a child process: each is
