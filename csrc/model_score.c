@@ -1054,19 +1054,19 @@ int sqml_model_predict(const SqmlModel *m, double *x, double *work, SqmlPredicti
         return linear_predict(m, x, work, out);
     case FAMILY_CENTROIDS:
         return centroid_predict(m, x, work, out);
-    default:
-        if (m->bounds) { /* a forest's vote, perhaps decided before its last tree */
-            TreeRow row = tree_input(m, x, work);
-            if (row.complete) {
-                uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
-                int64_t decided = early_class(m, row, leaves, trees_acc(m, work) + m->outputs);
-                if (decided >= 0) out->index = (uint32_t)decided;
-                else trees_predict(m, leaves, work, out);
-                return SQML_SCORED;
-            }
+    default: {
+        TreeRow row = tree_input(m, x, work);
+        uint32_t *leaves = (uint32_t *)(work + m->leaves_at);
+        if (m->bounds && row.complete) { /* a forest's vote, perhaps decided early */
+            int64_t decided = early_class(m, row, leaves, trees_acc(m, work) + m->outputs);
+            if (decided >= 0) out->index = (uint32_t)decided;
+            else trees_predict(m, leaves, work, out);
+            return SQML_SCORED;
         }
-        sqml_model_predict_leaves(m, row_leaves(m, x, work), work, out);
+        walk_all(m, row, leaves);
+        sqml_model_predict_leaves(m, leaves, work, out);
         return SQML_SCORED;
+    }
     }
 }
 
