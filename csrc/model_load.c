@@ -776,9 +776,7 @@ static int bound_groups(Reader *r) {
     uint32_t k = m->outputs;
     double *bounds = model_alloc(m, sizeof(double) * ((size_t)m->n_groups + 1) * k * 2);
     if (bounds == NULL) return fail(r, "out of memory bounding trees");
-    double total = 0.0;
-    for (uint32_t c = 0; c < k; c++) bounds[((size_t)m->n_groups * k + c) * 2] = 0.0,
-                                     bounds[((size_t)m->n_groups * k + c) * 2 + 1] = 0.0;
+    double total = 0.0; /* (bounds after the last group: 0, as model_alloc zeroes) */
     for (uint32_t g = m->n_groups; g-- > 0;) {
         const SqmlWalkGroup *group = &m->groups[g];
         double *here = bounds + (size_t)g * k * 2, *after = here + (size_t)k * 2;
@@ -786,14 +784,13 @@ static int bound_groups(Reader *r) {
         for (uint32_t j = 0; j < group->lanes; j++) {
             const SqmlTree *tree = &m->trees[group->tree[j]];
             double most_anywhere = 0.0;
-            for (uint32_t c = 0; c < k; c++) {
+            for (uint32_t c = 0; c < k; c++) { /* (every tree has a leaf: read_nodes) */
                 double least = INFINITY, most = -INFINITY;
                 for (uint32_t l = 0; l < tree->n_leaves; l++) {
                     double v = tree->leaves[(size_t)l * k + c];
                     if (v < least) least = v;
                     if (v > most) most = v;
                 }
-                if (tree->n_leaves == 0) least = most = 0.0;
                 here[2 * c] += least;
                 here[2 * c + 1] += most;
                 if (fabs(least) > most_anywhere) most_anywhere = fabs(least);
