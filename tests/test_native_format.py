@@ -38,6 +38,16 @@ def native_row(db: Db, model_id: int) -> tuple[bytes, str, str, str | None]:
     return blob, digest, serving, reason
 
 
+def iris_forest(iris: Db, trees: int) -> tuple[int, bytes]:
+    """Experiment 'e': a forest of this many trees on iris; its model id and native form."""
+    result = iris.train_with(
+        "e", "classification", "random_forest", "dataset_iris", "target",
+        {"hyperparams": {"n_estimators": trees}},
+    )  # fmt: skip
+    model_id = result["model_id"]
+    return model_id, native_row(iris, model_id)[0]
+
+
 def store_form(db: Db, model_id: int, blob: bytes) -> None:
     """What someone who can write the file can do: a new form with a matching digest."""
     db.conn.execute(
@@ -106,12 +116,7 @@ def test_the_loader_refuses_what_the_writer_never_writes() -> None:
 
 @native_only
 def test_a_damaged_form_is_refused_by_name_and_served_by_nothing(iris: Db) -> None:
-    result = iris.train_with(
-        "e", "classification", "random_forest", "dataset_iris", "target",
-        {"hyperparams": {"n_estimators": 3}},
-    )  # fmt: skip
-    model_id = result["model_id"]
-    blob = native_row(iris, model_id)[0]
+    model_id, blob = iris_forest(iris, 3)
     # Bytes changed without their digest: refused as tampered.
     iris.conn.execute(
         "UPDATE sqml_models SET native_model = ? WHERE id = ?", (blob[:-4] + b"XXXX", model_id)
@@ -204,12 +209,7 @@ def test_a_forest_with_a_crafted_divisor_predicts_alike_row_by_row_and_in_blocks
     the mean of every tree gives. A form whose mean divides by the smallest double makes
     every class's mean infinite, a tie that goes to the first class: one row at a time
     (which may stop early) and sqml_predict_table (blocks, every tree) must agree."""
-    result = iris.train_with(
-        "e", "classification", "random_forest", "dataset_iris", "target",
-        {"hyperparams": {"n_estimators": 16}},
-    )  # fmt: skip
-    model_id = result["model_id"]
-    blob = native_row(iris, model_id)[0]
+    model_id, blob = iris_forest(iris, 16)
     mean = struct.pack("<dddd", 0.0, 0.0, 0.0, 16.0)  # three starting values, the divisor
     assert blob.count(mean) == 1
     at = blob.index(mean) + 24
